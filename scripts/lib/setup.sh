@@ -1,0 +1,174 @@
+# shellcheck shell=bash
+# Shared set-up for scripts/up and scripts/test: install what is missing, start Docker and Redis if they do
+# not answer, install and build berth, build the runner image without needing a registry.
+# Every step checks first and does nothing when its work is already done, so a second run takes seconds.
+
+set -euo pipefail
+
+BERTH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BERTH_STATE_DIR=${BERTH_STATE_DIR:-$HOME/.berth}
+RUNNER_IMAGE=${BERTH_DEFAULT_IMAGE:-berth-runner:latest}
+BASE_IMAGE_LOCAL=berth-base:bookworm
+DEBIAN_MIRROR=${BERTH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+say() { printf '[berth setup] %s\n' "$*" >&2; }
+die() { printf '[berth setup] error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "'$*' needs root and sudo is not available"
+  fi
+}
+
+# Load .env (if present) so the set-up uses the same BERTH_REDIS_URL / DOCKER_HOST as the server.
+load_env_file() {
+  if [ -f "$BERTH_ROOT/.env" ]; then
+    set -a
+    # shellcheck disable=SC1091
+    . "$BERTH_ROOT/.env"
+    set +a
+  fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "missing $*, and apt-get is not available to install it; install it by hand"
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    say "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  say "installing $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_packages() {
+  local missing=()
+  command -v node >/dev/null 2>&1 || die "Node.js 20 or newer is required (node was not found on PATH)"
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$major" -ge 20 ] || die "Node.js 20 or newer is required (found $(node --version))"
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  command -v pigz >/dev/null 2>&1 || missing+=(pigz)
+  command -v git >/dev/null 2>&1 || missing+=(git)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+  # A docker CLI may already be on PATH without an engine; docker.io brings both.
+  command -v docker >/dev/null 2>&1 || apt_install docker.io
+}
+
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then return; fi
+  case "${DOCKER_HOST:-unix:///var/run/docker.sock}" in
+    unix:///var/run/docker.sock) ;;
+    *) die "Docker at DOCKER_HOST=$DOCKER_HOST does not answer; start it, or unset DOCKER_HOST to use a local engine" ;;
+  esac
+  say "starting dockerd"
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl start docker || true
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    mkdir -p "$BERTH_STATE_DIR"
+    as_root sh -c "nohup dockerd >'$BERTH_STATE_DIR/dockerd.log' 2>&1 &"
+  fi
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && return
+    sleep 1
+  done
+  die "dockerd did not answer within 60 s; see $BERTH_STATE_DIR/dockerd.log"
+}
+
+redis_url() { printf '%s' "${BERTH_REDIS_URL:-redis://127.0.0.1:6379}"; }
+
+ensure_redis() {
+  local url host port
+  url=$(redis_url)
+  if redis-cli -u "$url" ping 2>/dev/null | grep -q PONG; then return; fi
+  # Only a local Redis can be started from here.
+  host=$(node -e 'const u=new URL(process.argv[1]); process.stdout.write(u.hostname)' "$url")
+  port=$(node -e 'const u=new URL(process.argv[1]); process.stdout.write(u.port || "6379")' "$url")
+  case "$host" in
+    127.*|localhost|"[::1]"|::1) ;;
+    *) die "Redis at $host:$port (BERTH_REDIS_URL) does not answer, and it is not local, so it is not started from here" ;;
+  esac
+  say "starting redis-server on $host:$port"
+  mkdir -p "$BERTH_STATE_DIR/redis"
+  # noeviction: BullMQ must never lose keys to memory pressure. appendonly: queued tasks survive a restart.
+  redis-server --bind "${host//[\[\]]/}" --port "$port" --daemonize yes \
+    --dir "$BERTH_STATE_DIR/redis" --appendonly yes --maxmemory-policy noeviction \
+    --logfile "$BERTH_STATE_DIR/redis/redis.log" >/dev/null
+  for _ in $(seq 1 30); do
+    redis-cli -u "$url" ping 2>/dev/null | grep -q PONG && return
+    sleep 0.5
+  done
+  die "redis-server did not answer on $host:$port; see $BERTH_STATE_DIR/redis/redis.log"
+}
+
+ensure_node_deps() {
+  cd "$BERTH_ROOT"
+  local want have=""
+  want=$(sha256sum package-lock.json | cut -d' ' -f1)
+  [ -f node_modules/.berth-lock-hash ] && have=$(cat node_modules/.berth-lock-hash)
+  if [ "$want" != "$have" ]; then
+    say "installing npm dependencies"
+    npm ci --no-audit --no-fund --loglevel=error
+    printf '%s' "$want" > node_modules/.berth-lock-hash
+  fi
+}
+
+build_berth() {
+  cd "$BERTH_ROOT"
+  say "building berth"
+  npm run --silent build
+}
+
+# Runner image: rebuilt only when runner-image/ changes (its hash is kept as a label on the image).
+ensure_runner_image() {
+  local hash current
+  hash=$(cd "$BERTH_ROOT/runner-image" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+  current=$(docker image inspect -f '{{ index .Config.Labels "berth.runner-hash" }}' "$RUNNER_IMAGE" 2>/dev/null || true)
+  if [ "$current" = "$hash" ]; then return; fi
+
+  local base
+  base=$(sed -n 's/^ARG BASE_IMAGE=//p' "$BERTH_ROOT/runner-image/Dockerfile")
+  if ! docker image inspect "$base" >/dev/null 2>&1 && ! timeout 120 docker pull -q "$base" >/dev/null 2>&1; then
+    say "$base cannot be pulled; using a Debian base bootstrapped locally ($BASE_IMAGE_LOCAL)"
+    ensure_local_base
+    base=$BASE_IMAGE_LOCAL
+  fi
+  say "building $RUNNER_IMAGE from runner-image/ on $base"
+  DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE_IMAGE=$base" --label "berth.runner-hash=$hash" \
+    -t "$RUNNER_IMAGE" "$BERTH_ROOT/runner-image" >/dev/null
+}
+
+ensure_local_base() {
+  if docker image inspect "$BASE_IMAGE_LOCAL" >/dev/null 2>&1; then return; fi
+  local rootfs include
+  include=$(grep -v '^#' "$BERTH_ROOT/runner-image/packages.txt" | paste -sd, -)
+  rootfs=$(mktemp -d "${TMPDIR:-/tmp}/berth-rootfs.XXXXXX")
+  say "debootstrap bookworm from $DEBIAN_MIRROR (a few minutes, once)"
+  if ! as_root debootstrap --variant=minbase --include="$include" bookworm "$rootfs" "$DEBIAN_MIRROR" \
+      >"$BERTH_STATE_DIR/debootstrap.log" 2>&1; then
+    as_root rm -rf --one-file-system "$rootfs"
+    die "debootstrap failed; see $BERTH_STATE_DIR/debootstrap.log"
+  fi
+  as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  as_root tar -C "$rootfs" --numeric-owner -c . | docker import \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' -c 'CMD ["bash"]' - "$BASE_IMAGE_LOCAL" >/dev/null
+  as_root rm -rf --one-file-system "$rootfs"
+}
+
+setup_all() {
+  load_env_file
+  mkdir -p "$BERTH_STATE_DIR"
+  ensure_packages
+  ensure_docker
+  ensure_redis
+  ensure_node_deps
+  build_berth
+  ensure_runner_image
+}

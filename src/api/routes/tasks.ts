@@ -1,0 +1,68 @@
+// Task routes: submit, read, list, cancel, delete (shared/API.md §3).
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { TASK_STATUSES, type TaskStatus } from "../../contract/types.js";
+import { TASK_ID_PATTERN, type TaskRecord } from "../../domain/task.js";
+import { validateSubmit } from "../../domain/validate.js";
+import { BerthError, invalidInput, taskNotFound } from "../../errors.js";
+import { toView } from "../views.js";
+import type { ApiContext } from "../server.js";
+
+export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
+  const { services, deps } = ctx;
+
+  app.post("/v1/tasks", async (request, reply) => {
+    const tenant = ctx.auth.tenantOf(request);
+    const header = request.headers["idempotency-key"];
+    const input = validateSubmit(request.body, deps.config, Array.isArray(header) ? header[0] : header);
+    const { record, created } = await services.queue.submit(tenant, input);
+    request.log.info({ taskId: record.id, tenant, created }, created ? "task queued" : "idempotent submit matched an existing task");
+    return reply.code(created ? 202 : 200).header("location", `/v1/tasks/${record.id}`).send(toView(record));
+  });
+
+  app.get("/v1/tasks/:id", async (request) => toView(await ctx.findTask(request)));
+
+  app.get("/v1/tasks", async (request) => {
+    const tenant = ctx.auth.tenantOf(request);
+    const q = request.query as Record<string, string | undefined>;
+    const status = q.status as TaskStatus | undefined;
+    if (status !== undefined && !TASK_STATUSES.includes(status)) {
+      throw invalidInput(`Invalid status: must be one of ${TASK_STATUSES.join(", ")}.`, { field: "status" });
+    }
+    let label: [string, string] | undefined;
+    if (q.label !== undefined) {
+      const at = q.label.indexOf(":");
+      if (at < 1) throw invalidInput("Invalid label: use label=key:value.", { field: "label" });
+      label = [q.label.slice(0, at), q.label.slice(at + 1)];
+    }
+    const limit = q.limit === undefined ? 50 : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw invalidInput("Invalid limit: must be a whole number from 1 to 500.", { field: "limit" });
+    const cursor = q.cursor === undefined ? null : decodeCursor(q.cursor);
+    const page = await services.store.list(tenant, { limit, cursor, status, label });
+    return { tasks: page.records.map(toView), nextCursor: page.nextCursor ? Buffer.from(page.nextCursor).toString("base64url") : null };
+  });
+
+  app.post("/v1/tasks/:id/cancel", async (request, reply) => {
+    const tenant = ctx.auth.tenantOf(request);
+    const record = await services.queue.cancel(tenant, taskIdParam(request));
+    return reply.code(202).send(toView(record));
+  });
+}
+
+export function taskIdParam(request: FastifyRequest): string {
+  const id = (request.params as { id?: string }).id ?? "";
+  if (!TASK_ID_PATTERN.test(id)) throw taskNotFound(id.slice(0, 80));
+  return id;
+}
+
+function decodeCursor(raw: string): string {
+  const decoded = Buffer.from(raw, "base64url").toString("utf8");
+  if (!/^\d{15}\|[A-Za-z0-9_-]{8,64}$/.test(decoded)) throw invalidInput("Invalid cursor: pass back nextCursor from the previous page unchanged.", { field: "cursor" });
+  return decoded;
+}
+
+/** Shared by routes that need a visible task; expired tasks answer 410 where the resource is gone. */
+export function assertNotExpired(record: TaskRecord, what: string): void {
+  if (record.status === "expired") {
+    throw new BerthError("expired", `Task "${record.id}" has expired; its ${what} was removed at ${new Date(record.expiresAtMs ?? 0).toISOString()}.`);
+  }
+}

@@ -1,0 +1,57 @@
+// The HTTP API (shared/API.md §3) as a Fastify instance; main.ts listens, tests use inject or listen on port 0.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Deps } from "../app/deps.js";
+import type { Services } from "../app/services.js";
+import type { TaskRecord } from "../domain/task.js";
+import { taskNotFound } from "../errors.js";
+import { LiveHub } from "../logs/live-hub.js";
+import { Authenticator } from "./auth.js";
+import { registerErrorHandler } from "./error-handler.js";
+import { artifactRoutes } from "./routes/artifacts.js";
+import { healthRoutes } from "./routes/health.js";
+import { taskIdParam, taskRoutes } from "./routes/tasks.js";
+import { streamEvents, wantsEventStream } from "./sse.js";
+
+export interface ApiContext {
+  readonly deps: Deps;
+  readonly services: Services;
+  readonly auth: Authenticator;
+  /** Whether /readyz checks Docker (an API-only process may not talk to an engine). */
+  readonly checkDocker: boolean;
+  /** The caller's task named by `:id`, or 404 (another tenant's task looks exactly like a missing one). */
+  findTask(request: FastifyRequest): Promise<TaskRecord>;
+  wantsEventStream(request: FastifyRequest): boolean;
+  streamEvents(request: FastifyRequest, reply: FastifyReply, record: TaskRecord): Promise<void>;
+}
+
+export async function buildServer(deps: Deps, services: Services, opts: { checkDocker?: boolean } = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.config.http.maxBodyBytes,
+    disableRequestLogging: false,
+    maxParamLength: 2048,
+    requestTimeout: 0,
+  });
+  const auth = new Authenticator(deps.config.apiKeys);
+  const hub = new LiveHub(services.logs);
+  const ctx: ApiContext = {
+    deps,
+    services,
+    auth,
+    checkDocker: opts.checkDocker ?? true,
+    async findTask(request) {
+      const tenant = auth.tenantOf(request);
+      const id = taskIdParam(request);
+      const record = await services.store.getForTenant(tenant, id);
+      if (!record) throw taskNotFound(id);
+      return record;
+    },
+    wantsEventStream,
+    streamEvents: (request, reply, record) => streamEvents(request, reply, record, { logs: services.logs, store: services.store, hub }),
+  };
+  registerErrorHandler(app);
+  await app.register(healthRoutes, { ctx });
+  await app.register(taskRoutes, { ctx });
+  await app.register(artifactRoutes, { ctx });
+  return app;
+}

@@ -1,0 +1,25 @@
+// Imports flow one way:
+//   cli ─► client ─► contract
+//   main ─► api, queue, cleanup ─► runner, workspace, archive, logs, store ─► domain, errors, config, logging
+// Only runner/docker-runtime.ts imports dockerode; only queue/* and cleanup/schedule.ts import bullmq;
+// only store/keys.ts spells Redis keys; only config/config.ts reads configuration variables.
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Config } from "../config/config.js";
+import type { ContainerRuntime } from "../runner/container-runtime.js";
+
+/** Everything a role needs, built once in main.ts; tests build their own. */
+export interface Deps {
+  readonly config: Config;
+  readonly logger: Logger;
+  /** General-purpose connection (fails fast when Redis is down, so the API can answer 503). */
+  readonly redis: Redis;
+  readonly runtime: ContainerRuntime;
+  /**
+   * Prefix for every Redis key and BullMQ queue, and the value of the `berth.namespace` label on every
+   * container. "berth" in production; unique per test file in tests.
+   */
+  readonly namespace: string;
+  /** This host's name: recorded on tasks it runs, since their workspaces and archives live on its disk. */
+  readonly host: string;
+}

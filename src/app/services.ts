@@ -1,0 +1,23 @@
+// The stores and the queue, built on one Deps; shared by the API, the worker and the CLI's local commands.
+import type { Redis } from "ioredis";
+import type { Deps } from "./deps.js";
+import { LogStore } from "../logs/log-store.js";
+import { TaskQueue } from "../queue/queue.js";
+import { createKeys, type Keys } from "../store/keys.js";
+import { TaskStore } from "../store/task-store.js";
+
+export interface Services {
+  readonly keys: Keys;
+  readonly store: TaskStore;
+  readonly logs: LogStore;
+  readonly queue: TaskQueue;
+}
+
+/** `queueConnection` is handed to BullMQ's Queue; by default the shared fail-fast connection. */
+export function createServices(deps: Deps, queueConnection: Redis = deps.redis): Services {
+  const keys = createKeys(deps.namespace);
+  const store = new TaskStore(deps.redis, keys);
+  const logs = new LogStore(deps.redis, keys);
+  const queue = new TaskQueue(deps, keys, store, logs, queueConnection);
+  return { keys, store, logs, queue };
+}

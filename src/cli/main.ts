@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// `berth` command line: server roles, and client commands over HTTP (BERTH_URL, BERTH_API_KEY).
+import { Command } from "commander";
+import { isBerthError } from "../errors.js";
+import { runServer, type ServerRole } from "../main.js";
+import { registerClientCommands } from "./commands/client.js";
+import { registerWorkspaceCommands } from "./commands/workspace.js";
+
+const program = new Command()
+  .name("berth")
+  .description("Run tasks in fresh, locked-down Docker containers.")
+  .showHelpAfterError()
+  .enablePositionalOptions();
+
+for (const [role, what] of [
+  ["serve", "HTTP API, worker and cleanup scheduler in one process"],
+  ["api", "only the HTTP API"],
+  ["worker", "only a worker (and this host's cleanup)"],
+] as const) {
+  program.command(role).description(`run ${what}`).action(async () => runServer(role as ServerRole));
+}
+registerClientCommands(program);
+registerWorkspaceCommands(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  // Errors print their message, not a stack trace: the messages say what to do.
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`berth: ${message}\n`);
+  process.exit(isBerthError(err) && err.code === "invalid_config" ? 2 : 1);
+});

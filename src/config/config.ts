@@ -1,0 +1,177 @@
+// The only module that reads configuration from the environment (main.ts passes process.env in).
+import { homedir } from "node:os";
+import path from "node:path";
+import { z } from "zod";
+import { BerthError } from "../errors.js";
+
+const expandHome = (p: string) => path.resolve(p.replace(/^~(?=$|\/)/, homedir()));
+const wholeNumber = (min: number, max: number, fallback: number) => {
+  const problem = `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number(problem).int(problem).min(min, problem).max(max, problem).default(fallback);
+};
+const seconds = (fallback: number) => wholeNumber(1, 31_536_000, fallback);
+const csv = z
+  .string()
+  .default("")
+  .transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean));
+const bool = (fallback: "true" | "false") =>
+  z.enum(["true", "false", "1", "0"], "must be true or false").default(fallback).transform((v) => v === "true" || v === "1");
+
+// Names are the public contract (shared/API.md §1); keep them in the order of .env.example.
+const Env = z.object({
+  BERTH_REDIS_URL: z
+    .string()
+    .default("redis://127.0.0.1:6379")
+    .refine((v) => /^rediss?:\/\//.test(v), "must start with redis:// or rediss://"),
+  BERTH_WORKSPACE_DIR: z.string().min(1).default("~/.berth/workspaces").transform(expandHome),
+  BERTH_ARCHIVE_DIR: z.string().min(1).default("~/.berth/archives").transform(expandHome),
+  BERTH_HOST: z.string().min(1).default("127.0.0.1"),
+  BERTH_PORT: wholeNumber(0, 65_535, 8080),
+  BERTH_API_KEYS: csv.pipe(z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}:\S{8,}$/, "each entry must be tenant:key, the key at least 8 characters"))),
+  BERTH_DEFAULT_IMAGE: z.string().min(1).default("berth-runner:latest"),
+  BERTH_ALLOWED_IMAGES: csv,
+  BERTH_CONCURRENCY: wholeNumber(1, 256, 2),
+  BERTH_TASK_TIMEOUT_SECONDS: seconds(600),
+  BERTH_MAX_TASK_TIMEOUT_SECONDS: seconds(3600),
+  BERTH_RETENTION_SECONDS: seconds(604_800),
+  BERTH_MAX_RETENTION_SECONDS: seconds(2_592_000),
+  BERTH_CLEANUP_INTERVAL_SECONDS: seconds(600),
+  BERTH_MAX_OUTPUT_BYTES: wholeNumber(0, 2 ** 40, 10_485_760),
+  BERTH_TENANT_MAX_ACTIVE: wholeNumber(1, 1_000_000, 100),
+  BERTH_ALLOW_NETWORK: bool("false"),
+  BERTH_RUNNER_USER: z
+    .string()
+    .regex(/^\d+:\d+$/, "must be uid:gid, e.g. 1000:1000")
+    .default("1000:1000")
+    .refine((v) => !v.startsWith("0:"), "must not be root (uid 0)"),
+  BERTH_DEFAULT_MEMORY_MB: wholeNumber(16, 1_048_576, 512),
+  BERTH_MAX_MEMORY_MB: wholeNumber(16, 1_048_576, 4096),
+  BERTH_DEFAULT_CPUS: z.coerce.number("must be a number of CPUs").positive("must be positive").default(1),
+  BERTH_MAX_CPUS: z.coerce.number("must be a number of CPUs").positive("must be positive").default(2),
+  BERTH_DEFAULT_PIDS: wholeNumber(8, 100_000, 256),
+  BERTH_MAX_PIDS: wholeNumber(8, 100_000, 1024),
+  BERTH_TMPFS_MB: wholeNumber(1, 1_048_576, 256),
+  BERTH_STOP_GRACE_SECONDS: wholeNumber(0, 600, 10),
+  BERTH_ARCHIVE_TIMEOUT_SECONDS: seconds(600),
+  BERTH_SHUTDOWN_TIMEOUT_SECONDS: wholeNumber(1, 3600, 30),
+  BERTH_MAX_BODY_BYTES: wholeNumber(1024, 1_073_741_824, 16_777_216),
+  BERTH_RUNTIME: z.string().regex(/^[A-Za-z0-9_.-]*$/, "must be a Docker runtime name such as runsc").default(""),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], "must be a pino level").default("info"),
+});
+
+/** Values whose content must never appear in an error message or a log line. */
+const SECRET = new Set(["BERTH_API_KEYS", "BERTH_REDIS_URL"]);
+
+export interface Limits {
+  readonly memoryMb: number;
+  readonly cpus: number;
+  readonly pids: number;
+}
+
+export interface Config {
+  readonly redisUrl: string;
+  readonly http: { readonly host: string; readonly port: number; readonly maxBodyBytes: number };
+  readonly dirs: { readonly workspaces: string; readonly archives: string };
+  /** API key → tenant. Empty means single-tenant "default" mode (loopback only). */
+  readonly apiKeys: ReadonlyMap<string, string>;
+  readonly images: { readonly defaultImage: string; readonly allowed: readonly string[] };
+  readonly worker: {
+    readonly concurrency: number;
+    readonly runnerUser: string;
+    readonly allowNetwork: boolean;
+    readonly maxOutputBytes: number;
+    readonly tmpfsMb: number;
+    readonly stopGraceSeconds: number;
+    readonly archiveTimeoutSeconds: number;
+    readonly shutdownTimeoutSeconds: number;
+    /** Docker runtime for task containers ("" = the engine's default, e.g. runc; "runsc" for gVisor). */
+    readonly runtime: string;
+  };
+  readonly limits: { readonly defaults: Limits; readonly max: Limits };
+  readonly timeouts: { readonly defaultSeconds: number; readonly maxSeconds: number };
+  readonly retention: { readonly defaultSeconds: number; readonly maxSeconds: number; readonly cleanupIntervalSeconds: number };
+  readonly tenantMaxActive: number;
+  readonly logLevel: string;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // .env.example lists every variable with an empty value: empty means "use the default".
+  const parsed = Env.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue?.path[0] ?? "environment");
+    const got = SECRET.has(name) ? "" : ` (got ${JSON.stringify(env[name])})`;
+    throw invalid(name, `${issue?.message ?? "is invalid"}${got}`);
+  }
+  const e = parsed.data;
+
+  // Rules across variables live here, so each can name its variable.
+  const notAbove = (name: string, value: number, maxName: string, max: number) => {
+    if (value > max) throw invalid(name, `must not exceed ${maxName} (${max}), got ${value}`);
+  };
+  notAbove("BERTH_TASK_TIMEOUT_SECONDS", e.BERTH_TASK_TIMEOUT_SECONDS, "BERTH_MAX_TASK_TIMEOUT_SECONDS", e.BERTH_MAX_TASK_TIMEOUT_SECONDS);
+  notAbove("BERTH_RETENTION_SECONDS", e.BERTH_RETENTION_SECONDS, "BERTH_MAX_RETENTION_SECONDS", e.BERTH_MAX_RETENTION_SECONDS);
+  notAbove("BERTH_DEFAULT_MEMORY_MB", e.BERTH_DEFAULT_MEMORY_MB, "BERTH_MAX_MEMORY_MB", e.BERTH_MAX_MEMORY_MB);
+  notAbove("BERTH_DEFAULT_CPUS", e.BERTH_DEFAULT_CPUS, "BERTH_MAX_CPUS", e.BERTH_MAX_CPUS);
+  notAbove("BERTH_DEFAULT_PIDS", e.BERTH_DEFAULT_PIDS, "BERTH_MAX_PIDS", e.BERTH_MAX_PIDS);
+  if (e.BERTH_API_KEYS.length === 0 && !isLoopback(e.BERTH_HOST)) {
+    throw invalid("BERTH_API_KEYS", `is empty, so berth serves without keys and may only listen on loopback, not ${e.BERTH_HOST}`);
+  }
+  const apiKeys = new Map<string, string>();
+  for (const pair of e.BERTH_API_KEYS) {
+    const at = pair.indexOf(":");
+    const key = pair.slice(at + 1);
+    if (apiKeys.has(key)) throw invalid("BERTH_API_KEYS", "the same key is given to more than one tenant");
+    apiKeys.set(key, pair.slice(0, at));
+  }
+  const inside = (a: string, b: string) => a === b || a.startsWith(b + path.sep) || b.startsWith(a + path.sep);
+  if (inside(e.BERTH_WORKSPACE_DIR, e.BERTH_ARCHIVE_DIR)) {
+    throw invalid("BERTH_ARCHIVE_DIR", `must not be inside BERTH_WORKSPACE_DIR or contain it (a task could write archives), got ${e.BERTH_ARCHIVE_DIR}`);
+  }
+  const allowed = e.BERTH_ALLOWED_IMAGES.length > 0 ? e.BERTH_ALLOWED_IMAGES : [e.BERTH_DEFAULT_IMAGE];
+
+  return Object.freeze({
+    redisUrl: e.BERTH_REDIS_URL,
+    http: { host: e.BERTH_HOST, port: e.BERTH_PORT, maxBodyBytes: e.BERTH_MAX_BODY_BYTES },
+    dirs: { workspaces: e.BERTH_WORKSPACE_DIR, archives: e.BERTH_ARCHIVE_DIR },
+    apiKeys,
+    images: { defaultImage: e.BERTH_DEFAULT_IMAGE, allowed },
+    worker: {
+      concurrency: e.BERTH_CONCURRENCY,
+      runnerUser: e.BERTH_RUNNER_USER,
+      allowNetwork: e.BERTH_ALLOW_NETWORK,
+      maxOutputBytes: e.BERTH_MAX_OUTPUT_BYTES,
+      tmpfsMb: e.BERTH_TMPFS_MB,
+      stopGraceSeconds: e.BERTH_STOP_GRACE_SECONDS,
+      archiveTimeoutSeconds: e.BERTH_ARCHIVE_TIMEOUT_SECONDS,
+      shutdownTimeoutSeconds: e.BERTH_SHUTDOWN_TIMEOUT_SECONDS,
+      runtime: e.BERTH_RUNTIME,
+    },
+    limits: {
+      defaults: { memoryMb: e.BERTH_DEFAULT_MEMORY_MB, cpus: e.BERTH_DEFAULT_CPUS, pids: e.BERTH_DEFAULT_PIDS },
+      max: { memoryMb: e.BERTH_MAX_MEMORY_MB, cpus: e.BERTH_MAX_CPUS, pids: e.BERTH_MAX_PIDS },
+    },
+    timeouts: { defaultSeconds: e.BERTH_TASK_TIMEOUT_SECONDS, maxSeconds: e.BERTH_MAX_TASK_TIMEOUT_SECONDS },
+    retention: {
+      defaultSeconds: e.BERTH_RETENTION_SECONDS,
+      maxSeconds: e.BERTH_MAX_RETENTION_SECONDS,
+      cleanupIntervalSeconds: e.BERTH_CLEANUP_INTERVAL_SECONDS,
+    },
+    tenantMaxActive: e.BERTH_TENANT_MAX_ACTIVE,
+    logLevel: e.LOG_LEVEL,
+  });
+}
+
+const invalid = (name: string, problem: string) =>
+  new BerthError("invalid_config", `Invalid ${name}: ${problem}. See .env.example.`, { variable: name });
+
+export const isLoopback = (host: string) =>
+  host === "localhost" || host === "::1" || host === "[::1]" || host.startsWith("127.");
+
+/** `*` matches any run of characters; everything else is literal. */
+export function imageAllowed(image: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) => {
+    const re = new RegExp(`^${p.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+    return re.test(image);
+  });
+}

@@ -1,0 +1,89 @@
+// Wire types of the HTTP API (shared/API.md §3), shared by the server and the client SDK.
+// Imports nothing: the published client must not pull in server dependencies.
+
+export const TASK_STATUSES = ["queued", "running", "succeeded", "failed", "timed_out", "canceled", "expired"] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+/** Statuses after which a task never changes again (except to `expired`). */
+export const FINAL_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "timed_out", "canceled", "expired"];
+export const isFinalStatus = (s: TaskStatus): boolean => FINAL_STATUSES.includes(s);
+
+export interface TaskLimits {
+  memoryMb?: number;
+  cpus?: number;
+  pids?: number;
+}
+
+/** Body of `POST /v1/tasks`. Only `command` is required. */
+export interface SubmitTaskRequest {
+  command: string[];
+  image?: string;
+  env?: Record<string, string>;
+  /** Relative path → UTF-8 content, written into the workspace before the task starts. */
+  files?: Record<string, string>;
+  fromTask?: string;
+  timeoutSeconds?: number;
+  limits?: TaskLimits;
+  network?: "none" | "bridge";
+  ttlSeconds?: number;
+  labels?: Record<string, string>;
+  idempotencyKey?: string;
+}
+
+export interface ArchiveInfo {
+  bytes: number;
+  sha256: string;
+}
+
+export interface TaskView {
+  id: string;
+  workspace: string;
+  status: TaskStatus;
+  image: string;
+  command: string[];
+  labels: Record<string, string>;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  expiresAt: string | null;
+  exitCode: number | null;
+  reason: string | null;
+  /** Human-readable detail for `reason`, when there is one. */
+  message: string | null;
+  timeoutSeconds: number;
+  limits: Required<TaskLimits>;
+  network: "none" | "bridge";
+  archive: ArchiveInfo | null;
+  /** What the archive left out (FIFOs, sockets, unreadable or oversized files). */
+  archiveSkipped: { path: string; why: string }[];
+  outputTruncated: boolean;
+  links: { self: string; logs: string; archive: string; files: string };
+}
+
+export interface TaskList {
+  tasks: TaskView[];
+  nextCursor: string | null;
+}
+
+export type LogStream = "stdout" | "stderr" | "system";
+
+export interface LogEvent {
+  stream: LogStream;
+  text: string;
+  time: string;
+}
+
+export interface EndEvent {
+  status: TaskStatus;
+  exitCode: number | null;
+}
+
+export interface FileEntry {
+  path: string;
+  type: "file" | "dir" | "symlink";
+  size: number;
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string };
+}

@@ -1,0 +1,65 @@
+// Glossary
+// - task: one command a tenant asked berth to run, with its inputs, limits and outcome (the record in Redis).
+// - job: the BullMQ job that carries a task id to a worker; the task record, not the job, is the truth.
+// - attempt: one run of a task's job by a worker (at-least-once delivery may give more than one).
+// - workspace: the host directory task-<unix-ms>-<id> mounted at /workspace in the task's container.
+// - archive: the tar.gz of the workspace, written after the container is gone.
+// - tenant: whoever owns an API key; sees only its own tasks.
+// - namespace: prefix of every Redis key, queue and container label ("berth"; unique per test file).
+import { randomBytes } from "node:crypto";
+import type { TaskLimits, TaskStatus } from "../contract/types.js";
+
+export const TASK_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
+export const WORKSPACE_PATTERN = /^task-(\d{13})-([A-Za-z0-9_-]{8,64})$/;
+
+const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+/** 20 random characters starting with a letter: never numeric-looking, no `:` (BullMQ job id rules). */
+export function newTaskId(): string {
+  const bytes = randomBytes(20);
+  let id = "";
+  for (let i = 0; i < 20; i++) id += ALPHABET[(bytes[i] ?? 0) % (i === 0 ? 26 : 36)];
+  return id;
+}
+
+export const workspaceName = (createdAtMs: number, id: string): string => `task-${createdAtMs}-${id}`;
+
+/** What a worker needs to run a task; stored with the record, never in logs (env is secret). */
+export interface TaskSpec {
+  readonly command: string[];
+  readonly image: string;
+  readonly env: Record<string, string>;
+  readonly files: Record<string, string>;
+  readonly fromTask: string | null;
+  readonly timeoutSeconds: number;
+  readonly limits: Required<TaskLimits>;
+  readonly network: "none" | "bridge";
+  readonly ttlSeconds: number;
+}
+
+export interface TaskRecord {
+  readonly id: string;
+  readonly tenant: string;
+  readonly workspace: string;
+  readonly status: TaskStatus;
+  readonly image: string;
+  readonly command: string[];
+  readonly labels: Record<string, string>;
+  readonly createdAtMs: number;
+  readonly startedAtMs: number | null;
+  readonly finishedAtMs: number | null;
+  readonly expiresAtMs: number | null;
+  readonly exitCode: number | null;
+  readonly reason: string | null;
+  readonly message: string | null;
+  readonly timeoutSeconds: number;
+  readonly limits: Required<TaskLimits>;
+  readonly network: "none" | "bridge";
+  readonly ttlSeconds: number;
+  readonly archive: { bytes: number; sha256: string } | null;
+  readonly archiveSkipped: { path: string; why: string }[];
+  readonly outputTruncated: boolean;
+  readonly cancelRequested: boolean;
+  /** Host that ran (or runs) the task; its workspace and archive live on that host's disk. */
+  readonly host: string | null;
+}

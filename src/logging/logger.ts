@@ -1,0 +1,28 @@
+// One root logger, built in main.ts and handed down; no module-level loggers.
+import { pino, type Logger } from "pino";
+
+export type Role = "serve" | "api" | "worker" | "cli";
+
+export function createRootLogger(opts: { level: string; role: Role }): Logger {
+  return pino({
+    level: opts.level,
+    base: { service: "berth", role: opts.role, pid: process.pid },
+    // A task's env and the caller's key are secrets: they never reach a log line.
+    redact: {
+      paths: ["env", "*.env", "apiKey", "req.headers.authorization", "headers.authorization", "files", "*.files"],
+      censor: "[redacted]",
+    },
+    serializers: { err: pino.stdSerializers.err },
+  });
+}
+
+export interface TaskLogContext {
+  readonly taskId: string;
+  readonly tenant: string;
+  readonly workspace: string;
+  readonly attempt?: number;
+}
+
+/** Every line about one task carries these fields, so `jq 'select(.taskId=="…")'` tells its whole story. */
+export const taskLogger = (parent: Logger, ctx: TaskLogContext): Logger =>
+  parent.child({ taskId: ctx.taskId, tenant: ctx.tenant, workspace: ctx.workspace, attempt: ctx.attempt });

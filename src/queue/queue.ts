@@ -1,0 +1,139 @@
+// Submitting and cancelling tasks: the only user of BullMQ's Queue.
+import { createHash } from "node:crypto";
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Deps } from "../app/deps.js";
+import { BerthError, taskNotFound } from "../errors.js";
+import { newTaskId, workspaceName, type TaskRecord } from "../domain/task.js";
+import type { ValidatedSubmit } from "../domain/validate.js";
+import type { LogStore } from "../logs/log-store.js";
+import type { Keys } from "../store/keys.js";
+import type { TaskStore } from "../store/task-store.js";
+
+export const QUEUE_NAME = "tasks";
+
+export interface TaskJobData {
+  readonly taskId: string;
+}
+
+export const hashIdempotencyKey = (key: string) => createHash("sha256").update(key).digest("hex").slice(0, 32);
+
+export class TaskQueue {
+  private readonly queue: Queue<TaskJobData>;
+
+  constructor(
+    private readonly deps: Deps,
+    private readonly keys: Keys,
+    private readonly store: TaskStore,
+    private readonly logs: LogStore,
+    connection: Redis,
+  ) {
+    this.queue = new Queue<TaskJobData>(QUEUE_NAME, { connection, prefix: keys.bullPrefix });
+  }
+
+  /** Creates the task record and queues its job. Returns the record and whether it already existed. */
+  async submit(tenant: string, input: ValidatedSubmit): Promise<{ record: TaskRecord; created: boolean }> {
+    const { config } = this.deps;
+    if (input.spec.fromTask) {
+      const source = await this.store.getForTenant(tenant, input.spec.fromTask);
+      if (!source) throw new BerthError("invalid_input", `Invalid fromTask: no task "${input.spec.fromTask}" of yours exists.`, { field: "fromTask" });
+      if (source.status === "expired") throw new BerthError("invalid_input", `Invalid fromTask: task "${source.id}" has expired; its workspace is gone.`, { field: "fromTask" });
+      if (!source.archive) throw new BerthError("invalid_input", `Invalid fromTask: task "${source.id}" has no archive yet (status ${source.status}); wait until it has finished.`, { field: "fromTask" });
+    }
+    const now = Date.now();
+    const id = newTaskId();
+    const record: TaskRecord = {
+      id,
+      tenant,
+      workspace: workspaceName(now, id),
+      status: "queued",
+      image: input.spec.image,
+      command: input.spec.command,
+      labels: input.labels,
+      createdAtMs: now,
+      startedAtMs: null,
+      finishedAtMs: null,
+      expiresAtMs: null,
+      exitCode: null,
+      reason: null,
+      message: null,
+      timeoutSeconds: input.spec.timeoutSeconds,
+      limits: input.spec.limits,
+      network: input.spec.network,
+      ttlSeconds: input.spec.ttlSeconds,
+      archive: null,
+      archiveSkipped: [],
+      outputTruncated: false,
+      cancelRequested: false,
+      host: null,
+    };
+    const outcome = await this.store.create(record, input.spec, {
+      maxActive: config.tenantMaxActive,
+      idempotencyKeyHash: input.idempotencyKey ? hashIdempotencyKey(input.idempotencyKey) : null,
+      idempotencyTtlSeconds: config.retention.maxSeconds + 86_400,
+    });
+    if (outcome.kind === "over_limit") {
+      throw new BerthError(
+        "tenant_over_limit",
+        `You have ${outcome.active} queued or running tasks, the most BERTH_TENANT_MAX_ACTIVE allows (${config.tenantMaxActive}); retry when some have finished.`,
+        { retryAfterSeconds: 5 },
+      );
+    }
+    if (outcome.kind === "existing") {
+      const existing = await this.store.get(outcome.id);
+      if (!existing) throw taskNotFound(outcome.id);
+      return { record: existing, created: false };
+    }
+    try {
+      await this.queue.add("run", { taskId: id }, {
+        jobId: id,
+        attempts: 1,
+        removeOnComplete: { age: 3600, count: 1000 },
+        removeOnFail: { age: 86_400, count: 5000 },
+      });
+    } catch (err) {
+      // The record exists but no worker will see it: end it now rather than leave it queued forever.
+      await this.store.transition(id, tenant, ["queued"], { status: "failed", reason: "internal_error", message: "The task could not be queued; submit it again.", finishedAtMs: Date.now() }, true).catch(() => undefined);
+      throw new BerthError("dependency_unavailable", "Redis did not accept the task; retry shortly.", {}, { cause: err });
+    }
+    return { record, created: true };
+  }
+
+  /**
+   * Cancels a queued task at once (it never starts) or asks whichever worker runs it to stop it.
+   * Returns the record after the request. Finished tasks: BerthError("wrong_state").
+   */
+  async cancel(tenant: string, id: string): Promise<TaskRecord> {
+    const record = await this.store.getForTenant(tenant, id);
+    if (!record) throw taskNotFound(id);
+    if (record.status === "queued") {
+      const now = Date.now();
+      const applied = await this.store.transition(id, tenant, ["queued"], {
+        status: "canceled", reason: "canceled", message: "Canceled before it started.", finishedAtMs: now, expiresAtMs: now + record.ttlSeconds * 1000, cancelRequested: true,
+      }, true);
+      if (applied === true) {
+        await this.queue.remove(id).catch(() => undefined);
+        await this.logs.appendEnd(id, { status: "canceled", exitCode: null });
+        return (await this.store.get(id)) ?? record;
+      }
+      if (applied !== "running") throw wrongState(id, applied ?? "gone", "canceled");
+    } else if (record.status !== "running") {
+      throw wrongState(id, record.status, "canceled");
+    }
+    await this.store.patch(id, { cancelRequested: true });
+    await this.deps.redis.publish(this.keys.cancelChannel, id);
+    return (await this.store.get(id)) ?? record;
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+
+  /** For tests and readiness: counts of jobs by state. */
+  async counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts("waiting", "active", "delayed", "failed", "completed");
+  }
+}
+
+const wrongState = (id: string, status: string, action: string) =>
+  new BerthError("wrong_state", `Task "${id}" is ${status}; only queued or running tasks can be ${action}.`, { taskId: id, status });

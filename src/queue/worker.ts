@@ -1,0 +1,110 @@
+// The BullMQ worker: takes task jobs, runs them with BERTH_CONCURRENCY at once, stops them on cancel (from any
+// host, via pub/sub), on a lost lock, or at shutdown, and never leaves a container behind.
+import { Worker, type Job } from "bullmq";
+import { Redis } from "ioredis";
+import type { Deps } from "../app/deps.js";
+import { taskLogger } from "../logging/logger.js";
+import type { LogStore } from "../logs/log-store.js";
+import { LABEL_NAMESPACE, LABEL_TASK_ID } from "../runner/labels.js";
+import { runTask, type StopCause } from "../runner/run-task.js";
+import type { Keys } from "../store/keys.js";
+import type { TaskStore } from "../store/task-store.js";
+import { QUEUE_NAME, type TaskJobData } from "./queue.js";
+
+export interface TaskWorker {
+  /** Task ids running in this process now. */
+  runningTaskIds(): string[];
+  /** Stops taking work; waits up to BERTH_SHUTDOWN_TIMEOUT_SECONDS for running tasks, then stops and records them. */
+  close(): Promise<void>;
+}
+
+export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs: LogStore): Promise<TaskWorker> {
+  const { config, logger } = deps;
+  const running = new Map<string, AbortController>();
+  const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+
+  const stopTask = (taskId: string, cause: StopCause) => running.get(taskId)?.abort(cause);
+  await subscriber.subscribe(keys.cancelChannel);
+  subscriber.on("message", (_channel: string, taskId: string) => stopTask(taskId, "canceled"));
+
+  const process = async (job: Job<TaskJobData>) => {
+    const { taskId } = job.data;
+    const record = await store.get(taskId);
+    const spec = await store.getSpec(taskId);
+    if (!record || record.status !== "queued" && record.status !== "running") return; // canceled or deleted before it started
+    const log = taskLogger(logger, { taskId, tenant: record.tenant, workspace: record.workspace, attempt: job.attemptsMade + 1 });
+    const controller = new AbortController();
+    running.set(taskId, controller);
+    try {
+      if (record.status === "running" || !spec) {
+        // Delivered again after the worker that ran it died or lost its lock: its container may still run.
+        // Stop it and record the task as failed, so a task never runs twice at once.
+        await removeTaskContainers(deps, taskId);
+        controller.abort("worker_lost" satisfies StopCause);
+      }
+      const applied = await store.transition(taskId, record.tenant, ["queued", "running"], { status: "running", startedAtMs: Date.now(), host: deps.host });
+      if (applied !== true) return;
+      if (record.cancelRequested) controller.abort("canceled" satisfies StopCause);
+      await runTask({ deps, store, logs, record: { ...record, status: "running" }, spec: spec ?? fallbackSpec(record), log, stop: controller.signal });
+    } finally {
+      running.delete(taskId);
+    }
+  };
+
+  const worker = new Worker<TaskJobData>(QUEUE_NAME, process, {
+    connection,
+    prefix: keys.bullPrefix,
+    concurrency: config.worker.concurrency,
+    // Tasks never block the event loop, so a missed renewal means the worker is gone or stuck.
+    lockDuration: 30_000,
+    maxStalledCount: 1,
+  });
+  worker.on("error", (err) => logger.error({ err }, "worker error"));
+  worker.on("lockRenewalFailed", (jobIds) => {
+    for (const id of jobIds) {
+      logger.error({ taskId: id }, "lost the lock on a running task; stopping it so it cannot run twice");
+      stopTask(id, "worker_lost");
+    }
+  });
+  await worker.waitUntilReady();
+  logger.info({ concurrency: config.worker.concurrency }, "worker started");
+
+  let closing: Promise<void> | undefined;
+  return {
+    runningTaskIds: () => [...running.keys()],
+    close() {
+      closing ??= (async () => {
+        const closed = worker.close();
+        const deadline = setTimeout(() => {
+          for (const id of running.keys()) {
+            logger.warn({ taskId: id }, "shutdown deadline passed; stopping the task");
+            stopTask(id, "worker_shutdown");
+          }
+        }, config.worker.shutdownTimeoutSeconds * 1000);
+        deadline.unref();
+        try {
+          await closed;
+        } finally {
+          clearTimeout(deadline);
+          await subscriber.quit().catch(() => undefined);
+          await connection.quit().catch(() => undefined);
+        }
+      })();
+      return closing;
+    },
+  };
+}
+
+async function removeTaskContainers(deps: Deps, taskId: string): Promise<void> {
+  const found = await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: deps.namespace, [LABEL_TASK_ID]: taskId });
+  for (const c of found) await deps.runtime.removeById(c.id);
+}
+
+/** A record whose spec is gone (its earlier run finished the spec's life) can only be recorded, never run. */
+function fallbackSpec(record: import("../domain/task.js").TaskRecord) {
+  return {
+    command: record.command, image: record.image, env: {}, files: {}, fromTask: null,
+    timeoutSeconds: record.timeoutSeconds, limits: record.limits, network: record.network, ttlSeconds: record.ttlSeconds,
+  };
+}

@@ -1,0 +1,53 @@
+// The port between the task runner and a container engine. No dockerode types cross this line.
+
+export interface ContainerSpec {
+  /** Unique, derived from the task id, so a second run of the same task collides instead of running twice. */
+  readonly name: string;
+  readonly image: string;
+  readonly command: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  /** Absolute host path; mounted read-write at /workspace and used as the working directory. */
+  readonly workspacePath: string;
+  /** "uid:gid"; never root. */
+  readonly user: string;
+  readonly network: "none" | "bridge";
+  readonly limits: { readonly memoryBytes: number; readonly nanoCpus: number; readonly pids: number };
+  readonly tmpfsBytes: number;
+  /** Docker runtime ("" for the engine default). */
+  readonly runtime: string;
+  /** berth.* labels; the sweep finds orphans by them. */
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface ContainerExit {
+  readonly exitCode: number;
+  /** The engine saw the kernel OOM killer act in the container's cgroup. */
+  readonly oomKilled: boolean;
+}
+
+export interface OutputHandler {
+  (stream: "stdout" | "stderr", chunk: Buffer): void;
+}
+
+export interface ContainerHandle {
+  readonly id: string;
+  /** Resolves when the container exits, however it exits. */
+  readonly exited: Promise<ContainerExit>;
+  /** Resolves when the output stream has ended (all output delivered to the handler). */
+  readonly outputEnded: Promise<void>;
+  /** SIGTERM, then SIGKILL after `graceSeconds`. Succeeds if it has already stopped. */
+  stop(graceSeconds: number): Promise<void>;
+  /** Succeeds if it is already gone. */
+  remove(): Promise<void>;
+}
+
+export interface ContainerRuntime {
+  /** Creates the container, attaches to its output, then starts it, so no output is lost. */
+  run(spec: ContainerSpec, onOutput: OutputHandler): Promise<ContainerHandle>;
+  /** Ids of containers carrying every given label, running or not. */
+  findByLabels(labels: Readonly<Record<string, string>>): Promise<{ id: string; labels: Record<string, string>; running: boolean }[]>;
+  /** Stops (with a grace period) and removes; succeeds if already gone. */
+  removeById(id: string, graceSeconds?: number): Promise<void>;
+  /** Throws BerthError("dependency_unavailable") if the engine does not answer. */
+  ping(): Promise<void>;
+}

@@ -1,0 +1,178 @@
+// The dockerode adapter: the only file in src/ that imports dockerode.
+import Docker from "dockerode";
+import type { Readable } from "node:stream";
+import { BerthError, TaskFailure, statusOf } from "../errors.js";
+import { DockerFrameParser } from "../logs/demux.js";
+import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, OutputHandler } from "./container-runtime.js";
+
+/** Newest Engine API this adapter is written for; older engines are spoken to in their own version. */
+const MAX_API_VERSION = "1.47";
+
+/**
+ * A dockerode client pinned to an API version negotiated with the engine (unversioned paths are deprecated,
+ * and new engines refuse very old clients). Honours DOCKER_HOST like the docker CLI.
+ */
+export async function createDockerClient(): Promise<Docker> {
+  const probe = new Docker();
+  let version: string;
+  try {
+    const v = (await probe.version()) as { ApiVersion?: string };
+    version = v.ApiVersion ?? "1.41";
+  } catch (err) {
+    throw new BerthError("dependency_unavailable", "Docker is not answering; is dockerd running and DOCKER_HOST right?", {}, { cause: err });
+  }
+  const pick = compareVersions(version, MAX_API_VERSION) <= 0 ? version : MAX_API_VERSION;
+  return new Docker({ version: `v${pick}` });
+}
+
+const compareVersions = (a: string, b: string) => {
+  const [a1 = 0, a2 = 0] = a.split(".").map(Number);
+  const [b1 = 0, b2 = 0] = b.split(".").map(Number);
+  return a1 - b1 || a2 - b2;
+};
+
+export class DockerRuntime implements ContainerRuntime {
+  constructor(private readonly docker: Docker) {}
+
+  async run(spec: ContainerSpec, onOutput: OutputHandler): Promise<ContainerHandle> {
+    const container = await this.create(spec);
+    try {
+      // Attach before start, so a task that exits in a millisecond still has all its output.
+      const raw = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+      const parser = new DockerFrameParser(onOutput);
+      const outputEnded = new Promise<void>((resolve) => {
+        raw.on("data", (chunk: Buffer) => parser.push(chunk));
+        raw.once("end", () => resolve());
+        raw.once("close", () => resolve());
+        raw.once("error", () => resolve());
+      });
+      await container.start();
+      const exited = this.waitForExit(container);
+      // An attach stream that outlives its container would hang the task: give it a few seconds after exit.
+      const bounded = outputEnded.then(() => undefined);
+      void exited.then(
+        () => setTimeout(() => raw.destroy(), 5000).unref(),
+        () => raw.destroy(),
+      );
+      return new DockerContainer(container, exited, bounded);
+    } catch (err) {
+      // Whoever creates a resource removes it on its own failure path; nobody else knows it exists.
+      await ignoreStatus(container.remove({ force: true, v: true }), 404, 409);
+      throw err;
+    }
+  }
+
+  private async create(spec: ContainerSpec): Promise<Docker.Container> {
+    try {
+      return await this.docker.createContainer(toCreateOptions(spec));
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 404) {
+        throw new TaskFailure("image_not_found", `Image "${spec.image}" is not present on this Docker host; build or pull it there first.`, { cause: err });
+      }
+      if (status === 409) {
+        throw new BerthError("wrong_state", `A container named ${spec.name} already exists: this task is already being run.`, { name: spec.name }, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  private async waitForExit(container: Docker.Container): Promise<ContainerExit> {
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    const info = await container.inspect();
+    return { exitCode: StatusCode, oomKilled: info.State.OOMKilled === true };
+  }
+
+  async findByLabels(labels: Readonly<Record<string, string>>) {
+    const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+    const found = await this.docker.listContainers({ all: true, filters: { label } });
+    return found.map((c) => ({ id: c.Id, labels: c.Labels ?? {}, running: c.State === "running" }));
+  }
+
+  async removeById(id: string, graceSeconds = 0): Promise<void> {
+    const c = this.docker.getContainer(id);
+    if (graceSeconds > 0) await ignoreStatus(c.stop({ t: graceSeconds }), 304, 404);
+    await ignoreStatus(c.remove({ force: true, v: true }), 404, 409);
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await Promise.race([
+        this.docker.ping(),
+        new Promise((_, reject) => setTimeout(() => reject(new Error("no answer within 3 s")), 3000).unref()),
+      ]);
+    } catch (err) {
+      throw new BerthError("dependency_unavailable", "Docker is not answering; is dockerd running and DOCKER_HOST right?", {}, { cause: err });
+    }
+  }
+}
+
+class DockerContainer implements ContainerHandle {
+  constructor(
+    private readonly container: Docker.Container,
+    readonly exited: Promise<ContainerExit>,
+    readonly outputEnded: Promise<void>,
+  ) {
+    exited.catch(() => undefined); // observed by the caller; never an unhandled rejection here
+  }
+
+  get id(): string {
+    return this.container.id;
+  }
+
+  async stop(graceSeconds: number): Promise<void> {
+    await ignoreStatus(this.container.stop({ t: graceSeconds }), 304, 404); // 304: already stopped
+  }
+
+  async remove(): Promise<void> {
+    await ignoreStatus(this.container.remove({ force: true, v: true }), 404); // removal is idempotent
+  }
+}
+
+function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
+  return {
+    name: spec.name,
+    Image: spec.image,
+    Cmd: [...spec.command],
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    User: spec.user,
+    WorkingDir: "/workspace",
+    Labels: { ...spec.labels },
+    Tty: false,
+    OpenStdin: false,
+    AttachStdin: false,
+    AttachStdout: true,
+    AttachStderr: true,
+    HostConfig: {
+      Init: true, // docker-init as PID 1: forwards SIGTERM to the task and reaps zombies
+      // Mounts (not Binds): a missing source fails instead of being created as root.
+      Mounts: [{ Type: "bind", Source: spec.workspacePath, Target: "/workspace", ReadOnly: false }],
+      NetworkMode: spec.network,
+      ReadonlyRootfs: true,
+      Tmpfs: { "/tmp": `rw,nosuid,nodev,size=${spec.tmpfsBytes},mode=1777` },
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges"],
+      Privileged: false,
+      IpcMode: "private",
+      Memory: spec.limits.memoryBytes,
+      MemorySwap: spec.limits.memoryBytes, // no swap beyond the memory limit
+      NanoCpus: spec.limits.nanoCpus,
+      PidsLimit: spec.limits.pids,
+      Ulimits: [
+        { Name: "nofile", Soft: 4096, Hard: 4096 },
+        { Name: "core", Soft: 0, Hard: 0 },
+      ],
+      // Output is read through attach; the engine keeps no copy of it on disk.
+      LogConfig: { Type: "none", Config: {} },
+      ...(spec.runtime ? { Runtime: spec.runtime } : {}),
+    },
+  };
+}
+
+async function ignoreStatus(op: Promise<unknown>, ...statuses: number[]): Promise<void> {
+  try {
+    await op;
+  } catch (err) {
+    if (!statuses.includes(statusOf(err) ?? -1)) throw err;
+  }
+}

@@ -1,0 +1,17 @@
+// berth.* container labels: how berth recognises its own containers (orphan sweep, tests' leak checks).
+export const LABEL_MANAGED = "berth.managed";
+export const LABEL_NAMESPACE = "berth.namespace";
+export const LABEL_TASK_ID = "berth.task-id";
+export const LABEL_TENANT = "berth.tenant";
+export const LABEL_HOST = "berth.host";
+
+export const taskLabels = (ctx: { namespace: string; taskId: string; tenant: string; host: string }): Record<string, string> => ({
+  [LABEL_MANAGED]: "true",
+  [LABEL_NAMESPACE]: ctx.namespace,
+  [LABEL_TASK_ID]: ctx.taskId,
+  [LABEL_TENANT]: ctx.tenant,
+  [LABEL_HOST]: ctx.host,
+});
+
+/** Container names are derived from the task id, so a second run of the same task collides (409) instead of running twice. */
+export const containerName = (namespace: string, taskId: string): string => `${namespace}-task-${taskId}`;

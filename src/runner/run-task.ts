@@ -1,0 +1,200 @@
+// One task end to end: workspace → container → output → exit/timeout/cancel → container removed → archive → record.
+import type { Logger } from "pino";
+import type { Deps } from "../app/deps.js";
+import { createArchive } from "../archive/archive.js";
+import { extractArchive } from "../archive/extract.js";
+import type { TaskStatus } from "../contract/types.js";
+import type { TaskRecord, TaskSpec } from "../domain/task.js";
+import { TaskFailure, isBerthError, type FailureReason } from "../errors.js";
+import type { LogStore } from "../logs/log-store.js";
+import { OutputSink } from "../logs/output-sink.js";
+import type { TaskStore } from "../store/task-store.js";
+import { archivePath, chownTree, parseRunnerUser, prepareWorkspace } from "../workspace/workspace.js";
+import type { ContainerExit, ContainerHandle } from "./container-runtime.js";
+import { buildContainerSpec } from "./container-spec.js";
+
+/** Why berth itself stopped a container, if it did. */
+export type StopCause = "timeout" | "canceled" | "worker_shutdown" | "worker_lost";
+
+export interface RunTaskInput {
+  readonly deps: Deps;
+  readonly store: TaskStore;
+  readonly logs: LogStore;
+  readonly record: TaskRecord;
+  readonly spec: TaskSpec;
+  readonly log: Logger;
+  /** Aborted with a StopCause as reason when the task must stop (cancel, shutdown, lost lock). */
+  readonly stop: AbortSignal;
+}
+
+interface Outcome {
+  status: TaskStatus;
+  exitCode: number | null;
+  reason: FailureReason | "output_truncated" | null;
+  message: string | null;
+}
+
+export async function runTask(input: RunTaskInput): Promise<void> {
+  const { deps, store, logs, record, spec, log } = input;
+  const { config } = deps;
+  const startedAtMs = Date.now();
+  const sink = new OutputSink(logs, record.id, { maxBytes: config.worker.maxOutputBytes, logger: log });
+  let handle: ContainerHandle | undefined;
+  let outcome: Outcome;
+
+  try {
+    // Stopped before it started (a re-delivered task whose first run was lost): record it, keep what it left.
+    if (input.stop.aborted) throw new TaskFailure(stopReason(input.stop), stopMessage(input.stop.reason as StopCause, spec));
+    const workspacePath = await prepareWorkspace({
+      root: config.dirs.workspaces,
+      name: record.workspace,
+      runner: parseRunnerUser(config.worker.runnerUser),
+      files: spec.files,
+    });
+    if (spec.fromTask) await seedFromTask(input, workspacePath);
+
+    const containerSpec = buildContainerSpec({ config, namespace: deps.namespace, host: deps.host, taskId: record.id, tenant: record.tenant, spec, workspacePath });
+    log.info({ image: spec.image, timeoutSeconds: spec.timeoutSeconds, limits: spec.limits, network: containerSpec.network }, "container starting");
+    handle = await deps.runtime.run(containerSpec, (stream, chunk) => sink.write(stream, chunk));
+    log.debug({ containerId: handle.id }, "container started");
+
+    const stopCause = await superviseUntilExit(handle, input);
+    const exit = await handle.exited;
+    await Promise.race([handle.outputEnded, delay(5000)]);
+    outcome = classify(exit, stopCause, spec);
+  } catch (err) {
+    outcome = failureOutcome(err, log);
+  }
+
+  await sink.close();
+  if (handle) await removeContainer(handle, log);
+  if (sink.truncated && outcome.reason === null) {
+    outcome = { ...outcome, reason: "output_truncated", message: `Output passed ${config.worker.maxOutputBytes} bytes; the rest was dropped.` };
+  }
+
+  // The container is gone: nothing can change the workspace any more, so it is safe to archive.
+  const archive = await archiveWorkspace(input).catch((err: unknown) => {
+    log.error({ err }, "archive failed");
+    return { failed: err instanceof Error ? err.message : String(err) } as const;
+  });
+  if ("failed" in archive && outcome.status === "succeeded") {
+    outcome = { status: "failed", exitCode: outcome.exitCode, reason: "archive_failed", message: `The workspace could not be archived: ${archive.failed}` };
+  }
+
+  const finishedAtMs = Date.now();
+  const applied = await store.transition(record.id, record.tenant, ["running"], {
+    status: outcome.status,
+    exitCode: outcome.exitCode,
+    reason: outcome.reason,
+    message: "failed" in archive && outcome.reason !== "archive_failed" ? joinMessages(outcome.message, `Archive failed: ${archive.failed}`) : outcome.message,
+    startedAtMs: record.startedAtMs ?? startedAtMs,
+    finishedAtMs,
+    expiresAtMs: finishedAtMs + spec.ttlSeconds * 1000,
+    archive: "failed" in archive ? null : { bytes: archive.bytes, sha256: archive.sha256 },
+    archiveSkipped: "failed" in archive ? [] : archive.skipped.slice(0, 1000),
+    outputTruncated: sink.truncated,
+  }, true);
+  if (applied !== true) log.warn({ status: applied }, "task changed while it ran (deleted?); outcome not recorded");
+  await logs.appendEnd(record.id, { status: outcome.status, exitCode: outcome.exitCode });
+  log.info({ status: outcome.status, exitCode: outcome.exitCode, reason: outcome.reason, durationMs: finishedAtMs - startedAtMs, outputBytes: sink.bytesKept }, "task finished");
+}
+
+/** Waits for the container to exit, stopping it on timeout or when asked to stop. Returns why berth stopped it. */
+async function superviseUntilExit(handle: ContainerHandle, input: RunTaskInput): Promise<StopCause | null> {
+  const { spec, deps, log } = input;
+  const grace = deps.config.worker.stopGraceSeconds;
+  let cause: StopCause | null = null;
+  const stopWith = (c: StopCause) => {
+    if (cause) return;
+    cause = c;
+    log.info({ cause: c, graceSeconds: grace }, "stopping container");
+    handle.stop(grace).catch((err: unknown) => log.warn({ err }, "stop failed; the container will be force-removed"));
+  };
+  const timer = setTimeout(() => stopWith("timeout"), spec.timeoutSeconds * 1000);
+  const onAbort = () => stopWith((input.stop.reason as StopCause) ?? "canceled");
+  if (input.stop.aborted) onAbort();
+  else input.stop.addEventListener("abort", onAbort, { once: true });
+  try {
+    await handle.exited.catch(() => undefined);
+  } finally {
+    clearTimeout(timer);
+    input.stop.removeEventListener("abort", onAbort);
+  }
+  return cause;
+}
+
+function classify(exit: ContainerExit, cause: StopCause | null, spec: TaskSpec): Outcome {
+  if (cause === "timeout") return { status: "timed_out", exitCode: exit.exitCode, reason: "timeout", message: `Stopped after its timeout of ${spec.timeoutSeconds} s.` };
+  if (cause === "canceled") return { status: "canceled", exitCode: exit.exitCode, reason: "canceled", message: "Canceled while running." };
+  if (cause) return { status: "failed", exitCode: exit.exitCode, reason: cause, message: stopMessage(cause, spec) };
+  // The engine's OOM flag, not exit code 137 alone: 137 is any SIGKILL.
+  if (exit.oomKilled) return { status: "failed", exitCode: exit.exitCode, reason: "oom_killed", message: `Killed for exceeding its memory limit of ${spec.limits.memoryMb} MB.` };
+  if (exit.exitCode === 0) return { status: "succeeded", exitCode: 0, reason: null, message: null };
+  return { status: "failed", exitCode: exit.exitCode, reason: null, message: null };
+}
+
+function failureOutcome(err: unknown, log: Logger): Outcome {
+  if (err instanceof TaskFailure) {
+    log.warn({ reason: err.reason, err }, "task failed before or while running");
+    const status: TaskStatus = err.reason === "canceled" ? "canceled" : "failed";
+    return { status, exitCode: null, reason: err.reason, message: err.message };
+  }
+  log.error({ err }, "task failed with an internal error");
+  const dockerDown = isBerthError(err) && err.code === "dependency_unavailable";
+  const reason: FailureReason = dockerDown || isEngineError(err) ? "docker_unavailable" : "internal_error";
+  return { status: "failed", exitCode: null, reason, message: err instanceof Error ? err.message : String(err) };
+}
+
+const isEngineError = (err: unknown) =>
+  err instanceof Error && /ECONNREFUSED|ENOENT.*docker\.sock|socket hang up|ECONNRESET/.test(`${err.message} ${(err as { code?: string }).code ?? ""}`);
+
+const stopReason = (signal: AbortSignal): FailureReason => (signal.reason as StopCause) ?? "canceled";
+
+function stopMessage(cause: StopCause, spec: TaskSpec): string {
+  switch (cause) {
+    case "timeout": return `Stopped after its timeout of ${spec.timeoutSeconds} s.`;
+    case "canceled": return "Canceled.";
+    case "worker_shutdown": return "The worker running it shut down before it finished; submit it again.";
+    case "worker_lost": return "The worker running it lost track of it; it was stopped so it cannot run twice.";
+  }
+}
+
+async function removeContainer(handle: ContainerHandle, log: Logger): Promise<void> {
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    try {
+      await handle.remove();
+      return;
+    } catch (err) {
+      log.warn({ err, attempt }, "container removal failed; retrying");
+      await delay(500 * attempt);
+    }
+  }
+  log.error({ containerId: handle.id }, "container could not be removed; the orphan sweep will retry");
+}
+
+async function archiveWorkspace(input: RunTaskInput) {
+  const { config } = input.deps;
+  return createArchive({
+    workspacePath: `${config.dirs.workspaces}/${input.record.workspace}`,
+    archivePath: archivePath(config.dirs.archives, input.record.workspace),
+    timeoutMs: config.worker.archiveTimeoutSeconds * 1000,
+  });
+}
+
+/** Seeds the new workspace from an earlier task's archive (untrusted content: extracted with limits, links not followed). */
+async function seedFromTask(input: RunTaskInput, workspacePath: string): Promise<void> {
+  const { deps, store, spec, record } = input;
+  const source = await store.getForTenant(record.tenant, spec.fromTask as string);
+  if (!source?.archive) throw new TaskFailure("workspace_failed", `fromTask "${spec.fromTask}" has no archive any more.`);
+  await extractArchive({
+    archivePath: archivePath(deps.config.dirs.archives, source.workspace),
+    destPath: workspacePath,
+    maxTotalBytes: 8 * 1024 ** 3,
+    maxEntries: 200_000,
+    timeoutMs: deps.config.worker.archiveTimeoutSeconds * 1000,
+  });
+  await chownTree(workspacePath, parseRunnerUser(deps.config.worker.runnerUser));
+}
+
+const joinMessages = (a: string | null, b: string) => (a ? `${a} ${b}` : b);
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());

@@ -1,0 +1,33 @@
+// Every Redis key and channel berth uses is spelled here and nowhere else.
+
+export interface Keys {
+  readonly namespace: string;
+  task(id: string): string;
+  spec(id: string): string;
+  logs(id: string): string;
+  tenantIndex(tenant: string): string;
+  tenantActive(tenant: string): string;
+  idempotency(tenant: string, keyHash: string): string;
+  /** Zset of finished tasks by expiresAt (ms), for the cleanup job. */
+  readonly expiry: string;
+  /** Pub/sub channel carrying task ids whose cancel was requested, for whichever worker runs them. */
+  readonly cancelChannel: string;
+  /** BullMQ's own prefix; its keys live under `<namespace>:bull:*`. */
+  readonly bullPrefix: string;
+}
+
+export function createKeys(namespace: string): Keys {
+  const ns = namespace;
+  return {
+    namespace: ns,
+    task: (id) => `${ns}:task:${id}`,
+    spec: (id) => `${ns}:task:${id}:spec`,
+    logs: (id) => `${ns}:logs:${id}`,
+    tenantIndex: (tenant) => `${ns}:tenant:${tenant}:tasks`,
+    tenantActive: (tenant) => `${ns}:tenant:${tenant}:active`,
+    idempotency: (tenant, keyHash) => `${ns}:tenant:${tenant}:idem:${keyHash}`,
+    expiry: `${ns}:expiry`,
+    cancelChannel: `${ns}:cancel`,
+    bullPrefix: `${ns}:bull`,
+  };
+}

@@ -1,0 +1,198 @@
+// Task records and per-tenant indexes in Redis, under berth's own keys: a task's status stays readable and
+// listable whatever BullMQ keeps or removes.
+import type { Redis } from "ioredis";
+import type { TaskStatus } from "../contract/types.js";
+import type { TaskRecord, TaskSpec } from "../domain/task.js";
+import type { Keys } from "./keys.js";
+
+/** Record fields are stored one per hash field; `status` raw (Lua compares it), everything else as JSON. */
+const encode = (fields: Partial<TaskRecord>): string[] =>
+  Object.entries(fields).flatMap(([k, v]) => [k, k === "status" ? String(v) : JSON.stringify(v)]);
+
+function decode(raw: Record<string, string>): TaskRecord | null {
+  if (!raw.id || !raw.status) return null;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) out[k] = k === "status" ? v : JSON.parse(v);
+  return out as unknown as TaskRecord;
+}
+
+/** Index member: fixed-width creation time then id, so BYLEX order is creation order and a cursor is exact. */
+export const indexMember = (r: Pick<TaskRecord, "createdAtMs" | "id">) => `${String(r.createdAtMs).padStart(15, "0")}|${r.id}`;
+
+const SUBMIT = `
+if ARGV[1] == '1' then
+  local existing = redis.call('GET', KEYS[1])
+  if existing and redis.call('EXISTS', KEYS[6] .. existing) == 1 then return {'existing', existing} end
+end
+local active = redis.call('SCARD', KEYS[2])
+if active >= tonumber(ARGV[2]) then return {'over_limit', tostring(active)} end
+redis.call('HSET', KEYS[3], unpack(ARGV, 7))
+redis.call('SET', KEYS[5], ARGV[6])
+redis.call('ZADD', KEYS[4], 0, ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[3])
+if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[3], 'EX', tonumber(ARGV[5])) end
+return {'created', ARGV[3]}
+`;
+
+// Changes a task only if its current status is one of ARGV[1] (comma separated). When the new status is final,
+// also drops it from the tenant's active set and (if ARGV[2] is a number) schedules its expiry.
+const TRANSITION = `
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return false end
+for allowed in string.gmatch(ARGV[1], '[^,]+') do
+  if cur == allowed then
+    redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+    if ARGV[3] == '1' then
+      redis.call('SREM', KEYS[2], KEYS[4])
+      redis.call('DEL', KEYS[5])
+    end
+    if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), KEYS[4]) end
+    return 'ok'
+  end
+end
+return cur
+`;
+
+export type SubmitOutcome =
+  | { kind: "created"; id: string }
+  | { kind: "existing"; id: string }
+  | { kind: "over_limit"; active: number };
+
+export class TaskStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  /** Creates the record, its spec and index entries atomically, honouring idempotency and the tenant quota. */
+  async create(
+    record: TaskRecord,
+    spec: TaskSpec,
+    opts: { maxActive: number; idempotencyKeyHash: string | null; idempotencyTtlSeconds: number },
+  ): Promise<SubmitOutcome> {
+    const idemKey = opts.idempotencyKeyHash ? this.keys.idempotency(record.tenant, opts.idempotencyKeyHash) : this.keys.task("-");
+    const [kind, value] = (await this.redis.eval(
+      SUBMIT,
+      6,
+      idemKey,
+      this.keys.tenantActive(record.tenant),
+      this.keys.task(record.id),
+      this.keys.tenantIndex(record.tenant),
+      this.keys.spec(record.id),
+      this.keys.task(""),
+      opts.idempotencyKeyHash ? "1" : "0",
+      String(opts.maxActive),
+      record.id,
+      indexMember(record),
+      String(opts.idempotencyTtlSeconds),
+      JSON.stringify(spec),
+      ...encode(record),
+    )) as [string, string];
+    if (kind === "over_limit") return { kind, active: Number(value) };
+    return { kind: kind as "created" | "existing", id: value };
+  }
+
+  async get(id: string): Promise<TaskRecord | null> {
+    return decode(await this.redis.hgetall(this.keys.task(id)));
+  }
+
+  /** The record if it belongs to `tenant`; another tenant's task is indistinguishable from a missing one. */
+  async getForTenant(tenant: string, id: string): Promise<TaskRecord | null> {
+    const r = await this.get(id);
+    return r && r.tenant === tenant ? r : null;
+  }
+
+  async getSpec(id: string): Promise<TaskSpec | null> {
+    const raw = await this.redis.get(this.keys.spec(id));
+    return raw ? (JSON.parse(raw) as TaskSpec) : null;
+  }
+
+  /**
+   * Applies `fields` only when the task's status is one of `from`. Returns true when applied, otherwise the
+   * current status (or null when the task does not exist). Moving to a final status releases the tenant's
+   * quota slot, deletes the stored spec and schedules expiry at `fields.expiresAtMs`.
+   */
+  async transition(id: string, tenant: string, from: readonly TaskStatus[], fields: Partial<TaskRecord>, final = false): Promise<true | TaskStatus | null> {
+    const expires = fields.expiresAtMs != null ? String(fields.expiresAtMs) : "";
+    const res = (await this.redis.eval(
+      TRANSITION,
+      5,
+      this.keys.task(id),
+      this.keys.tenantActive(tenant),
+      this.keys.expiry,
+      id,
+      this.keys.spec(id),
+      from.join(","),
+      expires,
+      final ? "1" : "0",
+      ...encode(fields),
+    )) as string | null;
+    if (res === "ok") return true;
+    return (res as TaskStatus | null) ?? null;
+  }
+
+  /** Sets fields whatever the status (flags such as cancelRequested or outputTruncated). No-op for a missing task. */
+  async patch(id: string, fields: Partial<TaskRecord>): Promise<void> {
+    await this.redis.eval(
+      "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end",
+      1,
+      this.keys.task(id),
+      ...encode(fields),
+    );
+  }
+
+  /**
+   * One page of a tenant's tasks, newest first. `cursor` is the index member of the last task of the previous
+   * page. Filters are applied while scanning; at most `scanLimit` records are read per call, so a page may be
+   * short but always carries the cursor to continue from.
+   */
+  async list(
+    tenant: string,
+    opts: { limit: number; cursor: string | null; status?: TaskStatus; label?: [string, string] },
+  ): Promise<{ records: TaskRecord[]; nextCursor: string | null }> {
+    const key = this.keys.tenantIndex(tenant);
+    const out: TaskRecord[] = [];
+    let from = opts.cursor ? `(${opts.cursor}` : "+";
+    const scanLimit = Math.max(opts.limit * 20, 1000);
+    let scanned = 0;
+    for (;;) {
+      const batch = Math.min(200, opts.limit * 2 + 10);
+      const members = await this.redis.call("ZRANGE", key, from, "-", "BYLEX", "REV", "LIMIT", "0", String(batch)) as string[];
+      if (members.length === 0) return { records: out, nextCursor: null };
+      const pipe = this.redis.pipeline();
+      for (const m of members) pipe.hgetall(this.keys.task(m.slice(m.indexOf("|") + 1)));
+      const rows = (await pipe.exec()) ?? [];
+      for (let i = 0; i < members.length; i++) {
+        const member = members[i] as string;
+        scanned++;
+        const rec = decode((rows[i]?.[1] ?? {}) as Record<string, string>);
+        if (rec && matches(rec, opts)) {
+          out.push(rec);
+          if (out.length === opts.limit) {
+            const more = await this.redis.call("ZRANGE", key, `(${member}`, "-", "BYLEX", "REV", "LIMIT", "0", "1") as string[];
+            return { records: out, nextCursor: more.length > 0 ? member : null };
+          }
+        }
+        if (scanned >= scanLimit) return { records: out, nextCursor: member };
+      }
+      from = `(${members[members.length - 1]}`;
+    }
+  }
+
+  /** Removes the record and everything indexed about it (not the files on disk, nor the log stream). */
+  async remove(record: TaskRecord): Promise<void> {
+    await this.redis
+      .multi()
+      .del(this.keys.task(record.id), this.keys.spec(record.id))
+      .zrem(this.keys.tenantIndex(record.tenant), indexMember(record))
+      .srem(this.keys.tenantActive(record.tenant), record.id)
+      .zrem(this.keys.expiry, record.id)
+      .exec();
+  }
+}
+
+function matches(r: TaskRecord, opts: { status?: TaskStatus; label?: [string, string] }): boolean {
+  if (opts.status && r.status !== opts.status) return false;
+  if (opts.label && r.labels[opts.label[0]] !== opts.label[1]) return false;
+  return true;
+}

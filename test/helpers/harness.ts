@@ -1,0 +1,117 @@
+// A real berth (API + worker) on the real Docker engine and Redis, isolated by a namespace per test file.
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import { pino } from "pino";
+import { buildServer } from "../../src/api/server.js";
+import type { Deps } from "../../src/app/deps.js";
+import { createServices, type Services } from "../../src/app/services.js";
+import { loadConfig } from "../../src/config/config.js";
+import type { TaskView } from "../../src/contract/types.js";
+import { buildDeps } from "../../src/main.js";
+import { startWorker, type TaskWorker } from "../../src/queue/worker.js";
+import { LABEL_NAMESPACE } from "../../src/runner/labels.js";
+import { waitFor } from "./wait-for.js";
+
+export interface Harness {
+  readonly deps: Deps;
+  readonly services: Services;
+  readonly app: FastifyInstance;
+  readonly worker: TaskWorker | null;
+  readonly root: string;
+  readonly namespace: string;
+  /** Base URL of the listening server (for SSE, range and CLI tests). */
+  readonly url: string;
+  /** A real HTTP request to the listening server (light-my-request cannot load under jest's ESM mode). */
+  request(method: "GET" | "POST" | "DELETE", urlPath: string, body?: unknown, headers?: Record<string, string>): Promise<HttpResult>;
+  submit(body: unknown, headers?: Record<string, string>): Promise<TaskView>;
+  get(id: string, headers?: Record<string, string>): Promise<TaskView>;
+  waitFinished(id: string, timeoutMs?: number, headers?: Record<string, string>): Promise<TaskView>;
+  /** Ids of containers of this namespace still on the engine. */
+  containers(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export const FINISHED = (t: { status: string }) => !["queued", "running"].includes(t.status);
+
+export async function startHarness(env: Record<string, string> = {}, opts: { worker?: boolean } = {}): Promise<Harness> {
+  const namespace = `berth-test-${randomUUID().slice(0, 8)}`;
+  const root = await mkdtemp(path.join(tmpdir(), `${namespace}-`));
+  const config = loadConfig({
+    BERTH_REDIS_URL: process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379",
+    BERTH_WORKSPACE_DIR: `${root}/workspaces`,
+    BERTH_ARCHIVE_DIR: `${root}/archives`,
+    BERTH_PORT: "0",
+    BERTH_STOP_GRACE_SECONDS: "2",
+    ...env,
+  });
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const deps = await buildDeps(config, logger, namespace);
+  const services = createServices(deps);
+  const worker = opts.worker === false ? null : await startWorker(deps, services.keys, services.store, services.logs);
+  const app = await buildServer(deps, services);
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const address = app.server.address();
+  const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+
+  const inject = (method: "GET" | "POST" | "DELETE", urlPath: string, body?: unknown, headers: Record<string, string> = {}) =>
+    httpRequest(url, method, urlPath, body, headers);
+  const h: Harness = {
+    deps, services, app, worker, root, namespace, url,
+    request: inject,
+    async submit(body, headers = {}) {
+      const res = await inject("POST", "/v1/tasks", body, headers);
+      if (res.statusCode !== 202 && res.statusCode !== 200) throw new Error(`submit answered ${res.statusCode}: ${res.body}`);
+      return res.json() as TaskView;
+    },
+    async get(id, headers = {}) {
+      const res = await inject("GET", `/v1/tasks/${id}`, undefined, headers);
+      if (res.statusCode !== 200) throw new Error(`GET task answered ${res.statusCode}: ${res.body}`);
+      return res.json() as TaskView;
+    },
+    waitFinished(id, timeoutMs = 60_000, headers = {}) {
+      return waitFor(`task ${id} to finish`, () => h.get(id, headers), FINISHED, { timeoutMs });
+    },
+    async containers() {
+      return (await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: namespace })).map((c) => c.id);
+    },
+    async close() {
+      await app.close();
+      await worker?.close();
+      // Sweep first, so a test that died half-way still leaves nothing running on the shared engine.
+      for (const id of await h.containers()) await deps.runtime.removeById(id);
+      await services.queue.close();
+      let cursor = "0";
+      do {
+        const [next, keys] = await deps.redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 500);
+        cursor = next;
+        if (keys.length > 0) await deps.redis.unlink(...keys);
+      } while (cursor !== "0");
+      await deps.redis.quit();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
+
+export interface HttpResult {
+  readonly statusCode: number;
+  readonly headers: Headers;
+  readonly body: string;
+  readonly raw: Buffer;
+  json(): any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+export async function httpRequest(base: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)["content-type"] ??= "application/json";
+  }
+  const res = await fetch(`${base}${urlPath}`, init);
+  const raw = Buffer.from(await res.arrayBuffer());
+  const text = raw.toString("utf8");
+  return { statusCode: res.status, headers: res.headers, body: text, raw, json: () => JSON.parse(text) };
+}

@@ -1,0 +1,445 @@
+// Workspace archiving and seeding on the real filesystem (no Docker). Runs as root here, like the worker.
+import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
+import { createHash, randomBytes } from "node:crypto";
+import fs from "node:fs";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { execa } from "execa";
+import { Header } from "tar";
+import { classifyStderr, createArchive, listArchive, type ArchiveOptions } from "../../src/archive/archive.js";
+import { extractArchive } from "../../src/archive/extract.js";
+import { TaskFailure } from "../../src/errors.js";
+
+let root: string;
+let n = 0;
+beforeAll(async () => {
+  root = await mkdtemp(path.join(tmpdir(), "berth-archive-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** A fresh directory under the test root. */
+const freshDir = (name: string): string => {
+  const dir = path.join(root, `${name}-${++n}`);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+};
+/** Writes files (relative name -> content) into a fresh workspace. */
+const workspace = (files: Record<string, string | Buffer> = {}): string => {
+  const ws = freshDir("ws");
+  for (const [rel, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(ws, rel)), { recursive: true });
+    fs.writeFileSync(path.join(ws, rel), content);
+  }
+  return ws;
+};
+const archive = (ws: string, extra: Partial<ArchiveOptions> = {}) => {
+  const outDir = path.join(freshDir("out"), "archives");
+  const archivePath = path.join(outDir, "task-1.tar.gz");
+  return {
+    outDir,
+    archivePath,
+    run: () => createArchive({ workspacePath: ws, archivePath, timeoutMs: 30_000, ...extra }),
+  };
+};
+/** Extracts with the system's GNU tar, as a user downloading the archive would. */
+const systemExtract = async (archivePath: string): Promise<string> => {
+  const dir = freshDir("sysx");
+  await execa("tar", ["-xzf", archivePath, "-C", dir]);
+  return dir;
+};
+const names = async (archivePath: string) => (await listArchive(archivePath)).map((e) => e.path.replace(/\/$/, "")).sort();
+const rejection = async (p: Promise<unknown>): Promise<TaskFailure> => {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(TaskFailure);
+  return err as TaskFailure;
+};
+
+describe("createArchive", () => {
+  it("stores files and directories under exact relative names that round-trip through GNU tar", async () => {
+    const ws = workspace({ "out.txt": "hello\n", "src/a.py": "print(1)\n", ".hidden": "h" });
+    fs.mkdirSync(path.join(ws, "src/empty"));
+    const a = archive(ws);
+    const res = await a.run();
+
+    expect(await names(a.archivePath)).toEqual([".hidden", "out.txt", "src", "src/a.py", "src/empty"]);
+    expect(res.entries).toBe(5);
+    expect(res.skipped).toEqual([]);
+    expect(res.bytes).toBe(fs.statSync(a.archivePath).size);
+    const { stdout } = await execa("sha256sum", [a.archivePath]);
+    expect(res.sha256).toBe(stdout.split(" ")[0]);
+    // The archive directory is created private; no temp file is left next to the archive.
+    expect(fs.statSync(a.outDir).mode & 0o777).toBe(0o700);
+    expect(await readdir(a.outDir)).toEqual(["task-1.tar.gz"]);
+
+    const x = await systemExtract(a.archivePath);
+    expect(await readFile(path.join(x, "out.txt"), "utf8")).toBe("hello\n");
+    expect(await readFile(path.join(x, "src/a.py"), "utf8")).toBe("print(1)\n");
+    expect(fs.statSync(path.join(x, "src/empty")).isDirectory()).toBe(true);
+  });
+
+  it("produces a valid empty tar.gz for an empty workspace", async () => {
+    const a = archive(workspace());
+    const res = await a.run();
+    expect(res.entries).toBe(0);
+    expect((await execa("tar", ["-tzf", a.archivePath])).stdout).toBe("");
+  });
+
+  it("stores a symlink to /etc/passwd as a link, never the host file's content", async () => {
+    const ws = workspace({ "keep.txt": "k" });
+    fs.symlinkSync("/etc/passwd", path.join(ws, "passwd-link"));
+    const a = archive(ws);
+    await a.run();
+    const link = (await listArchive(a.archivePath)).find((e) => e.path === "passwd-link");
+    expect(link).toMatchObject({ type: "SymbolicLink", linkpath: "/etc/passwd", size: 0 });
+    const passwd = fs.readFileSync("/etc/passwd");
+    expect(gunzipSync(fs.readFileSync(a.archivePath)).includes(passwd.subarray(0, 32))).toBe(false);
+  });
+
+  it("skips and reports a FIFO without hanging (5 runs)", async () => {
+    const ws = workspace({ "a.txt": "a" });
+    await execa("mkfifo", [path.join(ws, "pipe")]);
+    for (let i = 0; i < 5; i++) {
+      const a = archive(ws, { timeoutMs: 10_000 });
+      const res = await a.run();
+      expect(res.skipped).toEqual([{ path: "pipe", why: expect.stringMatching(/FIFO/) }]);
+      expect(await names(a.archivePath)).toEqual(["a.txt"]);
+    }
+  });
+
+  it("skips and reports a unix socket", async () => {
+    const ws = workspace({ "a.txt": "a" });
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(path.join(ws, "sock"), resolve));
+    try {
+      const a = archive(ws);
+      const res = await a.run();
+      expect(res.skipped).toEqual([{ path: "sock", why: expect.stringMatching(/socket/) }]);
+      expect(await names(a.archivePath)).toEqual(["a.txt"]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it("archives names that are not UTF-8, contain newlines or look like tar options", async () => {
+    const ws = workspace({ "line1\nline2.txt": "nl", "--to-command=touch PWNED": "opt", "-C": "dash" });
+    const badName = Buffer.concat([Buffer.from(`${ws}/bad-`), Buffer.from([0xff, 0xfe, 0x2e, 0x74])]);
+    fs.writeFileSync(badName, "raw");
+    const a = archive(ws);
+    const res = await a.run();
+    expect(res.entries).toBe(4);
+    expect(res.skipped).toEqual([]);
+
+    const x = await systemExtract(a.archivePath);
+    const raw = fs.readdirSync(x, { encoding: "buffer" });
+    expect(raw.some((b) => b.equals(Buffer.from([0x62, 0x61, 0x64, 0x2d, 0xff, 0xfe, 0x2e, 0x74])))).toBe(true);
+    expect(await readFile(path.join(x, "line1\nline2.txt"), "utf8")).toBe("nl");
+    expect(await readFile(path.join(x, "--to-command=touch PWNED"), "utf8")).toBe("opt");
+    expect(await readFile(path.join(x, "-C"), "utf8")).toBe("dash");
+    // The option-like name was data, not an option: nothing was executed.
+    expect(fs.existsSync(path.join(ws, "PWNED"))).toBe(false);
+  });
+
+  it("stores hardlinks across subdirectories as links, without deadlocking", async () => {
+    const ws = workspace({ "a/orig.bin": randomBytes(1024 * 1024) });
+    for (let i = 0; i < 50; i++) {
+      fs.mkdirSync(path.join(ws, `d${i}/sub`), { recursive: true });
+      fs.linkSync(path.join(ws, "a/orig.bin"), path.join(ws, `d${i}/sub/link.bin`));
+    }
+    const a = archive(ws, { timeoutMs: 20_000 });
+    const res = await a.run();
+    const entries = await listArchive(a.archivePath);
+    expect(entries.filter((e) => e.type === "Link")).toHaveLength(50);
+    expect(res.bytes).toBeLessThan(2 * 1024 * 1024); // one copy of the content, not 51
+    const x = await systemExtract(a.archivePath);
+    expect(fs.statSync(path.join(x, "a/orig.bin")).nlink).toBe(51);
+  });
+
+  it("archives a mode-000 file and directory", async () => {
+    const ws = workspace({ "locked/secret": "s3cret" });
+    fs.chmodSync(path.join(ws, "locked/secret"), 0o000);
+    fs.chmodSync(path.join(ws, "locked"), 0o000);
+    const a = archive(ws);
+    const res = await a.run();
+    expect(res.skipped).toEqual([]);
+    expect(await names(a.archivePath)).toEqual(["locked", "locked/secret"]);
+    fs.chmodSync(path.join(ws, "locked"), 0o755);
+  });
+
+  it("leaves out and reports files over maxFileBytes", async () => {
+    const ws = workspace({ "small.txt": "s" });
+    fs.writeFileSync(path.join(ws, "big.bin"), "");
+    fs.truncateSync(path.join(ws, "big.bin"), 64 * 1024 * 1024); // sparse
+    const a = archive(ws, { maxFileBytes: 1024 * 1024 });
+    const res = await a.run();
+    expect(res.skipped).toEqual([{ path: "big.bin", why: expect.stringMatching(/larger than 1048576 bytes/) }]);
+    expect(await names(a.archivePath)).toEqual(["small.txt"]);
+  });
+
+  it("times out: throws archive_failed, kills its children and leaves no file behind", async () => {
+    const ws = workspace();
+    const big = fs.openSync(path.join(ws, "random.bin"), "w");
+    for (let i = 0; i < 96; i++) fs.writeSync(big, randomBytes(1024 * 1024));
+    fs.closeSync(big);
+    const a = archive(ws, { timeoutMs: 200 });
+    const started = Date.now();
+    const err = await rejection(a.run());
+    expect(err.reason).toBe("archive_failed");
+    expect(err.message).toMatch(/longer than 200 ms/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await readdir(a.outDir)).toEqual([]);
+    // No find/tar/pigz is still running in the workspace.
+    const cwds = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map((p) => {
+      try {
+        return fs.readlinkSync(`/proc/${p}/cwd`);
+      } catch {
+        return "";
+      }
+    });
+    expect(cwds).not.toContain(ws);
+  });
+
+  it("reports cancellation through the signal as canceled", async () => {
+    const ws = workspace({ "a.txt": "a" });
+    const ac = new AbortController();
+    ac.abort();
+    const a = archive(ws, { signal: ac.signal });
+    expect((await rejection(a.run())).reason).toBe("canceled");
+    expect(fs.existsSync(a.archivePath)).toBe(false);
+  });
+
+  it("fails cleanly when the archive directory cannot be created", async () => {
+    const ws = workspace({ "a.txt": "a" });
+    const parent = freshDir("blocked");
+    fs.writeFileSync(path.join(parent, "archives"), "I am a file");
+    const err = await rejection(
+      createArchive({ workspacePath: ws, archivePath: path.join(parent, "archives/sub/t.tar.gz"), timeoutMs: 10_000 }),
+    );
+    expect(err.reason).toBe("archive_failed");
+    expect(await readdir(parent)).toEqual(["archives"]);
+    expect(fs.readFileSync(path.join(parent, "archives"), "utf8")).toBe("I am a file");
+  });
+
+  it("fails cleanly with ENOSPC, leaving neither a temp file nor a partial archive", async () => {
+    const mnt = freshDir("full");
+    const mounted = await execa("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt], { reject: false });
+    if (mounted.exitCode !== 0) return; // no CAP_SYS_ADMIN here: nothing to prove
+    try {
+      const ws = workspace({ "random.bin": randomBytes(4 * 1024 * 1024) });
+      const err = await rejection(createArchive({ workspacePath: ws, archivePath: path.join(mnt, "t.tar.gz"), timeoutMs: 10_000 }));
+      expect(err.reason).toBe("archive_failed");
+      expect(err.message).toMatch(/full/);
+      expect(await readdir(mnt)).toEqual([]);
+    } finally {
+      await execa("umount", [mnt]);
+    }
+  });
+
+  it("treats tar's per-file read warnings (as a non-root user would get them) as skipped, anything else as fatal", async () => {
+    const dir = freshDir("nobody");
+    fs.chmodSync(root, 0o755);
+    fs.writeFileSync(path.join(dir, "ok"), "ok");
+    fs.writeFileSync(path.join(dir, "secret"), "s");
+    fs.chmodSync(path.join(dir, "secret"), 0o000);
+    const r = await execa(
+      "setpriv",
+      // --file=- (not /dev/null, for which GNU tar skips reading files altogether)
+      ["--reuid=65534", "--regid=65534", "--clear-groups", "tar", "--create", "--file=-", "ok", "secret"],
+      { cwd: dir, reject: false, env: { LC_ALL: "C" } },
+    );
+    fs.chmodSync(root, 0o700);
+    expect(r.exitCode).toBe(2);
+    expect(classifyStderr(r.stderr)).toEqual({
+      skipped: [{ path: "secret", why: "unreadable: Cannot open: Permission denied" }],
+      unknown: [],
+    });
+    expect(classifyStderr("tar: -: Cannot write: No space left on device").unknown).toHaveLength(1);
+  });
+});
+
+// --- extraction of untrusted archives -------------------------------------------------------
+
+type RawEntry = { path: string; type: "File" | "Directory" | "SymbolicLink" | "Link" | "FIFO"; linkpath?: string; body?: string; mode?: number; uid?: number };
+
+/** Hand-made tar.gz: every name and link target exactly as a hostile task would write it. */
+const hostileTgz = (entries: RawEntry[]): string => {
+  const blocks: Buffer[] = [];
+  for (const e of entries) {
+    const body = Buffer.from(e.body ?? "");
+    const block = Buffer.alloc(512);
+    new Header({
+      path: e.path,
+      type: e.type,
+      linkpath: e.linkpath ?? "",
+      size: body.length,
+      mode: e.mode ?? (e.type === "Directory" ? 0o755 : 0o644),
+      uid: e.uid ?? 0,
+      gid: e.uid ?? 0,
+      mtime: new Date(),
+    }).encode(block, 0);
+    blocks.push(block);
+    if (body.length > 0) blocks.push(Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]));
+  }
+  blocks.push(Buffer.alloc(1024));
+  const file = path.join(freshDir("hostile"), "h.tar.gz");
+  fs.writeFileSync(file, gzipSync(Buffer.concat(blocks)));
+  return file;
+};
+const extract = (archivePath: string, destPath = freshDir("dest"), limits = { maxTotalBytes: 1 << 20, maxEntries: 1000 }) =>
+  extractArchive({ archivePath, destPath, timeoutMs: 10_000, ...limits }).then((res) => ({ ...res, destPath }));
+/** Every path under dir (relative), without following links. */
+const tree = (dir: string, prefix = ""): string[] =>
+  fs
+    .readdirSync(path.join(dir, prefix), { withFileTypes: true })
+    .flatMap((d) => {
+      const rel = path.join(prefix, d.name);
+      return d.isDirectory() ? [rel, ...tree(dir, rel)] : [rel];
+    })
+    .sort();
+
+describe("extractArchive", () => {
+  it("never writes through a symlink planted in the archive, in any order or chain", async () => {
+    const canary = freshDir("canary");
+    const dest = freshDir("dest");
+    const file = hostileTgz([
+      { path: "evil", type: "SymbolicLink", linkpath: canary },
+      { path: "evil/pwned", type: "File", body: "owned" },
+      { path: "up", type: "SymbolicLink", linkpath: `../../${path.basename(canary)}` },
+      { path: "up/pwned2", type: "File", body: "owned" },
+      { path: "late/pwned3", type: "File", body: "owned" },
+      { path: "late", type: "SymbolicLink", linkpath: canary },
+      { path: "l", type: "SymbolicLink", linkpath: "." },
+      { path: "m", type: "SymbolicLink", linkpath: "l/.." },
+      { path: "m/pwned4", type: "File", body: "owned" },
+      { path: "ok.txt", type: "File", body: "fine" },
+      { path: "rel", type: "SymbolicLink", linkpath: "ok.txt" },
+    ]);
+    const res = await extract(file, dest);
+    expect(fs.readdirSync(canary)).toEqual([]);
+    expect(fs.readdirSync(path.dirname(dest)).filter((f) => f.startsWith("pwned"))).toEqual([]);
+    expect(tree(dest)).toEqual(["l", "ok.txt", "rel"]);
+    expect(fs.readlinkSync(path.join(dest, "rel"))).toBe("ok.txt");
+    expect(res.skipped.map((s) => s.path).sort()).toEqual(["evil", "evil/pwned", "late", "late/pwned3", "m", "m/pwned4", "up", "up/pwned2"]);
+    expect(res.entries).toBe(3);
+  });
+
+  it("drops ../ and absolute names (hand-made and GNU tar -P archives)", async () => {
+    const outside = freshDir("outside");
+    const dest = path.join(freshDir("deep"), "a", "dest");
+    fs.mkdirSync(dest, { recursive: true });
+    const file = hostileTgz([
+      { path: "../escape", type: "File", body: "x" },
+      { path: "a/../../escape2", type: "File", body: "x" },
+      { path: `${outside}/abs`, type: "File", body: "x" },
+      { path: "c:evil", type: "File", body: "x" },
+      { path: "fine", type: "File", body: "ok" },
+    ]);
+    const res = await extract(file, dest);
+    expect(tree(dest)).toEqual(["fine"]);
+    expect(tree(path.dirname(dest))).toEqual(["dest", "dest/fine"]);
+    expect(fs.readdirSync(outside)).toEqual([]);
+    expect(res.skipped).toHaveLength(4);
+
+    const stage = freshDir("stage");
+    fs.writeFileSync(path.join(stage, "x"), "x");
+    const gnu = path.join(freshDir("gnu"), "p.tar.gz");
+    await execa("tar", ["-czPf", gnu, "-C", stage, "--transform", `s,^x$,../gnu-escape,`, "x"]);
+    expect((await listArchive(gnu)).map((e) => e.path)).toEqual(["../gnu-escape"]);
+    const dest2 = freshDir("dest");
+    expect((await extract(gnu, dest2)).skipped).toHaveLength(1);
+    expect(fs.existsSync(path.join(path.dirname(dest2), "gnu-escape"))).toBe(false);
+  });
+
+  it("drops hardlink entries (to /etc/passwd or anywhere) and special files", async () => {
+    const before = fs.statSync("/etc/passwd");
+    const file = hostileTgz([
+      { path: "pw", type: "Link", linkpath: "/etc/passwd" },
+      { path: "pw2", type: "Link", linkpath: "../../../../etc/passwd" },
+      { path: "pw", type: "File", body: "root::0:0::/root:/bin/sh\n" },
+      { path: "fifo", type: "FIFO" },
+    ]);
+    const res = await extract(file);
+    expect(fs.statSync("/etc/passwd")).toMatchObject({ nlink: before.nlink, size: before.size, mtimeMs: before.mtimeMs });
+    expect(tree(res.destPath)).toEqual(["pw"]);
+    expect(fs.statSync(path.join(res.destPath, "pw")).nlink).toBe(1);
+    expect(res.skipped.map((s) => s.why)).toEqual(["hard link not restored", "hard link not restored", "FIFO entry not restored"]);
+  });
+
+  it("masks modes and does not keep the archive's owner", async () => {
+    const file = hostileTgz([
+      { path: "suid", type: "File", body: "#!/bin/sh", mode: 0o4777, uid: 12345 },
+      { path: "dir", type: "Directory", mode: 0o3777, uid: 12345 },
+    ]);
+    const { destPath } = await extract(file);
+    for (const p of ["suid", "dir"]) {
+      const st = fs.statSync(path.join(destPath, p));
+      expect(st.mode & 0o7777).toBe(0o755);
+      expect(st.uid).toBe(process.getuid?.());
+    }
+  });
+
+  it.each([
+    ["maxEntries", { maxTotalBytes: 1 << 20, maxEntries: 10 }, Array.from({ length: 20 }, (_, i) => ({ path: `f${i}`, type: "File" as const, body: "x" }))],
+    ["maxTotalBytes", { maxTotalBytes: 4096, maxEntries: 100 }, [{ path: "ok", type: "File" as const, body: "x" }, { path: "big", type: "File" as const, body: "y".repeat(5000) }]],
+  ])("refuses an archive over %s and writes nothing", async (limit, limits, entries) => {
+    const dest = freshDir("dest");
+    const err = await rejection(extract(hostileTgz(entries), dest, limits));
+    expect(err.reason).toBe("workspace_failed");
+    expect(err.message).toContain(limit);
+    expect(fs.readdirSync(dest)).toEqual([]);
+  });
+
+  it("rejects a truncated archive and a destination that is a symlink", async () => {
+    const ws = workspace({ "r.bin": randomBytes(200_000) });
+    const a = archive(ws);
+    await a.run();
+    const cut = path.join(freshDir("cut"), "cut.tar.gz");
+    fs.writeFileSync(cut, fs.readFileSync(a.archivePath).subarray(0, 50_000));
+    expect((await rejection(extract(cut))).reason).toBe("workspace_failed");
+
+    const link = path.join(freshDir("l"), "dest-link");
+    fs.symlinkSync(freshDir("target"), link);
+    expect((await rejection(extract(a.archivePath, link))).reason).toBe("workspace_failed");
+  });
+
+  it("round-trips a normal workspace through createArchive -> extractArchive", async () => {
+    const ws = workspace({ "out.txt": "hello\n", "src/a.py": "print(1)\n", "src/pkg/mod.py": "x = 1\n" });
+    fs.symlinkSync("src/a.py", path.join(ws, "main.py"));
+    fs.symlinkSync("../out.txt", path.join(ws, "src/out-link"));
+    fs.symlinkSync("/etc/passwd", path.join(ws, "host-link"));
+    fs.linkSync(path.join(ws, "out.txt"), path.join(ws, "src/out-hard.txt"));
+    fs.chmodSync(path.join(ws, "src/a.py"), 0o755);
+    const a = archive(ws);
+    const created = await a.run();
+    const res = await extract(a.archivePath);
+    const d = res.destPath;
+    expect(await readFile(path.join(d, "src/pkg/mod.py"), "utf8")).toBe("x = 1\n");
+    expect(fs.statSync(path.join(d, "src/a.py")).mode & 0o777).toBe(0o755);
+    expect(fs.readlinkSync(path.join(d, "main.py"))).toBe("src/a.py");
+    expect(fs.readlinkSync(path.join(d, "src/out-link"))).toBe("../out.txt");
+    // Links the seeding refuses are reported, not silently lost: the absolute symlink, and the
+    // second name of the hardlinked pair (whichever GNU tar stored as a Link entry).
+    expect(fs.existsSync(path.join(d, "host-link"))).toBe(false);
+    const pair = ["out.txt", "src/out-hard.txt"];
+    const kept = pair.filter((p) => fs.existsSync(path.join(d, p)));
+    expect(kept).toHaveLength(1);
+    expect(await readFile(path.join(d, kept[0] ?? ""), "utf8")).toBe("hello\n");
+    expect(res.skipped).toEqual(
+      expect.arrayContaining([
+        { path: "host-link", why: expect.stringMatching(/absolute/) },
+        { path: pair.find((p) => p !== kept[0]), why: "hard link not restored" },
+      ]),
+    );
+    expect(res.skipped).toHaveLength(2);
+    expect(res.entries).toBe(created.entries - 2);
+    const digest = (p: string) => createHash("sha256").update(fs.readFileSync(p)).digest("hex");
+    expect(digest(path.join(d, "src/a.py"))).toBe(digest(path.join(ws, "src/a.py")));
+  });
+});
