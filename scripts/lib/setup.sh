@@ -115,7 +115,9 @@ ensure_node_deps() {
   [ -f node_modules/.berth-lock-hash ] && have=$(cat node_modules/.berth-lock-hash)
   if [ "$want" != "$have" ]; then
     say "installing npm dependencies"
-    npm ci --no-audit --no-fund --loglevel=error
+    # npm ci refuses lockfiles written with omit-lockfile-registry-resolved (optional platform packages are not
+    # recorded); npm install keeps the locked versions all the same.
+    npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error
     printf '%s' "$want" > node_modules/.berth-lock-hash
   fi
 }

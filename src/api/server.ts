@@ -8,6 +8,7 @@ import { LiveHub } from "../logs/live-hub.js";
 import { Authenticator } from "./auth.js";
 import { registerErrorHandler } from "./error-handler.js";
 import { artifactRoutes } from "./routes/artifacts.js";
+import { fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
 import { taskIdParam, taskRoutes } from "./routes/tasks.js";
 import { streamEvents, wantsEventStream } from "./sse.js";
@@ -53,5 +54,6 @@ export async function buildServer(deps: Deps, services: Services, opts: { checkD
   await app.register(healthRoutes, { ctx });
   await app.register(taskRoutes, { ctx });
   await app.register(artifactRoutes, { ctx });
+  await app.register(fileRoutes, { ctx });
   return app;
 }

@@ -4,6 +4,7 @@ import { TASK_STATUSES, type TaskStatus } from "../../contract/types.js";
 import { TASK_ID_PATTERN, type TaskRecord } from "../../domain/task.js";
 import { validateSubmit } from "../../domain/validate.js";
 import { BerthError, invalidInput, taskNotFound } from "../../errors.js";
+import { deleteTask } from "../../cleanup/remove-task.js";
 import { toView } from "../views.js";
 import type { ApiContext } from "../server.js";
 
@@ -39,6 +40,12 @@ export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     const cursor = q.cursor === undefined ? null : decodeCursor(q.cursor);
     const page = await services.store.list(tenant, { limit, cursor, status, label });
     return { tasks: page.records.map(toView), nextCursor: page.nextCursor ? Buffer.from(page.nextCursor).toString("base64url") : null };
+  });
+
+  app.delete("/v1/tasks/:id", async (request, reply) => {
+    const tenant = ctx.auth.tenantOf(request);
+    await deleteTask(deps, services, tenant, taskIdParam(request));
+    return reply.code(204).send();
   });
 
   app.post("/v1/tasks/:id/cancel", async (request, reply) => {

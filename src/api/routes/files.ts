@@ -1,0 +1,47 @@
+// The live workspace: a listing and a file's raw bytes, during the run and after. Never through a symbolic link.
+import type { FastifyInstance } from "fastify";
+import { BerthError } from "../../errors.js";
+import { listWorkspace, openWorkspaceFile, parseRelativePath } from "../../workspace/safe-path.js";
+import { workspacePath } from "../../workspace/workspace.js";
+import type { ApiContext } from "../server.js";
+import { assertNotExpired } from "./tasks.js";
+
+export async function fileRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
+  const root = ctx.deps.config.dirs.workspaces;
+
+  app.get("/v1/tasks/:id/files", async (request) => {
+    const record = await ctx.findTask(request);
+    assertNotExpired(record, "workspace");
+    if (record.status === "queued") return { files: [], truncated: false };
+    const dir = workspacePath(root, record.workspace);
+    try {
+      return await listWorkspace(dir);
+    } catch (err) {
+      throw gone(record.id, err);
+    }
+  });
+
+  app.get("/v1/tasks/:id/files/*", async (request, reply) => {
+    const record = await ctx.findTask(request);
+    assertNotExpired(record, "workspace");
+    const raw = (request.params as { "*": string })["*"];
+    const parts = parseRelativePath(raw);
+    if (parts.length === 0) throw new BerthError("invalid_input", "Name a file, or list the workspace with GET /v1/tasks/:id/files.");
+    const { handle, size } = await openWorkspaceFile(workspacePath(root, record.workspace), parts.join("/"));
+    // The length is the size at open; a file still being written may end up longer or shorter.
+    const stream = handle.createReadStream({ start: 0, end: Math.max(size - 1, 0), autoClose: true });
+    if (size === 0) stream.destroy();
+    return reply
+      .type("application/octet-stream")
+      .header("content-length", String(size))
+      .header("content-disposition", `attachment; filename="${sanitizeFilename(parts[parts.length - 1] as string)}"`)
+      .send(size === 0 ? "" : stream);
+  });
+}
+
+function gone(id: string, err: unknown): BerthError {
+  if (err instanceof BerthError) return err;
+  return new BerthError("not_found", `Task "${id}" has no workspace on this server.`, {}, { cause: err });
+}
+
+const sanitizeFilename = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 200) || "file";

@@ -1,0 +1,50 @@
+// Removing what a finished task left on this host: workspace, archive and log stream. Shared by
+// DELETE /v1/tasks/:id, the scheduled cleanup and `berth workspace remove`.
+import { access } from "node:fs/promises";
+import type { Deps } from "../app/deps.js";
+import type { Services } from "../app/services.js";
+import { isFinalStatus } from "../contract/types.js";
+import type { TaskRecord } from "../domain/task.js";
+import { BerthError, taskNotFound } from "../errors.js";
+import { archivePath, removeFile, removeTree, workspacePath } from "../workspace/workspace.js";
+
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+/**
+ * Deletes the task's workspace and archive (if on this host's disk) and its log stream.
+ * Only for finished tasks: a running container may still write into the workspace.
+ */
+export async function removeTaskFiles(deps: Deps, services: Services, record: TaskRecord): Promise<{ workspace: boolean; archive: boolean }> {
+  if (!isFinalStatus(record.status)) throw new Error(`task ${record.id} is ${record.status}; its files cannot be removed yet`);
+  const ws = workspacePath(deps.config.dirs.workspaces, record.workspace);
+  const ar = archivePath(deps.config.dirs.archives, record.workspace);
+  const had = { workspace: await exists(ws), archive: await exists(ar) };
+  await removeTree(ws);
+  await removeFile(ar);
+  await services.logs.remove(record.id);
+  return had;
+}
+
+/** DELETE /v1/tasks/:id: cancels if needed, waits for the task to end, then removes its files, logs and record. */
+export async function deleteTask(deps: Deps, services: Services, tenant: string, id: string): Promise<void> {
+  let record = await services.store.getForTenant(tenant, id);
+  if (!record) throw taskNotFound(id);
+  if (!isFinalStatus(record.status)) {
+    record = await services.queue.cancel(tenant, id).catch((err: unknown) => {
+      // It may have finished between our read and the cancel: that is fine, carry on deleting.
+      if (err instanceof BerthError && err.code === "wrong_state") return record as TaskRecord;
+      throw err;
+    });
+    const deadline = Date.now() + (deps.config.worker.stopGraceSeconds + 30) * 1000;
+    while (record && !isFinalStatus(record.status)) {
+      if (Date.now() > deadline) {
+        throw new BerthError("wrong_state", `Task "${id}" is still stopping; retry the delete in a few seconds.`, { retryAfterSeconds: 5 });
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      record = await services.store.get(id);
+    }
+    if (!record) return;
+  }
+  await removeTaskFiles(deps, services, record);
+  await services.store.remove(record);
+}
