@@ -1,5 +1,6 @@
 // The BullMQ worker: takes task jobs, runs them with BERTH_CONCURRENCY at once, stops them on cancel (from any
 // host, via pub/sub), on a lost lock, or at shutdown, and never leaves a container behind.
+import { randomBytes } from "node:crypto";
 import { Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import type { Deps } from "../app/deps.js";
@@ -9,6 +10,7 @@ import { LABEL_NAMESPACE, LABEL_TASK_ID } from "../runner/labels.js";
 import { runTask, type StopCause } from "../runner/run-task.js";
 import type { Keys } from "../store/keys.js";
 import type { TaskStore } from "../store/task-store.js";
+import { Heartbeat, reapOrphans } from "./orphans.js";
 import { QUEUE_NAME, type TaskJobData } from "./queue.js";
 
 export interface TaskWorker {
@@ -24,11 +26,22 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
   const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
 
+  const workerId = `${deps.host}-${process.pid}-${randomBytes(4).toString("hex")}`;
+  const heartbeat = new Heartbeat(deps, keys, workerId);
+  await heartbeat.start();
   const stopTask = (taskId: string, cause: StopCause) => running.get(taskId)?.abort(cause);
+  const reap = () => reapOrphans(deps, keys, logger, (id) => running.has(id)).catch((err: unknown) => {
+    logger.warn({ err }, "orphan sweep failed; will retry");
+    return [];
+  });
+  // Containers left by a worker that died are stopped before this one takes work, then checked every minute.
+  await reap();
+  const reaper = setInterval(() => void reap(), 60_000);
+  reaper.unref();
   await subscriber.subscribe(keys.cancelChannel);
   subscriber.on("message", (_channel: string, taskId: string) => stopTask(taskId, "canceled"));
 
-  const process = async (job: Job<TaskJobData>) => {
+  const processJob = async (job: Job<TaskJobData>) => {
     const { taskId } = job.data;
     const record = await store.get(taskId);
     const spec = await store.getSpec(taskId);
@@ -46,13 +59,13 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
       const applied = await store.transition(taskId, record.tenant, ["queued", "running"], { status: "running", startedAtMs: Date.now(), host: deps.host });
       if (applied !== true) return;
       if (record.cancelRequested) controller.abort("canceled" satisfies StopCause);
-      await runTask({ deps, store, logs, record: { ...record, status: "running" }, spec: spec ?? fallbackSpec(record), log, stop: controller.signal });
+      await runTask({ deps, store, logs, record: { ...record, status: "running" }, spec: spec ?? fallbackSpec(record), log, workerId, stop: controller.signal });
     } finally {
       running.delete(taskId);
     }
   };
 
-  const worker = new Worker<TaskJobData>(QUEUE_NAME, process, {
+  const worker = new Worker<TaskJobData>(QUEUE_NAME, processJob, {
     connection,
     prefix: keys.bullPrefix,
     concurrency: config.worker.concurrency,
@@ -87,6 +100,8 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
           await closed;
         } finally {
           clearTimeout(deadline);
+          clearInterval(reaper);
+          await heartbeat.stop();
           await subscriber.quit().catch(() => undefined);
           await connection.quit().catch(() => undefined);
         }

@@ -8,6 +8,7 @@ export function buildContainerSpec(input: {
   config: Config;
   namespace: string;
   host: string;
+  workerId: string;
   taskId: string;
   tenant: string;
   spec: TaskSpec;
@@ -30,6 +31,6 @@ export function buildContainerSpec(input: {
     },
     tmpfsBytes: config.worker.tmpfsMb * 1024 * 1024,
     runtime: config.worker.runtime,
-    labels: taskLabels({ namespace: input.namespace, taskId: input.taskId, tenant: input.tenant, host: input.host }),
+    labels: taskLabels({ namespace: input.namespace, taskId: input.taskId, tenant: input.tenant, host: input.host, workerId: input.workerId }),
   };
 }

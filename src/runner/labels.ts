@@ -4,13 +4,16 @@ export const LABEL_NAMESPACE = "berth.namespace";
 export const LABEL_TASK_ID = "berth.task-id";
 export const LABEL_TENANT = "berth.tenant";
 export const LABEL_HOST = "berth.host";
+/** The worker process that runs the container; its liveness is a heartbeat key in Redis. */
+export const LABEL_WORKER = "berth.worker";
 
-export const taskLabels = (ctx: { namespace: string; taskId: string; tenant: string; host: string }): Record<string, string> => ({
+export const taskLabels = (ctx: { namespace: string; taskId: string; tenant: string; host: string; workerId: string }): Record<string, string> => ({
   [LABEL_MANAGED]: "true",
   [LABEL_NAMESPACE]: ctx.namespace,
   [LABEL_TASK_ID]: ctx.taskId,
   [LABEL_TENANT]: ctx.tenant,
   [LABEL_HOST]: ctx.host,
+  [LABEL_WORKER]: ctx.workerId,
 });
 
 /** Container names are derived from the task id, so a second run of the same task collides (409) instead of running twice. */

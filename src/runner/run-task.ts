@@ -23,6 +23,8 @@ export interface RunTaskInput {
   readonly record: TaskRecord;
   readonly spec: TaskSpec;
   readonly log: Logger;
+  /** Id of the worker process running the task (container label, matched against its heartbeat). */
+  readonly workerId: string;
   /** Aborted with a StopCause as reason when the task must stop (cancel, shutdown, lost lock). */
   readonly stop: AbortSignal;
 }
@@ -53,7 +55,7 @@ export async function runTask(input: RunTaskInput): Promise<void> {
     });
     if (spec.fromTask) await seedFromTask(input, workspacePath);
 
-    const containerSpec = buildContainerSpec({ config, namespace: deps.namespace, host: deps.host, taskId: record.id, tenant: record.tenant, spec, workspacePath });
+    const containerSpec = buildContainerSpec({ config, namespace: deps.namespace, host: deps.host, workerId: input.workerId, taskId: record.id, tenant: record.tenant, spec, workspacePath });
     log.info({ image: spec.image, timeoutSeconds: spec.timeoutSeconds, limits: spec.limits, network: containerSpec.network }, "container starting");
     handle = await deps.runtime.run(containerSpec, (stream, chunk) => sink.write(stream, chunk));
     log.debug({ containerId: handle.id }, "container started");

@@ -29,6 +29,8 @@ export interface Harness {
   submit(body: unknown, headers?: Record<string, string>): Promise<TaskView>;
   get(id: string, headers?: Record<string, string>): Promise<TaskView>;
   waitFinished(id: string, timeoutMs?: number, headers?: Record<string, string>): Promise<TaskView>;
+  /** Waits until no job is queued or running, then returns the ids of this namespace's containers left on the engine. */
+  leftoverContainers(): Promise<string[]>;
   /** Ids of containers of this namespace still on the engine. */
   containers(): Promise<string[]>;
   close(): Promise<void>;
@@ -73,6 +75,10 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
     },
     waitFinished(id, timeoutMs = 60_000, headers = {}) {
       return waitFor(`task ${id} to finish`, () => h.get(id, headers), FINISHED, { timeoutMs });
+    },
+    async leftoverContainers() {
+      await waitFor("the queue to drain", () => services.queue.counts(), (c) => (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0, { timeoutMs: 120_000 });
+      return h.containers();
     },
     async containers() {
       return (await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: namespace })).map((c) => c.id);

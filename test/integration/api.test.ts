@@ -10,7 +10,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const left = h ? await h.containers() : [];
+  const left = h ? await h.leftoverContainers() : [];
   await h?.close();
   expect(left).toEqual([]);
 });
@@ -130,7 +130,7 @@ describe("ids and states", () => {
   });
 
   it("answers 409 archive_not_ready while the task has no archive", async () => {
-    const t = await h.submit({ command: ["sleep", "3"] });
+    const t = await h.submit({ command: ["sleep", "3"] }, ACME);
     const res = await call("GET", `/v1/tasks/${t.id}/archive`);
     expect(res.statusCode).toBe(409);
     expect(res.json().error.code).toBe("archive_not_ready");

@@ -12,7 +12,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const left = h ? await h.containers() : [];
+  const left = h ? await h.leftoverContainers() : [];
   await h?.close();
   expect(left).toEqual([]); // no container outlives its task
 });
