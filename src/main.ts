@@ -28,7 +28,7 @@ export async function connectRedis(url: string, logger: Logger): Promise<Redis> 
   return redis;
 }
 
-export async function buildDeps(config: Config, logger: Logger, namespace = "berth"): Promise<Deps & { close(): Promise<void> }> {
+export async function buildDeps(config: Config, logger: Logger, namespace = config.namespace): Promise<Deps & { close(): Promise<void> }> {
   const redis = await connectRedis(config.redisUrl, logger);
   const docker = await createDockerClient().catch(async (err: unknown) => {
     await redis.quit();

@@ -56,6 +56,9 @@ const Env = z.object({
   BERTH_SHUTDOWN_TIMEOUT_SECONDS: wholeNumber(1, 3600, 30),
   BERTH_MAX_BODY_BYTES: wholeNumber(1024, 1_073_741_824, 16_777_216),
   BERTH_RUNTIME: z.string().regex(/^[A-Za-z0-9_.-]*$/, "must be a Docker runtime name such as runsc").default(""),
+  BERTH_DISK_BUDGET_BYTES: wholeNumber(0, 2 ** 53, 0),
+  BERTH_RATE_LIMIT_PER_MINUTE: wholeNumber(0, 1_000_000, 1200),
+  BERTH_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be 1-40 characters of a-z, 0-9 and -").default("berth"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], "must be a pino level").default("info"),
 });
 
@@ -91,6 +94,12 @@ export interface Config {
   readonly timeouts: { readonly defaultSeconds: number; readonly maxSeconds: number };
   readonly retention: { readonly defaultSeconds: number; readonly maxSeconds: number; readonly cleanupIntervalSeconds: number };
   readonly tenantMaxActive: number;
+  /** Workspaces + archives above this many bytes make cleanup expire the oldest finished tasks first (0 = off). */
+  readonly diskBudgetBytes: number;
+  /** Requests per minute one API key (tenant) may make; 0 = unlimited. */
+  readonly rateLimitPerMinute: number;
+  /** Prefix of every Redis key, queue and container label; separate berth installations on one Redis/engine differ here. */
+  readonly namespace: string;
   readonly logLevel: string;
 }
 
@@ -158,6 +167,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cleanupIntervalSeconds: e.BERTH_CLEANUP_INTERVAL_SECONDS,
     },
     tenantMaxActive: e.BERTH_TENANT_MAX_ACTIVE,
+    diskBudgetBytes: e.BERTH_DISK_BUDGET_BYTES,
+    rateLimitPerMinute: e.BERTH_RATE_LIMIT_PER_MINUTE,
+    namespace: e.BERTH_NAMESPACE,
     logLevel: e.LOG_LEVEL,
   });
 }
