@@ -3,7 +3,7 @@
 import { Command } from "commander";
 import { isBerthError } from "../errors.js";
 import { runServer, type ServerRole } from "../main.js";
-import { registerClientCommands } from "./commands/client.js";
+import { exitCodeFor, registerClientCommands } from "./commands/client.js";
 import { registerWorkspaceCommands } from "./commands/workspace.js";
 
 const program = new Command()
@@ -26,5 +26,6 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   // Errors print their message, not a stack trace: the messages say what to do.
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`berth: ${message}\n`);
-  process.exit(isBerthError(err) && err.code === "invalid_config" ? 2 : 1);
+  // Client errors (BerthApiError, usage): 69 unreachable, 2 invalid input, 1 otherwise (see `berth submit --help`).
+  process.exit(isBerthError(err) && err.code === "invalid_config" ? 2 : exitCodeFor(err) ?? 1);
 });

@@ -1,0 +1,236 @@
+// BerthClient: the berth HTTP API (shared/API.md §3) over global fetch (Node 20).
+import type { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { isFinalStatus, type FileEntry, type SubmitTaskRequest, type TaskList, type TaskStatus, type TaskView } from "../contract/types.js";
+import { saveArchive, streamArchive, type DownloadResult, type DownloadStreamOptions, type DownloadToFileOptions } from "./download.js";
+import { BerthApiError, errorFromResponse, isAbortError, unreachableError } from "./errors.js";
+import { followEvents, type FollowEvent, type FollowOptions } from "./follow.js";
+
+/** The address a client uses when given none. */
+export const DEFAULT_BERTH_URL = "http://127.0.0.1:8080";
+
+/** Options of {@link BerthClient}. Nothing is read from the environment: the caller decides. */
+export interface BerthClientOptions {
+  /** Base URL of the API. @defaultValue {@link DEFAULT_BERTH_URL} */
+  url?: string;
+  /** Sent as `Authorization: Bearer <apiKey>`; the key names the tenant. Omit for a server without keys. */
+  apiKey?: string;
+  /** A fetch implementation (tests, proxies). @defaultValue the global fetch */
+  fetch?: typeof fetch;
+}
+
+/** Filters and paging of {@link BerthClient.list}. */
+export interface ListTasksOptions {
+  status?: TaskStatus;
+  /** `"key:value"`, or a `[key, value]` pair. */
+  label?: string | readonly [string, string];
+  /** Page size, 1–500. @defaultValue 50 (the server's) */
+  limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/** Options of {@link BerthClient.wait}. */
+export interface WaitOptions {
+  /** Give up (with `BerthApiError` code `wait_timeout`) after this long. @defaultValue no limit */
+  timeoutMs?: number;
+  /** Delay between status checks. @defaultValue 1000 */
+  pollMs?: number;
+  signal?: AbortSignal;
+}
+
+/** The live workspace listing of {@link BerthClient.files}. */
+export interface FileListing {
+  files: FileEntry[];
+  /** True when the server stopped listing at a limit: entries may be missing. */
+  truncated: boolean;
+}
+
+interface RequestOptions {
+  body?: unknown;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** A client of one berth server, as one tenant. All failures are {@link BerthApiError}s. */
+export class BerthClient {
+  /** The base URL, without a trailing slash. */
+  readonly url: string;
+  readonly #apiKey: string | undefined;
+  readonly #fetch: typeof fetch;
+
+  constructor(opts: BerthClientOptions = {}) {
+    const url = opts.url ?? DEFAULT_BERTH_URL;
+    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+      throw new BerthApiError(0, "invalid_input", `Invalid berth URL "${url}": expected http(s)://host:port, e.g. ${DEFAULT_BERTH_URL}.`);
+    }
+    this.url = url.replace(/\/+$/, "");
+    this.#apiKey = opts.apiKey || undefined;
+    this.#fetch = opts.fetch ?? globalThis.fetch;
+  }
+
+  /** Submits a task (`202`), or returns the existing one for a known idempotency key (`200`). */
+  async submit(req: SubmitTaskRequest, opts: { idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<TaskView> {
+    const headers: Record<string, string> = opts.idempotencyKey === undefined ? {} : { "idempotency-key": opts.idempotencyKey };
+    return this.#json<TaskView>("POST", "/v1/tasks", { body: req, headers, ...signalOf(opts) });
+  }
+
+  /** The task's current view; `404 not_found` for an unknown task or another tenant's. */
+  async get(id: string, opts: { signal?: AbortSignal } = {}): Promise<TaskView> {
+    return this.#json<TaskView>("GET", taskPath(id), signalOf(opts));
+  }
+
+  /** One page of tasks, newest first. */
+  async list(opts: ListTasksOptions = {}): Promise<TaskList> {
+    const q = new URLSearchParams();
+    if (opts.status !== undefined) q.set("status", opts.status);
+    if (opts.label !== undefined) q.set("label", typeof opts.label === "string" ? opts.label : `${opts.label[0]}:${opts.label[1]}`);
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    if (opts.cursor !== undefined) q.set("cursor", opts.cursor);
+    const query = q.toString();
+    return this.#json<TaskList>("GET", `/v1/tasks${query ? `?${query}` : ""}`);
+  }
+
+  /** Every task matching the filters, newest first, fetching page after page (`limit` per page) as you iterate. */
+  async *listAll(opts: Omit<ListTasksOptions, "cursor"> = {}): AsyncGenerator<TaskView, void, undefined> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.list(cursor === undefined ? opts : { ...opts, cursor });
+      yield* page.tasks;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+  }
+
+  /** Polls until the task reaches a final status (`succeeded`, `failed`, `timed_out`, `canceled`, `expired`). */
+  async wait(id: string, opts: WaitOptions = {}): Promise<TaskView> {
+    const { timeoutMs = Infinity, pollMs = 1000 } = opts;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const view = await this.get(id, signalOf(opts));
+      if (isFinalStatus(view.status)) return view;
+      if (Date.now() + pollMs > deadline) {
+        throw new BerthApiError(0, "wait_timeout", `Task "${id}" is still ${view.status} after ${timeoutMs} ms of waiting.`);
+      }
+      await sleep(pollMs, undefined, signalOf(opts));
+    }
+  }
+
+  /** Cancels a queued or running task (`409 wrong_state` once finished); returns the view at that moment. */
+  async cancel(id: string): Promise<TaskView> {
+    return this.#json<TaskView>("POST", `${taskPath(id)}/cancel`);
+  }
+
+  /** Deletes the task (canceling it if needed) with its workspace, archive and logs. */
+  async delete(id: string): Promise<void> {
+    const res = await this.#send("DELETE", taskPath(id));
+    await res.arrayBuffer().catch(() => undefined);
+  }
+
+  /** Everything logged so far as text, stdout and stderr interleaved in order. */
+  async logs(id: string): Promise<string> {
+    const res = await this.#send("GET", `${taskPath(id)}/logs`, { headers: { accept: "text/plain" } });
+    return this.#read(res, `${taskPath(id)}/logs`, (r) => r.text());
+  }
+
+  /**
+   * Follows the task's logs live (SSE): log entries in order, then one `{type: "end"}` marker, after which the
+   * iteration ends. Dropped connections are resumed after the last entry seen (bounded retries with backoff).
+   * Breaking out of the loop closes the connection.
+   */
+  follow(id: string, opts: FollowOptions = {}): AsyncGenerator<FollowEvent, void, undefined> {
+    const urlPath = `${taskPath(id)}/logs`;
+    return followEvents(id, async (lastEventId, signal) => {
+      const headers: Record<string, string> = { accept: "text/event-stream" };
+      if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
+      const res = await this.#send("GET", urlPath, { headers, signal });
+      if (!(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new BerthApiError(res.status, "invalid_response", `${this.url}${urlPath} did not answer with an event stream.`);
+      }
+      return res;
+    }, opts);
+  }
+
+  /**
+   * Downloads the task's archive (`409 archive_not_ready` until it exists). Into a file by default (`file`, or
+   * `<workspace>.tar.gz`), verified against the task view's `archive.sha256`; or, with `{stream: true}`, as a Readable.
+   */
+  download(id: string, opts: DownloadStreamOptions): Promise<Readable>;
+  download(id: string, opts?: DownloadToFileOptions): Promise<DownloadResult>;
+  async download(id: string, opts: DownloadToFileOptions | DownloadStreamOptions = {}): Promise<Readable | DownloadResult> {
+    const urlPath = `${taskPath(id)}/archive`;
+    const res = await this.#send("GET", urlPath, { headers: { accept: "application/gzip" }, ...signalOf(opts) });
+    const url = `${this.url}${urlPath}`;
+    if ("stream" in opts) return streamArchive(res, url, opts.onProgress);
+    try {
+      const view = await this.get(id, signalOf(opts));
+      if (!view.archive) throw new BerthApiError(409, "archive_not_ready", `Task "${id}" has no archive any more.`);
+      return await saveArchive(res, url, opts.file ?? `${view.workspace}.tar.gz`, view.archive.sha256, opts.onProgress);
+    } finally {
+      await res.body?.cancel().catch(() => undefined);
+    }
+  }
+
+  /** The live workspace listing (also while the task runs). */
+  async files(id: string): Promise<FileListing> {
+    const listing = await this.#json<{ files: FileEntry[]; truncated?: boolean }>("GET", `${taskPath(id)}/files`);
+    return { files: listing.files, truncated: listing.truncated ?? false };
+  }
+
+  /** A workspace file's raw bytes. `filePath` is relative (`src/a.py`); each segment is percent-encoded. */
+  async readFile(id: string, filePath: string): Promise<Buffer> {
+    const segments = filePath.split("/").filter((s) => s !== "");
+    if (segments.length === 0 || segments.some((s) => s === "." || s === "..")) {
+      throw new BerthApiError(0, "invalid_input", `Invalid workspace path "${filePath}": name a file relative to the workspace, without "." or ".." segments.`);
+    }
+    const urlPath = `${taskPath(id)}/files/${segments.map(encodeURIComponent).join("/")}`;
+    const res = await this.#send("GET", urlPath);
+    return this.#read(res, urlPath, async (r) => Buffer.from(await r.arrayBuffer()));
+  }
+
+  async #json<T>(method: string, urlPath: string, opts: RequestOptions = {}): Promise<T> {
+    const res = await this.#send(method, urlPath, { ...opts, headers: { accept: "application/json", ...opts.headers } });
+    return this.#read(res, urlPath, async (r) => (await r.json()) as T);
+  }
+
+  /** One request; non-2xx answers and network failures become {@link BerthApiError}s. */
+  async #send(method: string, urlPath: string, opts: RequestOptions = {}): Promise<Response> {
+    const url = `${this.url}${urlPath}`;
+    const headers: Record<string, string> = { ...opts.headers };
+    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
+    const init: RequestInit = { method, headers };
+    if (opts.signal) init.signal = opts.signal;
+    if (opts.body !== undefined) {
+      headers["content-type"] = "application/json";
+      init.body = JSON.stringify(opts.body);
+    }
+    let res: Response;
+    try {
+      res = await this.#fetch(url, init);
+    } catch (err) {
+      if (isAbortError(err)) throw err;
+      throw unreachableError(this.url, err);
+    }
+    if (!res.ok) throw await errorFromResponse(res, `${method} ${url}`);
+    return res;
+  }
+
+  /** Reads a body; a connection lost half-way is "unreachable", not a parse error. */
+  async #read<T>(res: Response, urlPath: string, read: (res: Response) => Promise<T>): Promise<T> {
+    try {
+      return await read(res);
+    } catch (err) {
+      if (isAbortError(err)) throw err;
+      if (err instanceof SyntaxError) throw new BerthApiError(res.status, "invalid_response", `${this.url}${urlPath} answered with a body that is not JSON.`, { cause: err });
+      throw unreachableError(this.url, err);
+    }
+  }
+}
+
+/** `/v1/tasks/<id>`, refusing ids that URL normalization would turn into another path. */
+function taskPath(id: string): string {
+  if (id === "" || /^\.+$/.test(id)) throw new BerthApiError(0, "invalid_input", `Invalid task id "${id}".`);
+  return `/v1/tasks/${encodeURIComponent(id)}`;
+}
+
+const signalOf = (opts: { signal?: AbortSignal }): { signal?: AbortSignal } => (opts.signal ? { signal: opts.signal } : {});

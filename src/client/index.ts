@@ -1,0 +1,22 @@
+// The client SDK's public surface. Explicit named exports only: nothing becomes public by accident.
+export { BerthClient, DEFAULT_BERTH_URL } from "./client.js";
+export type { BerthClientOptions, FileListing, ListTasksOptions, WaitOptions } from "./client.js";
+export type { DownloadProgress, DownloadResult, DownloadStreamOptions, DownloadToFileOptions } from "./download.js";
+export { BerthApiError, UNREACHABLE, isBerthApiError } from "./errors.js";
+export type { FollowEndEvent, FollowEvent, FollowLogEvent, FollowOptions } from "./follow.js";
+export { SseParser } from "./sse.js";
+export type { SseMessage } from "./sse.js";
+export { FINAL_STATUSES, TASK_STATUSES, isFinalStatus } from "../contract/types.js";
+export type {
+  ArchiveInfo,
+  EndEvent,
+  ErrorBody,
+  FileEntry,
+  LogEvent,
+  LogStream,
+  SubmitTaskRequest,
+  TaskLimits,
+  TaskList,
+  TaskStatus,
+  TaskView,
+} from "../contract/types.js";

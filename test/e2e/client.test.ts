@@ -1,0 +1,292 @@
+// The client SDK against a real berth (API + worker on the real Docker engine and Redis).
+import { createHash } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { BerthApiError, BerthClient, SseParser, type FollowEvent, type FollowLogEvent, type SseMessage } from "../../src/client/index.js";
+import { startHarness, type Harness } from "../helpers/harness.js";
+
+let h: Harness;
+let client: BerthClient;
+let dir: string;
+
+beforeAll(async () => {
+  h = await startHarness();
+  client = new BerthClient({ url: h.url });
+  dir = await mkdtemp(path.join(tmpdir(), "berth-client-test-"));
+}, 120_000);
+
+afterAll(async () => {
+  const left = h ? await h.containers() : [];
+  await h?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+  expect(left).toEqual([]);
+}, 120_000);
+
+const WAIT = { timeoutMs: 150_000, pollMs: 200 };
+const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+async function collect(events: AsyncIterable<FollowEvent>, onLog?: (e: FollowLogEvent) => void) {
+  const logs: FollowLogEvent[] = [];
+  const ends: FollowEvent[] = [];
+  for await (const e of events) {
+    if (e.type === "end") ends.push(e);
+    else {
+      logs.push(e);
+      onLog?.(e);
+    }
+  }
+  const text = (stream: string) => logs.filter((e) => e.stream === stream).map((e) => e.text).join("");
+  return { logs, ends, text, output: logs.filter((e) => e.stream !== "system").map((e) => e.text).join("") };
+}
+
+/** Entry ids (`<ms>-<seq>`) must strictly increase: no duplicate, no reordering. */
+function expectIncreasingIds(logs: readonly FollowLogEvent[]): void {
+  const key = (id: string) => id.split("-").map((p) => BigInt(p));
+  for (let i = 1; i < logs.length; i++) {
+    const [a, b] = [key(logs[i - 1]!.id), key(logs[i]!.id)];
+    expect(a[0]! < b[0]! || (a[0] === b[0] && a[1]! < b[1]!)).toBe(true);
+  }
+}
+
+describe("SseParser", () => {
+  const stream = "\uFEFF: hello\r\nid: 1-0\r\nevent: log\r\ndata: {\"a\":1}\r\n\r\n" +
+    "event: log\rdata:first\rdata: second\r\rretry: 1500\n: comment\nid: 2-5\ndata\n\n" +
+    "event: end\ndata: {}\n\nevent: log\ndata: cut off";
+  const expected: SseMessage[] = [
+    { event: "log", data: '{"a":1}', id: "1-0" },
+    { event: "log", data: "first\nsecond", id: "1-0" },
+    { event: "message", data: "", id: "2-5" },
+    { event: "end", data: "{}", id: "2-5" },
+  ];
+
+  it("parses LF, CRLF and CR line ends, comments, multi-line data and ids, split anywhere", () => {
+    for (let cut = 0; cut <= stream.length; cut++) {
+      for (const step of [1, 2, 7]) {
+        const p = new SseParser();
+        const out = [...p.push(stream.slice(0, cut))];
+        for (let i = cut; i < stream.length; i += step) out.push(...p.push(stream.slice(i, i + step)));
+        expect(out).toEqual(expected);
+        expect(p.retryMs).toBe(1500);
+      }
+    }
+  });
+});
+
+describe("tasks", () => {
+  it("submits, gets, waits, reads logs and files", async () => {
+    const t = await client.submit({ command: ["sh", "-c", "mkdir -p src && echo hi > 'src/a b.txt' && echo done"], labels: { suite: "client" } });
+    expect(t.id).toMatch(/^[A-Za-z0-9_-]{8,64}$/);
+    expect((await client.get(t.id)).command).toEqual(t.command);
+    const done = await client.wait(t.id, WAIT);
+    expect(done).toMatchObject({ status: "succeeded", exitCode: 0 });
+    expect(await client.logs(t.id)).toBe("done\n");
+    const listing = await client.files(t.id);
+    expect(listing.files).toEqual(expect.arrayContaining([expect.objectContaining({ path: "src/a b.txt", type: "file", size: 3 })]));
+    expect((await client.readFile(t.id, "src/a b.txt")).toString()).toBe("hi\n");
+    await expect(client.readFile(t.id, "../logs")).rejects.toMatchObject({ code: "invalid_input" });
+  });
+
+  it("returns the same task for the same idempotency key", async () => {
+    const a = await client.submit({ command: ["true"] }, { idempotencyKey: "client-test-key" });
+    const b = await client.submit({ command: ["true"] }, { idempotencyKey: "client-test-key" });
+    expect(b.id).toBe(a.id);
+    await client.wait(a.id, WAIT);
+  });
+
+  it("turns error bodies into BerthApiError with the server's code and message", async () => {
+    const missing = await client.get("doesnotexist123").catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(BerthApiError);
+    expect(missing).toMatchObject({ status: 404, code: "not_found" });
+    const bad = await client.submit({ command: ["true"], env: { "1BAD": "x" } }).catch((e: unknown) => e);
+    expect(bad).toMatchObject({ status: 400, code: "invalid_input" });
+    expect((bad as Error).message).toMatch(/env/);
+  });
+
+  it("reports a server that does not answer as unreachable, naming the URL", async () => {
+    const port = await freePort();
+    const err = await new BerthClient({ url: `http://127.0.0.1:${port}` }).get("abcdefgh").catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 0, code: "unreachable" });
+    expect((err as Error).message).toContain(`http://127.0.0.1:${port}`);
+  });
+
+  it("pages through the list with cursors, newest first", async () => {
+    const label = `page-${Date.now()}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await client.submit({ command: ["true"], labels: { page: label } })).id);
+    const first = await client.list({ label: `page:${label}`, limit: 2 });
+    expect(first.tasks).toHaveLength(2);
+    expect(first.nextCursor).not.toBeNull();
+    const second = await client.list({ label: ["page", label], limit: 2, cursor: first.nextCursor! });
+    expect(second.tasks.map((t) => t.id)).not.toContain(first.tasks[0]!.id);
+    const all: string[] = [];
+    for await (const t of client.listAll({ label: `page:${label}`, limit: 2 })) all.push(t.id);
+    expect(all).toEqual([...ids].reverse());
+    for (const id of ids) await client.wait(id, WAIT);
+  });
+});
+
+describe("follow", () => {
+  it("yields stdout byte-exact for ~1.5 MB of output, then one end marker", async () => {
+    const t = await client.submit({ command: ["sh", "-c", "head -c 1500000 /dev/urandom | base64; echo bye >&2"] });
+    const { logs, ends, text, output } = await collect(client.follow(t.id));
+    expect(ends).toEqual([{ type: "end", status: "succeeded", exitCode: 0 }]);
+    expect(text("stdout")).toHaveLength(2_026_316); // 2,000,000 base64 chars + a newline per 76
+    expect(text("stderr")).toBe("bye\n");
+    expect(output).toBe(await client.logs(t.id));
+    expectIncreasingIds(logs);
+  }, 180_000);
+
+  it("resumes after dropped connections without gaps or duplicates", async () => {
+    const proxy = new Proxy(Number(new URL(h.url).port));
+    const port = await proxy.start(0);
+    try {
+      const viaProxy = new BerthClient({ url: `http://127.0.0.1:${port}` });
+      const t = await viaProxy.submit({
+        command: ["sh", "-c", "head -c 300000 /dev/urandom | base64; for i in $(seq 1 30); do echo tick $i; echo tock $i >&2; sleep 0.1; done"],
+      });
+      // The first connection is cut mid-event after 100 kB; later, the proxy dies and comes back on the same port.
+      proxy.cutAfter(100_000);
+      const reconnects: unknown[] = [];
+      let killed = false;
+      const { logs, ends, output } = await collect(viaProxy.follow(t.id, { onReconnect: (_n, err) => reconnects.push(err) }), (e) => {
+        if (!killed && e.text.includes("tick 5\n")) {
+          killed = true;
+          proxy.stop();
+          setTimeout(() => void proxy.start(port), 1500);
+        }
+      });
+      expect(killed).toBe(true);
+      expect(proxy.cuts).toBeGreaterThanOrEqual(1);
+      expect(reconnects.length).toBeGreaterThanOrEqual(2);
+      expect(ends).toEqual([{ type: "end", status: "succeeded", exitCode: 0 }]);
+      expect(output).toBe(await client.logs(t.id));
+      expect(output).toContain("tick 30\n");
+      expectIncreasingIds(logs);
+      expect(new Set(logs.map((e) => e.id)).size).toBe(logs.length);
+    } finally {
+      proxy.stop();
+    }
+  }, 180_000);
+
+  it("resumes strictly after a given entry", async () => {
+    const t = await client.submit({ command: ["sh", "-c", "echo one; echo two; echo three"] });
+    await client.wait(t.id, WAIT);
+    const all = await collect(client.follow(t.id));
+    const first = all.logs.find((e) => e.stream === "stdout")!;
+    const rest = await collect(client.follow(t.id, { after: first.id }));
+    expect(rest.logs.map((e) => e.id)).toEqual(all.logs.slice(all.logs.indexOf(first) + 1).map((e) => e.id));
+    expect(rest.ends).toHaveLength(1);
+  });
+});
+
+describe("download", () => {
+  let id: string;
+  beforeAll(async () => {
+    const t = await client.submit({ command: ["sh", "-c", "mkdir -p src && echo hello > src/a.txt && head -c 200000 /dev/urandom > blob"] });
+    id = (await client.wait(t.id, WAIT)).id;
+  }, 180_000);
+
+  it("writes the archive to a file, verified against the view's sha256, with progress", async () => {
+    const view = await client.get(id);
+    const file = path.join(dir, "out.tar.gz");
+    const progress: [number, number | null][] = [];
+    const result = await client.download(id, { file, onProgress: (b, total) => progress.push([b, total]) });
+    const bytes = await readFile(file);
+    expect(result).toEqual({ path: file, bytes: bytes.length, sha256: view.archive!.sha256 });
+    expect(sha256(bytes)).toBe(view.archive!.sha256);
+    expect(bytes.length).toBe(view.archive!.bytes);
+    expect(progress.at(-1)).toEqual([bytes.length, bytes.length]);
+  });
+
+  it("returns a stream of the same bytes", async () => {
+    const stream = await client.download(id, { stream: true });
+    const chunks: Buffer[] = [];
+    for await (const c of stream) chunks.push(c as Buffer);
+    expect(sha256(Buffer.concat(chunks))).toBe((await client.get(id)).archive!.sha256);
+  });
+
+  it("refuses corrupt bytes and leaves no file behind", async () => {
+    const corrupting: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!String(input).endsWith("/archive")) return res;
+      const buf = Buffer.from(await res.arrayBuffer());
+      buf[buf.length - 1]! ^= 0xff;
+      return new Response(buf, { status: res.status, headers: res.headers });
+    };
+    const sub = await mkdtemp(path.join(dir, "corrupt-"));
+    const file = path.join(sub, "bad.tar.gz");
+    const err = await new BerthClient({ url: h.url, fetch: corrupting }).download(id, { file }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "checksum_mismatch" });
+    expect(await readdir(sub)).toEqual([]);
+  });
+
+  it("answers 409 archive_not_ready for a task that is still running", async () => {
+    const t = await client.submit({ command: ["sleep", "30"] });
+    await expect(client.download(t.id, { file: path.join(dir, "never.tar.gz") })).rejects.toMatchObject({ status: 409, code: "archive_not_ready" });
+    await client.cancel(t.id);
+    expect((await client.wait(t.id, WAIT)).status).toBe("canceled");
+  });
+});
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
+/** A TCP proxy to the server that can cut a connection mid-stream, or die entirely and come back. */
+class Proxy {
+  cuts = 0;
+  #budget: number | undefined;
+  #server: Server | undefined;
+  readonly #sockets = new Set<Socket>();
+
+  constructor(readonly targetPort: number) {}
+
+  /** Cuts the connection carrying the server's `bytes`-th byte from now, mid-write. */
+  cutAfter(bytes: number): void {
+    this.#budget = bytes;
+  }
+
+  async start(port: number): Promise<number> {
+    const server = createServer((down) => {
+      const up = connect(this.targetPort, "127.0.0.1");
+      this.#sockets.add(down).add(up);
+      up.on("data", (chunk: Buffer) => {
+        if (this.#budget !== undefined && chunk.length >= this.#budget) {
+          down.write(chunk.subarray(0, this.#budget));
+          this.#budget = undefined;
+          this.cuts += 1;
+          down.destroy();
+          up.destroy();
+          return;
+        }
+        if (this.#budget !== undefined) this.#budget -= chunk.length;
+        down.write(chunk);
+      });
+      down.pipe(up);
+      const close = () => {
+        down.destroy();
+        up.destroy();
+        this.#sockets.delete(down);
+        this.#sockets.delete(up);
+      };
+      up.on("error", close).on("close", close);
+      down.on("error", close).on("close", close);
+    });
+    this.#server = server;
+    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    return (server.address() as { port: number }).port;
+  }
+
+  stop(): void {
+    this.#server?.close();
+    this.#server = undefined;
+    for (const s of this.#sockets) s.destroy();
+    this.#sockets.clear();
+  }
+}
