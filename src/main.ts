@@ -8,6 +8,7 @@ import { buildServer } from "./api/server.js";
 import type { Deps } from "./app/deps.js";
 import { Lifecycle } from "./app/lifecycle.js";
 import { createServices } from "./app/services.js";
+import { startCleanup } from "./cleanup/schedule.js";
 import { loadConfig, type Config } from "./config/config.js";
 import { createRootLogger } from "./logging/logger.js";
 import { startWorker } from "./queue/worker.js";
@@ -74,6 +75,9 @@ export async function runServer(role: ServerRole): Promise<void> {
   if (role !== "api") {
     const worker = await startWorker(deps, services.keys, services.store, services.logs);
     lifecycle.defer("worker", () => worker.close());
+    // Each worker host cleans what lives on its own disk.
+    const cleanup = await startCleanup(deps, services);
+    lifecycle.defer("cleanup", () => cleanup.close());
   }
   if (role !== "worker") {
     const app = await buildServer(deps, services);

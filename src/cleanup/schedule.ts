@@ -1,0 +1,92 @@
+// The scheduled cleanup: a BullMQ job scheduler fires a sweep every BERTH_CLEANUP_INTERVAL_SECONDS.
+// A scheduled job runs on one host only, and each host must clean its own disk, so every host has its own queue
+// (`cleanup-<host>`): processes on the same host share it (one sweep per interval per host), other hosts never
+// see it. Per-task locks in sweep.ts keep overlapping passes (a manual `berth workspace clean`) harmless.
+import { Queue, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import type { Deps } from "../app/deps.js";
+import type { Services } from "../app/services.js";
+import { sweep, type SweepResult } from "./sweep.js";
+
+const SCHEDULER_ID = "sweep";
+
+/** BullMQ queue name of a host's cleanup: queue names must not contain `:`, so anything unusual becomes `-`. */
+export const cleanupQueueName = (host: string): string => `cleanup-${host.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 200)}`;
+
+export interface CleanupScheduler {
+  /** Stops scheduling on this process (the scheduler itself stays in Redis for this host's next start). */
+  close(): Promise<void>;
+  /** Runs one pass here and now, outside the schedule. */
+  runNow(): Promise<SweepResult>;
+}
+
+/**
+ * Starts this host's cleanup schedule: upserts the job scheduler (so a changed interval takes effect) and a
+ * worker that runs one sweep per job. The first pass runs right away.
+ */
+export async function startCleanup(deps: Deps, services: Services): Promise<CleanupScheduler> {
+  const { config, logger } = deps;
+  const name = cleanupQueueName(deps.host);
+  const prefix = services.keys.bullPrefix;
+  const queueConnection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const workerConnection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const quitAll = async () => {
+    await Promise.all([queueConnection.quit().catch(() => undefined), workerConnection.quit().catch(() => undefined)]);
+  };
+  try {
+    const queue = new Queue(name, { connection: queueConnection, prefix });
+    queue.on("error", (err) => logger.error({ err, queue: name }, "cleanup queue error"));
+    const intervalMs = config.retention.cleanupIntervalSeconds * 1000;
+    await queue.upsertJobScheduler(SCHEDULER_ID, { every: intervalMs }, {
+      name: SCHEDULER_ID,
+      data: {},
+      // Keep a little history for operators; never let finished cleanup jobs pile up in Redis.
+      opts: { removeOnComplete: { count: 20 }, removeOnFail: { count: 50 }, attempts: 1 },
+    });
+    const worker = new Worker(name, async () => summary(await sweep(deps, services)), {
+      connection: workerConnection,
+      prefix,
+      concurrency: 1,
+      // A pass only awaits I/O, so BullMQ keeps renewing the lock however long it takes.
+      lockDuration: 60_000,
+    });
+    worker.on("error", (err) => logger.error({ err, queue: name }, "cleanup worker error"));
+    worker.on("failed", (_job, err) => logger.error({ err, queue: name }, "cleanup pass failed"));
+    await worker.waitUntilReady();
+    logger.info({ queue: name, intervalSeconds: config.retention.cleanupIntervalSeconds }, "cleanup scheduled");
+
+    let closing: Promise<void> | undefined;
+    return {
+      runNow: () => sweep(deps, services),
+      close() {
+        closing ??= (async () => {
+          try {
+            // worker.close() waits for a running pass without limit; bound it. A pass cut short is safe: each
+            // task's files go before its record changes, so the next pass finishes what this one started.
+            const graceful = worker.close();
+            const timer = new Promise<"timeout">((resolve) => setTimeout(resolve, config.worker.shutdownTimeoutSeconds * 1000, "timeout").unref());
+            if ((await Promise.race([graceful, timer])) === "timeout") {
+              logger.warn({ queue: name }, "cleanup pass still running at shutdown; closing without waiting");
+              await worker.close(true);
+            }
+            await queue.close();
+          } finally {
+            await quitAll();
+          }
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await quitAll();
+    throw err;
+  }
+}
+
+/** What the job keeps as its return value: counts, not the full lists (they are in the logs). */
+function summary(r: SweepResult) {
+  return {
+    removed: r.removed.length, purged: r.purged.length, skipped: r.skipped.length, errors: r.errors.length,
+    bytesReclaimed: r.bytesReclaimed, durationMs: r.durationMs, more: r.more,
+  };
+}
