@@ -5,6 +5,7 @@ export default {
   moduleNameMapper: { "^(\\.{1,2}/.*)\\.js$": "$1" },
   transform: { "^.+\\.ts$": ["ts-jest", { useESM: true, tsconfig: "tsconfig.json" }] },
   testMatch: ["<rootDir>/test/**/*.test.ts"],
+  globalSetup: "<rootDir>/test/helpers/build-once.js",
   setupFilesAfterEnv: ["<rootDir>/test/helpers/setup.ts"],
   maxWorkers: 2,
 };

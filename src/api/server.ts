@@ -1,9 +1,11 @@
 // The HTTP API (shared/API.md §3) as a Fastify instance; main.ts listens, tests use inject or listen on port 0.
+import { createHash } from "node:crypto";
+import rateLimit from "@fastify/rate-limit";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Deps } from "../app/deps.js";
 import type { Services } from "../app/services.js";
 import type { TaskRecord } from "../domain/task.js";
-import { taskNotFound } from "../errors.js";
+import { BerthError, taskNotFound } from "../errors.js";
 import { LiveHub } from "../logs/live-hub.js";
 import { Authenticator } from "./auth.js";
 import { registerErrorHandler } from "./error-handler.js";
@@ -29,8 +31,7 @@ export async function buildServer(deps: Deps, services: Services, opts: { checkD
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.config.http.maxBodyBytes,
-    disableRequestLogging: false,
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     requestTimeout: 0,
   });
   const auth = new Authenticator(deps.config.apiKeys);
@@ -51,6 +52,22 @@ export async function buildServer(deps: Deps, services: Services, opts: { checkD
     streamEvents: (request, reply, record) => streamEvents(request, reply, record, { logs: services.logs, store: services.store, hub }),
   };
   registerErrorHandler(app);
+  if (deps.config.rateLimitPerMinute > 0) {
+    await app.register(rateLimit, {
+      max: deps.config.rateLimitPerMinute,
+      timeWindow: 60_000,
+      // Per key (tenant), so one tenant's burst never slows another; keys are hashed, never kept in memory as is.
+      keyGenerator: (request) => {
+        const auth = request.headers.authorization;
+        return auth ? `key:${createHash("sha256").update(auth).digest("hex")}` : `ip:${request.ip}`;
+      },
+      allowList: (request) => request.url === "/healthz" || request.url === "/readyz",
+      errorResponseBuilder: (_request, ctx) =>
+        new BerthError("rate_limited", `Too many requests from this key (at most ${ctx.max} a minute); retry after ${ctx.after}.`, {
+          retryAfterSeconds: Math.max(1, Math.ceil(ctx.ttl / 1000)),
+        }),
+    });
+  }
   await app.register(healthRoutes, { ctx });
   await app.register(taskRoutes, { ctx });
   await app.register(artifactRoutes, { ctx });

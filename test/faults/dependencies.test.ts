@@ -1,0 +1,111 @@
+// Faults in what berth depends on: Redis going away and coming back, the Docker engine restarting mid-task.
+// Runs serially after the main suite (see scripts/test): restarting dockerd would disturb other test files.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { execa } from "execa";
+import { httpRequest } from "../helpers/harness.js";
+import { namespaceContainers } from "../helpers/sweep.js";
+import { spawnServer, type ServerProcess } from "../helpers/server-process.js";
+import { waitFor } from "../helpers/wait-for.js";
+
+const FINAL = ["succeeded", "failed", "timed_out", "canceled", "expired"];
+const view = async (s: ServerProcess, id: string) => (await httpRequest(s.url, "GET", `/v1/tasks/${id}`)).json();
+
+describe("Redis unreachable", () => {
+  let dir: string;
+  let port: number;
+  let server: ServerProcess | undefined;
+  const redisUrl = () => `redis://127.0.0.1:${port}`;
+  const startRedis = () =>
+    execa("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--daemonize", "yes", "--dir", dir,
+      "--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction", "--save", ""]);
+  const stopRedis = () => execa("redis-cli", ["-p", String(port), "shutdown"], { reject: false });
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "berth-redis-"));
+    port = 16_000 + Math.floor(Math.random() * 2000);
+    await startRedis();
+    await waitFor("private redis", () => execa("redis-cli", ["-p", String(port), "ping"], { reject: false }).then((r) => r.stdout), (o) => o === "PONG");
+  });
+
+  afterAll(async () => {
+    await server?.cleanup();
+    await stopRedis();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("answers 503 fast while Redis is down, names it in /readyz, and runs tasks again once it is back", async () => {
+    server = await spawnServer({ BERTH_REDIS_URL: redisUrl() });
+    const s = server;
+    // A task that prints before, during and after the outage.
+    const submitted = await httpRequest(s.url, "POST", "/v1/tasks", { command: ["sh", "-c", "echo before; sleep 6; echo after"] });
+    const id = submitted.json().id as string;
+    await waitFor("task to run", () => view(s, id), (v) => v.status === "running");
+
+    await stopRedis();
+    const t0 = Date.now();
+    const res = await httpRequest(s.url, "GET", `/v1/tasks/${id}`);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(res.statusCode).toBe(503);
+    expect(res.json().error.code).toBe("dependency_unavailable");
+    expect(res.json().error.message).toMatch(/Redis/);
+    const ready = await httpRequest(s.url, "GET", "/readyz");
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json().error.message).toMatch(/Redis/);
+    expect(ready.json().redis).toBe("unreachable");
+
+    await new Promise((r) => setTimeout(r, 2000));
+    await startRedis();
+    await waitFor("readyz to recover", () => httpRequest(s.url, "GET", "/readyz"), (r) => r.statusCode === 200, { timeoutMs: 30_000 });
+    const done = await waitFor(`task ${id} to finish`, () => view(s, id), (v) => FINAL.includes(v.status), { timeoutMs: 60_000 });
+    expect(done).toMatchObject({ status: "succeeded", exitCode: 0 });
+    const logs = await httpRequest(s.url, "GET", `/v1/tasks/${id}/logs`);
+    expect(logs.body).toBe("before\nafter\n");
+
+    const again = await httpRequest(s.url, "POST", "/v1/tasks", { command: ["echo", "back"] });
+    expect(again.statusCode).toBe(202);
+    const v2 = await waitFor("new task", () => view(s, again.json().id), (v) => FINAL.includes(v.status), { timeoutMs: 60_000 });
+    expect(v2.status).toBe("succeeded");
+  }, 180_000);
+});
+
+describe("Docker engine restarted mid-task", () => {
+  let server: ServerProcess | undefined;
+  afterAll(async () => server?.cleanup());
+
+  it("ends the task with a clear reason, hangs nowhere, and leaves no container", async () => {
+    server = await spawnServer();
+    const s = server;
+    const submitted = await httpRequest(s.url, "POST", "/v1/tasks", { command: ["sleep", "600"] });
+    const id = submitted.json().id as string;
+    await waitFor("task to run", () => view(s, id), (v) => v.status === "running");
+
+    await restartDockerd();
+    const done = await waitFor(`task ${id} to end`, () => view(s, id), (v) => FINAL.includes(v.status), { timeoutMs: 120_000, intervalMs: 500 });
+    expect(done.status).toBe("failed");
+    expect(done.reason === "docker_unavailable" || typeof done.exitCode === "number").toBe(true);
+    expect(done.message ?? `exit ${done.exitCode}`).not.toBe("");
+    await waitFor("no container left", () => namespaceContainers(s.namespace), (c) => c.length === 0, { timeoutMs: 60_000 });
+
+    // The server still runs tasks after the engine came back.
+    const next = await httpRequest(s.url, "POST", "/v1/tasks", { command: ["echo", "ok"] });
+    const v = await waitFor("a task after the restart", () => view(s, next.json().id), (x) => FINAL.includes(x.status), { timeoutMs: 60_000 });
+    expect(v.status).toBe("succeeded");
+  }, 240_000);
+});
+
+/** Restarts the local dockerd the way scripts/lib/setup.sh started it. */
+async function restartDockerd(): Promise<void> {
+  const systemd = await execa("systemctl", ["is-active", "docker"], { reject: false });
+  if (systemd.stdout.trim() === "active") {
+    await execa("systemctl", ["restart", "docker"]);
+  } else {
+    const { stdout } = await execa("pgrep", ["-x", "dockerd"]);
+    const pid = Number(stdout.split("\n")[0]);
+    process.kill(pid, "SIGTERM");
+    await waitFor("dockerd to exit", () => execa("pgrep", ["-x", "dockerd"], { reject: false }).then((r) => r.stdout), (o) => o === "", { timeoutMs: 60_000 });
+    await execa("sh", ["-c", "nohup dockerd > \"${HOME}/.berth/dockerd.log\" 2>&1 &"]);
+  }
+  await waitFor("dockerd to answer", () => execa("docker", ["info"], { reject: false }).then((r) => r.exitCode), (c) => c === 0, { timeoutMs: 60_000 });
+}

@@ -1,0 +1,80 @@
+// berth as a separate process (`node dist/cli/main.js serve`), for tests that kill, signal or starve it.
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import net from "node:net";
+import path from "node:path";
+import { execa, type ResultPromise } from "execa";
+import { Redis } from "ioredis";
+import { sweepNamespace } from "./sweep.js";
+import { waitFor } from "./wait-for.js";
+
+export interface ServerProcess {
+  readonly url: string;
+  readonly namespace: string;
+  readonly root: string;
+  readonly env: Record<string, string>;
+  proc: ResultPromise;
+  /** Output of the process so far (stdout + stderr), for assertions and failure messages. */
+  output(): string;
+  /** Starts the same server again (same namespace, dirs and port) after it exited. */
+  restart(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export async function spawnServer(env: Record<string, string> = {}, role: "serve" | "api" | "worker" = "serve"): Promise<ServerProcess> {
+  const namespace = `berth-fault-${randomUUID().slice(0, 8)}`;
+  const root = await mkdtemp(path.join(tmpdir(), `${namespace}-`));
+  const port = await freePort();
+  const fullEnv: Record<string, string> = {
+    BERTH_NAMESPACE: namespace,
+    BERTH_PORT: String(port),
+    BERTH_WORKSPACE_DIR: `${root}/workspaces`,
+    BERTH_ARCHIVE_DIR: `${root}/archives`,
+    BERTH_STOP_GRACE_SECONDS: "2",
+    LOG_LEVEL: "info",
+    ...env,
+  };
+  let out = "";
+  const start = async () => {
+    const proc = execa("node", ["dist/cli/main.js", role], { env: fullEnv, reject: false, all: true, cwd: process.cwd() });
+    const from = out.length;
+    proc.all?.on("data", (d: Buffer) => { out += d.toString(); });
+    await waitFor(`berth (${namespace}) to listen`, async () => out.slice(from), (o) => o.includes("listening on") || proc.exitCode !== null, { timeoutMs: 30_000 });
+    if (proc.exitCode !== null) throw new Error(`berth exited at start: ${out}`);
+    // Wrapped: returning the (thenable) process from an async function would wait for it to exit.
+    return { proc };
+  };
+  const sp: ServerProcess = {
+    url: `http://127.0.0.1:${port}`,
+    namespace,
+    root,
+    env: fullEnv,
+    proc: (await start()).proc,
+    output: () => out,
+    async restart() {
+      sp.proc = (await start()).proc;
+    },
+    async cleanup() {
+      if (sp.proc.exitCode === null) {
+        sp.proc.kill("SIGKILL");
+        await sp.proc;
+      }
+      await sweepNamespace(namespace, fullEnv.BERTH_REDIS_URL);
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+  return sp;
+}
+
+export const redisFor = (url?: string) => new Redis(url ?? process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });

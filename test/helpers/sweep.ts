@@ -1,0 +1,26 @@
+// Removes everything a namespace left on the shared engine and Redis: containers first, then keys.
+import { execa } from "execa";
+import { Redis } from "ioredis";
+
+export async function sweepNamespace(namespace: string, redisUrl?: string): Promise<void> {
+  const { stdout } = await execa("docker", ["ps", "-aq", "--filter", `label=berth.namespace=${namespace}`], { reject: false });
+  const ids = stdout.split("\n").filter(Boolean);
+  if (ids.length > 0) await execa("docker", ["rm", "-f", ...ids], { reject: false });
+  const redis = new Redis(redisUrl ?? process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 500);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Ids of containers of a namespace on the engine (running or not). */
+export async function namespaceContainers(namespace: string): Promise<string[]> {
+  const { stdout } = await execa("docker", ["ps", "-aq", "--filter", `label=berth.namespace=${namespace}`]);
+  return stdout.split("\n").filter(Boolean);
+}
