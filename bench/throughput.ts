@@ -1,0 +1,82 @@
+// Figure 2: 40 trivial tasks at concurrency 4 (BERTH_CONCURRENCY=4), time until all are archived,
+// against `seq 40 | xargs -P4 -I{} docker run --rm …` (one fresh workspace per container, like berth).
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "execa";
+import type { TaskList, TaskView } from "../src/contract/types.js";
+import {
+  describePhases, dockerRunArgs, fmtNum, getJson, interleave, isFinished, mean, median, ms, nowMs, row, runnerDir, shq, sum,
+  submitTask, taskPhases, type BenchContext, type FigureResult, type InProcessBerth, type Phase,
+} from "./lib.js";
+
+const TASKS = 40;
+const PARALLEL = 4;
+
+export async function throughputBench(ctx: BenchContext, berth: InProcessBerth): Promise<FigureResult> {
+  ctx.log(`figure 2: ${TASKS} trivial tasks at concurrency ${PARALLEL}, ${ctx.reps.other} runs each`);
+  const batches: { wallMs: number; views: TaskView[]; phases: Record<Phase, number>[]; firstPost: number }[] = [];
+  let n = 0;
+
+  const berthRun = async (): Promise<number> => {
+    const batch = `${ctx.runId}-${n++}`;
+    const t0 = performance.now();
+    const firstPost = nowMs();
+    const submitted = await Promise.all(
+      Array.from({ length: TASKS }, () => submitTask(berth.url, { command: ["true"], labels: { bench: batch } })),
+    );
+    const seenAt = new Map<string, number>();
+    let views: TaskView[] = [];
+    for (;;) {
+      const page = await getJson<TaskList>(berth.url, `/v1/tasks?label=bench:${batch}&limit=100`);
+      const now = nowMs();
+      for (const v of page.tasks) if (isFinished(v) && !seenAt.has(v.id)) seenAt.set(v.id, now);
+      if (page.tasks.length === TASKS && page.tasks.every(isFinished)) {
+        views = page.tasks;
+        break;
+      }
+      if (performance.now() - t0 > 600_000) throw new Error(`batch ${batch} did not finish within 10 min`);
+      await sleep(25);
+    }
+    const wallMs = performance.now() - t0;
+    const bad = views.filter((v) => v.status !== "succeeded" || !v.archive);
+    if (bad.length > 0) throw new Error(`${bad.length} of ${TASKS} tasks did not succeed with an archive, e.g. ${JSON.stringify(bad[0]).slice(0, 400)}`);
+    const postAt = new Map(submitted.map((v) => [v.id, ms(v.createdAt)]));
+    // POST times per task are not kept apart (all 40 are sent at once): "api" is measured from the first POST.
+    const phases = views.map((v) => taskPhases(v, berth.times.get(v.id), postAt.has(v.id) ? firstPost : NaN, seenAt.get(v.id) ?? NaN));
+    batches.push({ wallMs, views, phases, firstPost });
+    return wallMs;
+  };
+
+  const xargsRun = async (): Promise<number> => {
+    const base = path.join(ctx.root, "throughput-baseline", `batch-${n++}`);
+    await mkdir(base, { recursive: true });
+    for (let i = 1; i <= TASKS; i++) await runnerDir(path.join(base, `ws-${i}`));
+    const args = dockerRunArgs(`${base}/ws-{}`, ["true"], ctx.runId).map(shq).join(" ");
+    const t0 = performance.now();
+    await execa("sh", ["-c", `seq ${TASKS} | xargs -P${PARALLEL} -I{} docker ${args}`], { cancelSignal: ctx.signal });
+    return performance.now() - t0;
+  };
+
+  const [b, x] = await interleave(ctx.reps.other, [berthRun, xargsRun], { signal: ctx.signal, log: ctx.log, names: ["berth", "xargs docker run"] });
+  const berthMs = b ?? [];
+  const xargsMs = x ?? [];
+
+  // How busy the 4 worker slots were: time each task held a slot (startedAt → finishedAt), summed, over 4 × wall.
+  const all = batches.flatMap((bt) => bt.phases);
+  const slotMs = batches.map((bt) => sum(bt.views.map((v) => ms(v.finishedAt) - ms(v.startedAt))));
+  const utilisation = batches.map((bt, i) => (slotMs[i] as number) / (PARALLEL * bt.wallMs));
+  const perTaskSlot = batches.flatMap((bt) => bt.views.map((v) => ms(v.finishedAt) - ms(v.startedAt)));
+  const lastFinished = batches.map((bt) => Math.max(...bt.views.map((v) => ms(v.finishedAt))) - bt.firstPost);
+  const firstStarted = batches.map((bt) => Math.min(...bt.views.map((v) => ms(v.startedAt))) - bt.firstPost);
+  return {
+    rows: [row(`2. ${TASKS} \`true\` tasks, concurrency ${PARALLEL}: until all archived`, "s", berthMs, xargsMs, `\`seq ${TASKS} | xargs -P${PARALLEL} docker run --rm\``)],
+    details: [
+      `Figure 2 — berth ${fmtNum(median(berthMs) / 1000, 2)} s vs xargs ${fmtNum(median(xargsMs) / 1000, 2)} s; per task: berth ${fmtNum(median(berthMs) / TASKS, 0)} ms of wall time, xargs ${fmtNum(median(xargsMs) / TASKS, 0)} ms.`,
+      `  First task started ${fmtNum(median(firstStarted))} ms after the first POST; the last finished at ${fmtNum(median(lastFinished))} ms; the bench saw it all at ${fmtNum(median(berthMs))} ms.`,
+      `  A task holds a worker slot (startedAt → finishedAt) for ${fmtNum(median(perTaskSlot))} ms median; the ${PARALLEL} slots were busy ${fmtNum(100 * mean(utilisation))}% of the wall time.`,
+      "  Median per phase over all tasks (queue includes waiting for a free slot; api is from the first of the 40 POSTs):",
+      ...describePhases(all),
+    ],
+  };
+}
