@@ -336,7 +336,7 @@ async function load(deps: Deps, services: Services, id: string): Promise<{ recor
 
 async function withLock(deps: Deps, services: Services, id: string, fn: () => Promise<Outcome>): Promise<Outcome> {
   // One key per task, shared by every host and process: whoever holds it is the only one touching that task.
-  const key = `${services.keys.task(id)}:cleanup-lock`;
+  const key = services.keys.cleanupLock(id);
   const token = randomBytes(12).toString("hex");
   if ((await deps.redis.set(key, token, "PX", LOCK_TTL_MS, "NX")) !== "OK") return { reason: "locked", detail: "another cleanup is handling it" };
   try {

@@ -2,7 +2,7 @@
 // `berth` command line: server roles, and client commands over HTTP (BERTH_URL, BERTH_API_KEY).
 import { Command } from "commander";
 import { isBerthError } from "../errors.js";
-import { runServer, type ServerRole } from "../main.js";
+import type { ServerRole } from "../main.js";
 import { exitCodeFor, registerClientCommands } from "./commands/client.js";
 import { registerWorkspaceCommands } from "./commands/workspace.js";
 
@@ -17,7 +17,8 @@ for (const [role, what] of [
   ["api", "only the HTTP API"],
   ["worker", "only a worker (and this host's cleanup)"],
 ] as const) {
-  program.command(role).description(`run ${what}`).action(async () => runServer(role as ServerRole));
+  // Loaded on demand: client commands should not pay for loading the server (Redis, Docker, Fastify).
+  program.command(role).description(`run ${what}`).action(async () => (await import("../main.js")).runServer(role as ServerRole));
 }
 registerClientCommands(program);
 registerWorkspaceCommands(program);

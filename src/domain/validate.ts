@@ -55,7 +55,9 @@ export function validateSubmit(body: unknown, config: Config, idempotencyHeader?
       throw new BerthError("invalid_input", `Unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}; see the API reference for the fields a task takes.`, { fields: issue.keys });
     }
     const field = issue?.path.map(String).join(".") || "body";
-    throw bad(field, issue?.message ?? "is not valid");
+    // A bad record key (env name, file path, label key) carries the rule in a nested issue.
+    const nested = issue?.code === "invalid_key" ? issue.issues[0]?.message : undefined;
+    throw bad(field, nested ?? issue?.message ?? "is not valid");
   }
   const b = parsed.data as SubmitTaskRequest;
   const image = b.image ?? config.images.defaultImage;

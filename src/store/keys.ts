@@ -4,6 +4,8 @@ export interface Keys {
   readonly namespace: string;
   task(id: string): string;
   spec(id: string): string;
+  /** `SET NX PX` lock held while one cleaner removes a task's files, so no item is removed twice or half-removed. */
+  cleanupLock(id: string): string;
   logs(id: string): string;
   tenantIndex(tenant: string): string;
   tenantActive(tenant: string): string;
@@ -24,6 +26,7 @@ export function createKeys(namespace: string): Keys {
     namespace: ns,
     task: (id) => `${ns}:task:${id}`,
     spec: (id) => `${ns}:task:${id}:spec`,
+    cleanupLock: (id) => `${ns}:task:${id}:cleanup-lock`,
     logs: (id) => `${ns}:logs:${id}`,
     tenantIndex: (tenant) => `${ns}:tenant:${tenant}:tasks`,
     tenantActive: (tenant) => `${ns}:tenant:${tenant}:active`,

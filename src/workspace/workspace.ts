@@ -1,6 +1,6 @@
 // Workspace directories: created private to the runner user, seeded before any untrusted code runs.
 // After a task's container has run, the server never writes into its workspace again.
-import { chown, mkdir, open, rm } from "node:fs/promises";
+import { chown, lstat, mkdir, open, rm } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import { TaskFailure } from "../errors.js";
@@ -85,6 +85,16 @@ export async function chownTree(dir: string, runner: RunnerIds): Promise<void> {
  * Call only once nothing can write into the tree any more (its container is gone).
  */
 export async function removeTree(dir: string): Promise<void> {
+  const st = await lstat(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return null;
+    throw err;
+  });
+  if (!st) return;
+  if (!st.isDirectory()) {
+    // A link (or anything else) where a directory was expected is removed itself, never what it points to.
+    await rm(dir, { force: true });
+    return;
+  }
   if (!isRoot()) {
     // Without root, a mode-000 directory cannot be listed: open the modes up first (chmod -R never follows links).
     await execa("chmod", ["-R", "u+rwx", "--", dir], { reject: false });

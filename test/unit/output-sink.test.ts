@@ -1,0 +1,76 @@
+// OutputSink against a narrow in-memory LogStore fake: the cap, UTF-8 boundaries, ordering and retries.
+import { pino } from "pino";
+import type { LogStream } from "../../src/contract/types.js";
+import type { LogStore } from "../../src/logs/log-store.js";
+import { OutputSink } from "../../src/logs/output-sink.js";
+
+class FakeStore {
+  entries: { stream: LogStream; text: string }[] = [];
+  failuresLeft = 0;
+  async append(_id: string, batch: readonly { stream: LogStream; text: string }[]) {
+    if (this.failuresLeft > 0) {
+      this.failuresLeft--;
+      throw new Error("Connection is closed.");
+    }
+    this.entries.push(...batch.map((e) => ({ ...e })));
+  }
+  text(stream: LogStream) {
+    return this.entries.filter((e) => e.stream === stream).map((e) => e.text).join("");
+  }
+}
+
+const logger = pino({ level: "silent" });
+const sinkFor = (store: FakeStore, maxBytes = 1_000_000) =>
+  new OutputSink(store as unknown as LogStore, "t1", { maxBytes, flushMs: 1, logger });
+
+describe("OutputSink", () => {
+  it("keeps a UTF-8 character whole when its bytes arrive in separate chunks", async () => {
+    const store = new FakeStore();
+    const sink = sinkFor(store);
+    const bytes = Buffer.from("a€b");
+    for (const b of bytes) sink.write("stdout", Buffer.from([b]));
+    await sink.close();
+    expect(store.text("stdout")).toBe("a€b");
+  });
+
+  it("keeps exactly maxBytes, drops the rest, and says so once in a system note", async () => {
+    const store = new FakeStore();
+    const sink = sinkFor(store, 10);
+    sink.write("stdout", Buffer.from("0123456"));
+    sink.write("stderr", Buffer.from("789abc"));
+    sink.write("stdout", Buffer.from("more"));
+    await sink.close();
+    expect(store.text("stdout") + store.text("stderr")).toBe("0123456789");
+    expect(sink.truncated).toBe(true);
+    const notes = store.text("system").split("\n").filter(Boolean);
+    expect(notes).toEqual([
+      "output passed BERTH_MAX_OUTPUT_BYTES (10 bytes); further output is dropped, the task goes on",
+      "7 bytes of output were dropped (limit 10 bytes)",
+    ]);
+  });
+
+  it("keeps the order of stdout and stderr and splits long runs into bounded entries", async () => {
+    const store = new FakeStore();
+    const sink = sinkFor(store);
+    sink.write("stdout", Buffer.from("1"));
+    sink.write("stderr", Buffer.from("2"));
+    sink.write("stdout", Buffer.from("x".repeat(200_000)));
+    await sink.close();
+    expect(store.entries[0]).toEqual({ stream: "stdout", text: "1" });
+    expect(store.entries[1]).toEqual({ stream: "stderr", text: "2" });
+    expect(store.text("stdout")).toBe(`1${"x".repeat(200_000)}`);
+    expect(Math.max(...store.entries.map((e) => e.text.length))).toBeLessThanOrEqual(64 * 1024);
+  });
+
+  it("retries a failing store without losing or reordering output, and notes the outage", async () => {
+    const store = new FakeStore();
+    store.failuresLeft = 2;
+    const sink = sinkFor(store);
+    sink.write("stdout", Buffer.from("first\n"));
+    await new Promise((r) => setTimeout(r, 20));
+    sink.write("stdout", Buffer.from("second\n"));
+    await sink.close();
+    expect(store.text("stdout")).toBe("first\nsecond\n");
+    expect(store.entries.some((e) => e.stream === "system" && /unreachable/.test(e.text))).toBe(true);
+  });
+});
