@@ -1,6 +1,7 @@
 // A real berth (API + worker) on the real Docker engine and Redis, isolated by a namespace per test file.
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
+import { execa } from "execa";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -96,7 +97,8 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
         if (keys.length > 0) await deps.redis.unlink(...keys);
       } while (cursor !== "0");
       await deps.redis.quit();
-      await rm(root, { recursive: true, force: true });
+      // GNU rm: a task may have left trees deeper than Node's rm can name (ENAMETOOLONG).
+      await execa("rm", ["-rf", "--one-file-system", "--", root]);
     },
   };
   return h;
