@@ -3,8 +3,9 @@ import { pino, type Logger } from "pino";
 
 export type Role = "serve" | "api" | "worker" | "cli";
 
-export function createRootLogger(opts: { level: string; role: Role }): Logger {
-  return pino({
+/** The root logger; `destination` defaults to stdout (tests pass a stream to inspect what is logged). */
+export function createRootLogger(opts: { level: string; role: Role }, destination?: NodeJS.WritableStream): Logger {
+  const options = {
     level: opts.level,
     base: { service: "berth", role: opts.role, pid: process.pid },
     // A task's env and the caller's key are secrets: they never reach a log line.
@@ -13,7 +14,8 @@ export function createRootLogger(opts: { level: string; role: Role }): Logger {
       censor: "[redacted]",
     },
     serializers: { err: pino.stdSerializers.err },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export interface TaskLogContext {

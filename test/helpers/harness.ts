@@ -11,6 +11,7 @@ import type { Deps } from "../../src/app/deps.js";
 import { createServices, type Services } from "../../src/app/services.js";
 import { loadConfig } from "../../src/config/config.js";
 import type { TaskView } from "../../src/contract/types.js";
+import { createRootLogger } from "../../src/logging/logger.js";
 import { buildDeps } from "../../src/main.js";
 import { startWorker, type TaskWorker } from "../../src/queue/worker.js";
 import { LABEL_NAMESPACE } from "../../src/runner/labels.js";
@@ -39,7 +40,10 @@ export interface Harness {
 
 export const FINISHED = (t: { status: string }) => !["queued", "running"].includes(t.status);
 
-export async function startHarness(env: Record<string, string> = {}, opts: { worker?: boolean } = {}): Promise<Harness> {
+export async function startHarness(
+  env: Record<string, string> = {},
+  opts: { worker?: boolean; logStream?: NodeJS.WritableStream } = {},
+): Promise<Harness> {
   const namespace = `berth-test-${randomUUID().slice(0, 8)}`;
   const root = await mkdtemp(path.join(tmpdir(), `${namespace}-`));
   const config = loadConfig({
@@ -50,7 +54,9 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
     BERTH_STOP_GRACE_SECONDS: "2",
     ...env,
   });
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const logger = opts.logStream
+    ? createRootLogger({ level: "debug", role: "serve" }, opts.logStream)
+    : pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const deps = await buildDeps(config, logger, namespace);
   const services = createServices(deps);
   const worker = opts.worker === false ? null : await startWorker(deps, services.keys, services.store, services.logs);
