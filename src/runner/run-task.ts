@@ -84,7 +84,8 @@ export async function runTask(input: RunTaskInput): Promise<void> {
   }
 
   const finishedAtMs = Date.now();
-  const applied = await store.transition(record.id, record.tenant, ["running"], {
+  // Recording the outcome must survive a Redis outage: retried, so a finished task is never left "running".
+  const applied = await retrying(log, "record the outcome", () => store.transition(record.id, record.tenant, ["running"], {
     status: outcome.status,
     exitCode: outcome.exitCode,
     reason: outcome.reason,
@@ -95,9 +96,9 @@ export async function runTask(input: RunTaskInput): Promise<void> {
     archive: "failed" in archive ? null : { bytes: archive.bytes, sha256: archive.sha256 },
     archiveSkipped: "failed" in archive ? [] : archive.skipped.slice(0, 1000),
     outputTruncated: sink.truncated,
-  }, true);
+  }, true));
   if (applied !== true) log.warn({ status: applied }, "task changed while it ran (deleted?); outcome not recorded");
-  await logs.appendEnd(record.id, { status: outcome.status, exitCode: outcome.exitCode });
+  await retrying(log, "end the log stream", () => logs.appendEnd(record.id, { status: outcome.status, exitCode: outcome.exitCode }));
   log.info({ status: outcome.status, exitCode: outcome.exitCode, reason: outcome.reason, durationMs: finishedAtMs - startedAtMs, outputBytes: sink.bytesKept }, "task finished");
 }
 
@@ -196,6 +197,19 @@ async function seedFromTask(input: RunTaskInput, workspacePath: string): Promise
     timeoutMs: deps.config.worker.archiveTimeoutSeconds * 1000,
   });
   await chownTree(workspacePath, parseRunnerUser(deps.config.worker.runnerUser));
+}
+
+/** Retries a Redis write for about two minutes (Redis restarting), then gives up with the last error. */
+async function retrying<T>(log: Logger, what: string, op: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await op();
+    } catch (err) {
+      if (attempt >= 30) throw err;
+      if (attempt === 1) log.warn({ err }, `could not ${what}; retrying`);
+      await delay(Math.min(500 * attempt, 5000));
+    }
+  }
 }
 
 const joinMessages = (a: string | null, b: string) => (a ? `${a} ${b}` : b);
