@@ -11,8 +11,8 @@
 //      strips ".." / absolute paths, and caps depth (maxDepth default kept).
 // Owners are not preserved (the caller chowns without following links); modes are masked 0o755
 // so no setuid/setgid/sticky or group/world-writable file is ever created as root.
-import { createReadStream } from "node:fs";
-import { lstat } from "node:fs/promises";
+import { constants as fsConstants, createReadStream } from "node:fs";
+import { copyFile, lstat } from "node:fs/promises";
 import path from "node:path";
 import { Unpack, type ReadEntry } from "tar";
 import { TaskFailure } from "../errors.js";
@@ -71,6 +71,7 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
     await unpack(archivePath, destPath, gate, ac.signal);
     // Only if the archive changed between the two passes: the gate stopped writing at the limit.
     if (gate.limitHit) throw gate.limitHit;
+    await restoreHardLinks(destPath, gate);
     return { entries: gate.entries, bytes: gate.bytes, skipped: gate.skipped };
   } catch (err) {
     if (ac.signal.aborted && ac.signal.reason instanceof TaskFailure) throw ac.signal.reason;
@@ -121,6 +122,8 @@ function limitError(entries: number, bytes: number, limits: ExtractOptions): Tas
 /** Decides, entry by entry, what node-tar may write. Stateless apart from counters. */
 class EntryGate {
   readonly skipped: SkippedPath[] = [];
+  /** Hard links, restored as copies of their target after the unpack (never handed to node-tar). */
+  readonly hardLinks: { path: string[]; target: string[] }[] = [];
   entries = 0;
   bytes = 0;
   limitHit: TaskFailure | undefined;
@@ -131,6 +134,10 @@ class EntryGate {
     private readonly symlinks: ReadonlySet<string>,
     private readonly limits: ExtractOptions,
   ) {}
+
+  get maxBytes(): number {
+    return this.limits.maxTotalBytes;
+  }
 
   admit(e: ReadEntry): boolean {
     this.seen++;
@@ -150,15 +157,23 @@ class EntryGate {
   }
 
   private problem(e: ReadEntry): string | undefined {
-    if (e.type === "Link") return "hard link not restored";
-    if (!RESTORED_TYPES.has(e.type)) return `${e.type} entry not restored`;
+    if (e.type !== "Link" && !RESTORED_TYPES.has(e.type)) return `${e.type} entry not restored`;
     const parts = relativeParts(e.path);
     if (!parts) return isAbsolute(e.path) || e.path.split("/").includes("..") ? "absolute path or '..' component" : "archive root entry";
     // Anything below a symlink path would be written wherever that link points.
-    for (let i = 1; i < parts.length; i++) {
-      if (this.symlinks.has(parts.slice(0, i).join("/"))) return "path passes through a symbolic link";
+    if (this.throughSymlink(parts)) return "path passes through a symbolic link";
+    if (e.type === "Link") {
+      const target = relativeParts(e.linkpath ?? "");
+      if (!target || this.throughSymlink(target) || this.symlinks.has(target.join("/"))) return "hard link to a path outside the workspace or through a link";
+      this.hardLinks.push({ path: parts, target });
+      return "hard link (restored as a copy)";
     }
     return e.type === "SymbolicLink" ? this.linkProblem(parts, e.linkpath ?? "") : undefined;
+  }
+
+  private throughSymlink(parts: readonly string[]): boolean {
+    for (let i = 1; i < parts.length; i++) if (this.symlinks.has(parts.slice(0, i).join("/"))) return true;
+    return false;
   }
 
   /**
@@ -195,6 +210,26 @@ function relativeParts(name: string): string[] | undefined {
 /** POSIX-absolute, or anything node-tar would treat as a root (it strips win32 roots like `c:` or `\\` on every OS). */
 function isAbsolute(p: string): boolean {
   return p.startsWith("/") || path.win32.parse(p).root !== "";
+}
+
+/**
+ * Hard links become copies of files already restored: the target must be a regular file (checked with lstat, so a
+ * link never leads out), neither path passes through a symbolic link, and copies still count against maxTotalBytes.
+ */
+async function restoreHardLinks(destPath: string, gate: EntryGate): Promise<void> {
+  for (const link of gate.hardLinks) {
+    const from = path.join(destPath, ...link.target);
+    const to = path.join(destPath, ...link.path);
+    const st = await lstat(from).catch(() => null);
+    const rel = link.path.join("/");
+    const note = gate.skipped.findIndex((s) => s.path.replace(/\/$/, "") === rel && s.why.startsWith("hard link (restored"));
+    if (!st?.isFile()) continue; // stays reported as skipped
+    gate.bytes += st.size;
+    if (gate.bytes > gate.maxBytes) throw limitError(0, gate.bytes, { maxEntries: Infinity, maxTotalBytes: gate.maxBytes } as ExtractOptions);
+    await copyFile(from, to, fsConstants.COPYFILE_EXCL);
+    if (note >= 0) gate.skipped.splice(note, 1);
+    gate.entries++;
+  }
 }
 
 /** Pass 2: stream the archive through node-tar's Unpack with the gate as filter. */
