@@ -58,7 +58,7 @@ async function makeTask(deps: Deps, services: Services, now: number): Promise<st
   await services.store.create(record, spec, { maxActive: 1e9, idempotencyKeyHash: null, idempotencyTtlSeconds: 60 });
   await services.store.transition(id, "bench", ["queued"], {
     status: "succeeded", exitCode: 0, startedAtMs: createdAtMs, finishedAtMs: now - 2000, expiresAtMs: now - 1000, host: deps.host,
-    archive: { bytes: CONTENT.length, sha256: "0".repeat(64) },
+    archive: { bytes: CONTENT.length, sha256: "0".repeat(64) }, workspaceBytes: FILES * CONTENT.length,
   }, true);
   await writeTaskFiles(deps.config.dirs.workspaces, deps.config.dirs.archives, record.workspace);
   return id;

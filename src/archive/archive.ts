@@ -50,6 +50,8 @@ export interface ArchiveResult {
   entries: number;
   /** Paths left out (FIFOs, sockets, devices, oversized or unreadable files); at most 1000 are listed. */
   skipped: SkippedPath[];
+  /** Sum of the archived regular files' sizes: what the workspace holds, without walking it again (cleanup). */
+  contentBytes: number;
 }
 
 /** One entry as listed by {@link listArchive}; `type` is node-tar's name (File, Directory, SymbolicLink, Link...). */
@@ -93,7 +95,7 @@ export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult
     await fh.sync();
     await fh.close();
     fh = undefined;
-    const entries = await verifyArchive(tmp, deadline.signal);
+    const { entries, contentBytes } = await verifyArchive(tmp, deadline.signal);
     // Every name find listed is in the archive, except those tar reported as unreadable.
     if (entries > written.listed || entries < written.listed - written.unreadable.length) {
       throw new TaskFailure("archive_failed", `The archive has ${entries} entries for ${written.listed} listed paths.`);
@@ -102,7 +104,7 @@ export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult
     await rename(tmp, archivePath);
     renamed = true;
     await syncDir(dir);
-    return { bytes: written.bytes, sha256: written.sha256, entries, skipped };
+    return { bytes: written.bytes, sha256: written.sha256, entries, skipped, contentBytes };
   } catch (err) {
     await fh?.close().catch(() => undefined);
     await rm(tmp, { force: true }).catch(() => undefined);
@@ -318,8 +320,9 @@ const ARCHIVED_TYPES = new Set(["File", "OldFile", "Directory", "SymbolicLink", 
 const unsafeName = (p: string): boolean => p === "" || p.startsWith("/") || p.split("/").includes("..");
 
 /** Reads the archive back before publishing: known types only, names relative and without "..". */
-async function verifyArchive(file: string, signal: AbortSignal): Promise<number> {
+async function verifyArchive(file: string, signal: AbortSignal): Promise<{ entries: number; contentBytes: number }> {
   let entries = 0;
+  let contentBytes = 0;
   const fail = (what: string, e: ReadEntry): never => {
     throw new TaskFailure("archive_failed", `The new archive failed verification: ${what} ${JSON.stringify(e.path)}.`);
   };
@@ -331,10 +334,11 @@ async function verifyArchive(file: string, signal: AbortSignal): Promise<number>
       // A hardlink's target is another member name; a symlink's target is data, kept verbatim.
       if (e.type === "Link" && unsafeName(e.linkpath ?? "")) fail("unsafe hardlink target in", e);
       entries++;
+      if (e.type === "File") contentBytes += e.size ?? 0;
     },
     signal,
   );
-  return entries;
+  return { entries, contentBytes };
 }
 
 let compressorChoice: Promise<[string, string[]]> | undefined;

@@ -29,7 +29,8 @@ export const DEFAULT_ORPHAN_AGE_MS = 7 * 86_400_000;
 const LOCK_TTL_MS = 15 * 60_000;
 const STALE_TEMP_MS = 3_600_000;
 const MAX_DUE_PER_PASS = 20_000;
-const PARALLEL = 4;
+// Removals are mostly waiting (Redis round trips, rm): many lanes, whose rm calls are batched (removeTree).
+const PARALLEL = 32;
 const ENDED: readonly TaskStatus[] = FINAL_STATUSES.filter((s) => s !== "expired");
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
@@ -196,9 +197,11 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
 
   // Sizes: of everything when a budget is set (the budget counts all of both roots), else of what goes.
   const budget = config.diskBudgetBytes;
-  const measured = budget > 0 ? entries.flatMap((e) => (e.path && e.type !== "gone" ? [e.path] : [])) : plans.flatMap((p) => p.files);
+  // Without a budget, a task archived by berth already knows its size (workspace files + archive): no walk needed.
+  const known = (p: Plan) => (budget === 0 && p.record?.workspaceBytes != null && p.record.archive ? p.record.workspaceBytes + p.record.archive.bytes : null);
+  const measured = budget > 0 ? entries.flatMap((e) => (e.path && e.type !== "gone" ? [e.path] : [])) : plans.flatMap((p) => (known(p) === null ? p.files : []));
   const sizes = measured.length > 0 ? await diskUsage(measured) : new Map<string, number>();
-  const bytesOf = (p: Plan) => p.files.reduce((n, f) => n + (sizes.get(f) ?? 0), 0);
+  const bytesOf = (p: Plan) => known(p) ?? p.files.reduce((n, f) => n + (sizes.get(f) ?? 0), 0);
   for (const p of plans) p.bytes = bytesOf(p);
   if (budget > 0) {
     const used = [...sizes.values()].reduce((a, b) => a + b, 0);

@@ -58,6 +58,8 @@ export interface TaskRecord {
   readonly ttlSeconds: number;
   readonly archive: { bytes: number; sha256: string } | null;
   readonly archiveSkipped: { path: string; why: string }[];
+  /** Bytes of regular files the workspace held when archived (null if it was not archived). */
+  readonly workspaceBytes?: number | null;
   readonly outputTruncated: boolean;
   readonly cancelRequested: boolean;
   /** Host that ran (or runs) the task; its workspace and archive live on that host's disk. */

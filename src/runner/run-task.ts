@@ -95,6 +95,7 @@ export async function runTask(input: RunTaskInput): Promise<void> {
     expiresAtMs: finishedAtMs + spec.ttlSeconds * 1000,
     archive: "failed" in archive ? null : { bytes: archive.bytes, sha256: archive.sha256 },
     archiveSkipped: "failed" in archive ? [] : archive.skipped.slice(0, 1000),
+    workspaceBytes: "failed" in archive ? null : archive.contentBytes,
     outputTruncated: sink.truncated,
   }, true));
   if (applied !== true) log.warn({ status: applied }, "task changed while it ran (deleted?); outcome not recorded");

@@ -99,9 +99,46 @@ export async function removeTree(dir: string): Promise<void> {
     // Without root, a mode-000 directory cannot be listed: open the modes up first (chmod -R never follows links).
     await execa("chmod", ["-R", "u+rwx", "--", dir], { reject: false });
   }
-  const res = await execa("rm", ["-rf", "--one-file-system", "--", dir], { reject: false });
-  if (res.exitCode !== 0) throw new Error(`rm -rf ${dir} failed: ${res.stderr.slice(0, 500)}`);
+  await rmBatch.remove(dir);
 }
+
+/**
+ * Runs `rm -rf` for many trees at once: removals requested in the same tick share one process, which is most of
+ * the cost of removing small workspaces. If a batch fails, its trees are retried one by one so each caller gets
+ * its own error.
+ */
+class RmBatch {
+  private queue: { dir: string; resolve: () => void; reject: (err: Error) => void }[] = [];
+  private scheduled = false;
+
+  remove(dir: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ dir, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    const batch = this.queue.splice(0, 256);
+    if (this.queue.length > 0) {
+      this.scheduled = true;
+      setImmediate(() => void this.flush());
+    }
+    const res = await execa("rm", ["-rf", "--one-file-system", "--", ...batch.map((b) => b.dir)], { reject: false });
+    if (res.exitCode === 0) return batch.forEach((b) => b.resolve());
+    for (const b of batch) {
+      const one = await execa("rm", ["-rf", "--one-file-system", "--", b.dir], { reject: false });
+      if (one.exitCode === 0) b.resolve();
+      else b.reject(new Error(`rm -rf ${b.dir} failed: ${one.stderr.slice(0, 500)}`));
+    }
+  }
+}
+
+const rmBatch = new RmBatch();
 
 export async function ensureDir(dir: string, mode = 0o700): Promise<void> {
   await mkdir(dir, { recursive: true, mode });
