@@ -1,6 +1,6 @@
 // Hostile tasks stay in their box: a workspace built to hurt the host is archived, listed and removed in bounded
 // time without reading or writing any host file, and what was left out is reported.
-import { mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { listArchive } from "../../src/archive/archive.js";
@@ -19,6 +19,7 @@ beforeAll(async () => {
 afterAll(async () => {
   const left = h ? await h.leftoverContainers() : [];
   await h?.close();
+  await rm(canary, { recursive: true, force: true });
   expect(left).toEqual([]);
 });
 
