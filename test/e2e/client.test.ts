@@ -18,7 +18,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  const left = h ? await h.containers() : [];
+  const left = h ? await h.leftoverContainers() : [];
   await h?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
   expect(left).toEqual([]);
