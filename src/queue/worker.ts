@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import type { Deps } from "../app/deps.js";
+import type { TaskRecord, TaskSpec } from "../domain/task.js";
 import { taskLogger } from "../logging/logger.js";
 import type { LogStore } from "../logs/log-store.js";
 import { LABEL_NAMESPACE, LABEL_TASK_ID } from "../runner/labels.js";
@@ -117,7 +118,7 @@ async function removeTaskContainers(deps: Deps, taskId: string): Promise<void> {
 }
 
 /** A record whose spec is gone (its earlier run finished the spec's life) can only be recorded, never run. */
-function fallbackSpec(record: import("../domain/task.js").TaskRecord) {
+function fallbackSpec(record: TaskRecord): TaskSpec {
   return {
     command: record.command, image: record.image, env: {}, files: {}, fromTask: null,
     timeoutSeconds: record.timeoutSeconds, limits: record.limits, network: record.network, ttlSeconds: record.ttlSeconds,
