@@ -10,6 +10,7 @@ import { Lifecycle } from "./app/lifecycle.js";
 import { createServices } from "./app/services.js";
 import { startCleanup } from "./cleanup/schedule.js";
 import { loadConfig, type Config } from "./config/config.js";
+import { BerthError } from "./errors.js";
 import { createRootLogger } from "./logging/logger.js";
 import { startWorker } from "./queue/worker.js";
 import { createDockerClient, DockerRuntime } from "./runner/docker-runtime.js";
@@ -25,7 +26,15 @@ export function loadDotEnv(): void {
 export async function connectRedis(url: string, logger: Logger): Promise<Redis> {
   const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 5000 });
   redis.on("error", (err) => logger.debug({ err }, "redis connection error"));
-  await redis.connect();
+  try {
+    await redis.connect();
+  } catch (err) {
+    redis.disconnect();
+    const where = new URL(url);
+    throw new BerthError("dependency_unavailable",
+      `Redis at ${where.hostname}:${where.port || 6379} (BERTH_REDIS_URL) does not answer; start it, or point BERTH_REDIS_URL at a running Redis.`,
+      {}, { cause: err });
+  }
   return redis;
 }
 
