@@ -6,8 +6,13 @@ import type { LiveHub } from "../logs/live-hub.js";
 import { LOG_ID_PATTERN, type LogStore, type StoredEntry } from "../logs/log-store.js";
 import type { TaskStore } from "../store/task-store.js";
 
-/** A client whose socket holds more than this unsent is served from the store instead of the live fan-out. */
+/**
+ * Most bytes one client's connection may hold unsent. Past it, nothing more is written until the socket drains;
+ * the rest stays in the store and is read again at the client's own pace. Bounds memory per (slow) client.
+ */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
+/** Entries per store read while catching up. Entries hold up to 64 Ki characters: at most ~2 MB per read. */
+const STORE_BATCH = 32;
 const HEARTBEAT_MS = 15_000;
 
 // JSON-encoding keeps CR/LF out of `data:` lines, so task output can never forge SSE framing.
@@ -44,28 +49,46 @@ export async function streamEvents(
   let closed = false;
   let detach: (() => void) | undefined;
   let wake: (() => void) | undefined;
-  const heartbeat = setInterval(() => res.write(": heartbeat\n\n"), HEARTBEAT_MS);
+  const heartbeat = setInterval(() => {
+    if (!closed) res.write(": heartbeat\n\n");
+  }, HEARTBEAT_MS);
+  // A follower must not hold up shutdown: once the HTTP server stops listening (close() was called, which waits
+  // for open connections), end the stream; the client resumes with Last-Event-ID wherever it reconnects.
+  const http = request.server.server;
+  const listening = http.listening; // not listening at all (inject): nothing to watch
+  const shutdownWatch = setInterval(() => {
+    if (!listening || http.listening || closed) return;
+    finish();
+    if (res.writableLength > 0) res.destroy(); // a stalled client would never take the rest
+    else res.end();
+  }, 1000);
   const finish = () => {
     if (closed) return;
     closed = true;
     clearInterval(heartbeat);
+    clearInterval(shutdownWatch);
     detach?.();
     wake?.();
   };
   res.on("close", finish);
 
-  const write = (entries: readonly StoredEntry[]): boolean => {
+  /**
+   * Writes entries in order until the stream ends or this client's unsent bytes pass MAX_BUFFERED_BYTES.
+   * "full": some entries were not written; `lastId` is the last one that was, so they are read again later.
+   */
+  const write = (entries: readonly StoredEntry[]): "more" | "full" | "ended" => {
     for (const e of entries) {
-      if (closed) return false;
+      if (closed) return "ended";
+      if (e.stream !== "end" && res.writableLength >= MAX_BUFFERED_BYTES) return "full"; // the end always goes out
       res.write(frame(e));
       if (e.stream !== "end") lastId = e.id;
       else {
         res.end();
         finish();
-        return false;
+        return "ended";
       }
     }
-    return true;
+    return "more";
   };
   const drained = () => new Promise<void>((resolve) => {
     if (res.writableLength < MAX_BUFFERED_BYTES || closed) return resolve();
@@ -79,15 +102,15 @@ export async function streamEvents(
       // Catch up from the store at this client's own pace.
       for (;;) {
         if (closed) return;
-        const batch = await deps.logs.readAfter(record.id, lastId, 500);
+        const batch = await deps.logs.readAfter(record.id, lastId, STORE_BATCH);
         if (batch.length === 0) break;
-        if (!write(batch)) return;
+        if (write(batch) === "ended") return;
         await drained();
       }
       const current = await deps.store.get(record.id);
       if (!current || isFinalStatus(current.status)) {
         // Finished (or gone) and nothing left: a task whose log stream was removed still ends cleanly.
-        const trailing = await deps.logs.readAfter(record.id, lastId, 500);
+        const trailing = await deps.logs.readAfter(record.id, lastId, 1);
         if (trailing.length > 0) continue;
         const end: EndEvent = { status: current?.status ?? record.status, exitCode: current?.exitCode ?? null };
         write([{ id: lastId, stream: "end", end, timeMs: Date.now() }]);
@@ -104,12 +127,10 @@ export async function streamEvents(
         detach = deps.hub.follow(record.id, {
           get lastId() { return lastId; },
           deliver: (entries) => {
-            const more = write(entries);
-            if (!more || res.writableLength > MAX_BUFFERED_BYTES) {
-              done();
-              return false;
-            }
-            return true;
+            // Falling behind (or ending) leaves the fan-out: the rest is read from the store at this client's pace.
+            if (write(entries) === "more" && res.writableLength < MAX_BUFFERED_BYTES) return true;
+            done();
+            return false;
           },
         });
       });

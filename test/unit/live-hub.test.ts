@@ -44,28 +44,30 @@ describe("LiveHub", () => {
     const hub = new LiveHub(logs as unknown as LogStore, 5);
     logs.entries.push(entry(1), entry(2));
     const a = new Recorder("0");
-    const stopA = hub.follow("t", a);
-    await waitFor("first read", async () => logs.pending.length, (n) => n === 1);
-    logs.pending[0]?.release();
-    await waitFor("A to get 1 and 2", async () => a.got.length, (n) => n === 2);
-
-    // The next read (strictly after 1000-2) is in flight when B joins, having read only up to 1000-1 itself.
-    await waitFor("second read", async () => logs.pending.length, (n) => n === 1);
-    expect(logs.pending[0]?.after).toBe("1000-2");
-    logs.entries.push(entry(3));
     const b = new Recorder("1000-1");
-    const stopB = hub.follow("t", b);
-    logs.pending[0]?.release();
-    logs.auto = true;
-    for (const p of [...logs.pending]) p.release();
+    const stops = [hub.follow("t", a)];
+    try {
+      await waitFor("first read", async () => logs.pending.length, (n) => n === 1);
+      logs.pending[0]?.release();
+      await waitFor("A to get 1 and 2", async () => a.got.length, (n) => n === 2);
 
-    await waitFor("B to catch up", async () => b.got.length, (n) => n >= 2, { timeoutMs: 5000 });
-    await new Promise((r) => setTimeout(r, 50)); // a few more polls: nothing more may arrive
-    expect(b.got).toEqual(["1000-2", "1000-3"]);
-    expect(a.got).toEqual(["1000-1", "1000-2", "1000-3"]);
-    expect(logs.maxInFlight).toBe(1); // one read per task at a time, however followers come and go
-    stopA();
-    stopB();
+      // The next read (strictly after 1000-2) is in flight when B joins, having read only up to 1000-1 itself.
+      await waitFor("second read", async () => logs.pending.length, (n) => n === 1);
+      expect(logs.pending[0]?.after).toBe("1000-2");
+      logs.entries.push(entry(3));
+      stops.push(hub.follow("t", b));
+      logs.pending[0]?.release();
+      logs.auto = true;
+      for (const p of [...logs.pending]) p.release();
+
+      await waitFor("B to catch up", async () => b.got.length, (n) => n >= 2, { timeoutMs: 5000 });
+      await new Promise((r) => setTimeout(r, 50)); // a few more polls: nothing more may arrive
+      expect(b.got).toEqual(["1000-2", "1000-3"]);
+      expect(a.got).toEqual(["1000-1", "1000-2", "1000-3"]);
+      expect(logs.maxInFlight).toBe(1); // one read per task at a time, however followers come and go
+    } finally {
+      for (const stop of stops) stop();
+    }
   });
 
   it("stops delivering to a follower that declines, and keeps serving the others", async () => {
@@ -76,17 +78,21 @@ describe("LiveHub", () => {
     const slow = new Recorder("0", () => false);
     const fast = new Recorder("0");
     const stops = [hub.follow("t", slow), hub.follow("t", fast)];
-    await waitFor("both to get entry 1", async () => slow.got.length + fast.got.length, (n) => n === 2);
-    logs.entries.push(entry(2));
-    await waitFor("fast to get entry 2", async () => fast.got.length, (n) => n === 2);
-    expect(slow.got).toEqual(["1000-1"]);
-    for (const stop of stops) stop();
+    try {
+      await waitFor("both to get entry 1", async () => slow.got.length + fast.got.length, (n) => n === 2);
+      logs.entries.push(entry(2));
+      await waitFor("fast to get entry 2", async () => fast.got.length, (n) => n === 2);
+      expect(slow.got).toEqual(["1000-1"]);
+    } finally {
+      for (const stop of stops) stop();
+    }
   });
 
   it("orders stream ids numerically", () => {
-    expect(compareIds("9-0", "10-0")).toBe(-1);
-    expect(compareIds("10-2", "10-10")).toBe(-1);
-    expect(compareIds("10-10", "10-10")).toBe(0);
-    expect(compareIds("11-0", "10-99")).toBe(1);
+    const sign = (a: string, b: string) => Math.sign(compareIds(a, b));
+    expect(sign("9-0", "10-0")).toBe(-1);
+    expect(sign("10-2", "10-10")).toBe(-1);
+    expect(sign("10-10", "10-10")).toBe(0);
+    expect(sign("11-0", "10-99")).toBe(1);
   });
 });

@@ -1,4 +1,5 @@
 // The live workspace: a listing and a file's raw bytes, during the run and after. Never through a symbolic link.
+import { pipeline, Transform } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { BerthError } from "../../errors.js";
 import { listWorkspace, openWorkspaceFile, parseRelativePath } from "../../workspace/safe-path.js";
@@ -28,20 +29,43 @@ export async function fileRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     const parts = parseRelativePath(raw);
     if (parts.length === 0) throw new BerthError("invalid_input", "Name a file, or list the workspace with GET /v1/tasks/:id/files.");
     const { handle, size } = await openWorkspaceFile(workspacePath(root, record.workspace), parts.join("/"));
-    // The length is the size at open; a file still being written may end up longer or shorter.
-    const stream = handle.createReadStream({ start: 0, end: Math.max(size - 1, 0), autoClose: true });
-    if (size === 0) stream.destroy();
+    // The length is the size at open; a file still being written may end up longer (we stop at `size`) or shorter
+    // (the response is then cut off, so the client sees a broken download instead of waiting for promised bytes).
+    if (size === 0) await handle.close();
+    const body = size === 0
+      ? ""
+      : pipeline(handle.createReadStream({ start: 0, end: size - 1, autoClose: true }), exactly(size, parts.join("/"), () => {
+          // Nothing sent yet: let the error handler answer with JSON instead of the file's headers.
+          if (!reply.raw.headersSent) for (const h of ["content-type", "content-length", "content-disposition"]) reply.removeHeader(h);
+        }), () => undefined);
     return reply
       .type("application/octet-stream")
       .header("content-length", String(size))
       .header("content-disposition", `attachment; filename="${sanitizeFilename(parts[parts.length - 1] as string)}"`)
-      .send(size === 0 ? "" : stream);
+      .send(body);
   });
 }
 
 function gone(id: string, err: unknown): BerthError {
   if (err instanceof BerthError) return err;
   return new BerthError("not_found", `Task "${id}" has no workspace on this server.`, {}, { cause: err });
+}
+
+/** Passes the file's bytes through and fails (cutting the response short) if fewer than `size` arrive. */
+function exactly(size: number, rel: string, onShort: () => void): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      callback(null, chunk);
+    },
+    flush(callback) {
+      if (seen === size) return callback();
+      // Before the first byte this is still a clean 409; later the response is cut off (headers are already sent).
+      onShort();
+      callback(new BerthError("wrong_state", `File "${rel}" shrank from ${size} to ${seen} bytes while it was read; retry.`, { path: rel }));
+    },
+  });
 }
 
 const sanitizeFilename = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 200) || "file";
