@@ -55,7 +55,8 @@ export class LogStore {
   async *readText(taskId: string): AsyncGenerator<string> {
     let after = "0";
     for (;;) {
-      const batch = await this.readAfter(taskId, after, 1000);
+      // Small batches: entries hold up to 64 Ki characters each, and this runs once per plain-text request.
+      const batch = await this.readAfter(taskId, after, 64);
       if (batch.length === 0) return;
       for (const e of batch) {
         if (e.stream === "stdout" || e.stream === "stderr") yield e.text;

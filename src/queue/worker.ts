@@ -50,6 +50,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
     const log = taskLogger(logger, { taskId, tenant: record.tenant, workspace: record.workspace, attempt: job.attemptsMade + 1 });
     const controller = new AbortController();
     running.set(taskId, controller);
+    let poll: NodeJS.Timeout | undefined;
     try {
       if (record.status === "running" || !spec) {
         // Delivered again after the worker that ran it died or lost its lock: its container may still run.
@@ -60,8 +61,13 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
       const applied = await store.transition(taskId, record.tenant, ["queued", "running"], { status: "running", startedAtMs: Date.now(), host: deps.host });
       if (applied !== true) return;
       if (record.cancelRequested) controller.abort("canceled" satisfies StopCause);
+      // Pub/sub can miss a message while its connection reconnects: the record's flag is checked too.
+      poll = setInterval(() => {
+        void store.get(taskId).then((r) => { if (r?.cancelRequested) controller.abort("canceled" satisfies StopCause); }, () => undefined);
+      }, 3000);
       await runTask({ deps, store, logs, record: { ...record, status: "running" }, spec: spec ?? fallbackSpec(record), log, workerId, stop: controller.signal });
     } finally {
+      clearInterval(poll);
       running.delete(taskId);
     }
   };

@@ -1,4 +1,6 @@
 // One task end to end: workspace → container → output → exit/timeout/cancel → container removed → archive → record.
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import type { Logger } from "pino";
 import type { Deps } from "../app/deps.js";
 import { createArchive } from "../archive/archive.js";
@@ -190,14 +192,26 @@ async function seedFromTask(input: RunTaskInput, workspacePath: string): Promise
   const { deps, store, spec, record } = input;
   const source = await store.getForTenant(record.tenant, spec.fromTask as string);
   if (!source?.archive) throw new TaskFailure("workspace_failed", `fromTask "${spec.fromTask}" has no archive any more.`);
+  const file = archivePath(deps.config.dirs.archives, source.workspace);
+  // Restore only the archive berth recorded: a file changed on disk since then is refused.
+  const digest = await sha256File(file).catch(() => null);
+  if (digest !== source.archive.sha256) {
+    throw new TaskFailure("workspace_failed", `The archive of fromTask "${source.id}" does not match its recorded sha256; nothing was restored.`);
+  }
   await extractArchive({
-    archivePath: archivePath(deps.config.dirs.archives, source.workspace),
+    archivePath: file,
     destPath: workspacePath,
     maxTotalBytes: 8 * 1024 ** 3,
     maxEntries: 200_000,
     timeoutMs: deps.config.worker.archiveTimeoutSeconds * 1000,
   });
   await chownTree(workspacePath, parseRunnerUser(deps.config.worker.runnerUser));
+}
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
 }
 
 /** Retries a Redis write for about two minutes (Redis restarting), then gives up with the last error. */

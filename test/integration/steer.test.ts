@@ -250,6 +250,14 @@ describe("fromTask", () => {
     }
   }, 90_000);
 
+  it("refuses to restore an archive that changed on disk since it was recorded", async () => {
+    const a = await h.waitFinished((await h.submit({ command: ["sh", "-c", "echo original > data.txt"] }, ACME)).id, 60_000, ACME);
+    await writeFile(archiveFile(h, a), gzipSync(tar([{ name: "data.txt", data: "tampered\n" }])));
+    const b = await h.waitFinished((await h.submit({ command: ["cat", "data.txt"], fromTask: a.id }, ACME)).id, 60_000, ACME);
+    expect(b).toMatchObject({ status: "failed", reason: "workspace_failed" });
+    expect(b.message).toContain("does not match its recorded sha256");
+  }, 90_000);
+
   it("restoring a hostile archive writes nothing outside B's workspace", async () => {
     const canary = path.join(h.root, "canary");
     await mkdir(canary, { recursive: true });
@@ -258,7 +266,8 @@ describe("fromTask", () => {
 
     const a = await h.waitFinished((await h.submit({ command: ["sh", "-c", "echo benign > ok.txt"] }, ACME)).id, 60_000, ACME);
     expect(a.archive).not.toBeNull();
-    // Swap A's archive on disk for a hostile one; its record (size, sha256) is left as it was.
+    // Swap A's archive for a hostile one and record it as A's (as if A's own task had produced it), so B
+    // really restores it; a swap berth did not record is refused outright (next test).
     const up = "../".repeat(12);
     await writeFile(archiveFile(h, a), gzipSync(tar([
       { name: "ok.txt", data: "benign\n" },
@@ -278,6 +287,8 @@ describe("fromTask", () => {
       { name: "hl3", type: "hardlink", linkname: "link/keep.txt" },
       { name: "hl3", data: "overwrite through a hard link\n" },
     ])));
+    const hostile = await readFile(archiveFile(h, a));
+    await h.services.store.patch(a.id, { archive: { bytes: hostile.length, sha256: sha(hostile) } });
 
     const b = await h.waitFinished((await h.submit({ command: ["sh", "-c", "ls -A | sort; cat ok.txt"], fromTask: a.id }, ACME)).id, 60_000, ACME);
     // The safe outcomes: B failed with a clear reason, or B ran with only the harmless entries restored.
@@ -303,7 +314,7 @@ describe("fromTask", () => {
     expect(await exists(path.join(h.deps.config.dirs.workspaces, "escape.txt"))).toBe(false);
     expect(await exists(path.join(h.root, "escape.txt"))).toBe(false);
     expect({ sha: sha(await readFile("/etc/passwd")), nlink: (await stat("/etc/passwd")).nlink }).toEqual(passwdBefore);
-    expect((await h.get(a.id, ACME)).archive).toEqual(a.archive);
+    expect((await h.get(a.id, ACME)).archive).toEqual({ bytes: hostile.length, sha256: sha(hostile) }); // A is left as recorded
   }, 120_000);
 });
 
