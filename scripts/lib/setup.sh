@@ -143,8 +143,12 @@ ensure_runner_image() {
     base=$BASE_IMAGE_LOCAL
   fi
   say "building $RUNNER_IMAGE from runner-image/ on $base"
-  DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE_IMAGE=$base" --label "berth.runner-hash=$hash" \
-    -t "$RUNNER_IMAGE" "$BERTH_ROOT/runner-image" >/dev/null
+  local log="$BERTH_STATE_DIR/runner-image-build.log"
+  if ! DOCKER_BUILDKIT=0 docker build --build-arg "BASE_IMAGE=$base" --label "berth.runner-hash=$hash" \
+      -t "$RUNNER_IMAGE" "$BERTH_ROOT/runner-image" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    die "building $RUNNER_IMAGE failed; the whole log is in $log"
+  fi
 }
 
 ensure_local_base() {

@@ -87,7 +87,10 @@ export class TaskQueue {
     try {
       await this.queue.add("run", { taskId: id }, {
         jobId: id,
-        attempts: 1,
+        // A processor that throws before the task ran (Redis blip) is retried; one that finds the task already
+        // running records it as lost instead of running it twice (worker.ts).
+        attempts: 3,
+        backoff: { type: "exponential", delay: 2000 },
         removeOnComplete: { age: 3600, count: 1000 },
         removeOnFail: { age: 86_400, count: 5000 },
       });

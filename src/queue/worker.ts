@@ -58,7 +58,10 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
         await removeTaskContainers(deps, taskId);
         controller.abort("worker_lost" satisfies StopCause);
       }
-      const applied = await store.transition(taskId, record.tenant, ["queued", "running"], { status: "running", startedAtMs: Date.now(), host: deps.host });
+      // A re-delivered task keeps its first start and host: its workspace lives on that host's disk.
+      const applied = await store.transition(taskId, record.tenant, ["queued", "running"], {
+        status: "running", startedAtMs: record.startedAtMs ?? Date.now(), host: record.host ?? deps.host,
+      });
       if (applied !== true) return;
       if (record.cancelRequested) controller.abort("canceled" satisfies StopCause);
       // Pub/sub can miss a message while its connection reconnects: the record's flag is checked too.

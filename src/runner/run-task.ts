@@ -71,16 +71,19 @@ export async function runTask(input: RunTaskInput): Promise<void> {
   }
 
   await sink.close();
-  if (handle) await removeContainer(handle, log);
+  const removed = handle ? await removeContainer(handle, log) : true;
   if (sink.truncated && outcome.reason === null) {
     outcome = { ...outcome, reason: "output_truncated", message: `Output passed ${config.worker.maxOutputBytes} bytes; the rest was dropped.` };
   }
 
-  // The container is gone: nothing can change the workspace any more, so it is safe to archive.
-  const archive = await archiveWorkspace(input).catch((err: unknown) => {
-    log.error({ err }, "archive failed");
-    return { failed: err instanceof Error ? err.message : String(err) } as const;
-  });
+  // Archive only once the container is gone: then nothing can change the workspace any more. If the engine could
+  // not confirm the removal, a process might still write (or swap links) there, so no archive is made.
+  const archive = !removed
+    ? ({ failed: "its container could not be removed (Docker unreachable?), so the workspace was not read" } as const)
+    : await archiveWorkspace(input).catch((err: unknown) => {
+        log.error({ err }, "archive failed");
+        return { failed: err instanceof Error ? err.message : String(err) } as const;
+      });
   if ("failed" in archive && outcome.status === "succeeded") {
     outcome = { status: "failed", exitCode: outcome.exitCode, reason: "archive_failed", message: `The workspace could not be archived: ${archive.failed}` };
   }
@@ -165,17 +168,19 @@ function stopMessage(cause: StopCause, spec: TaskSpec): string {
   }
 }
 
-async function removeContainer(handle: ContainerHandle, log: Logger): Promise<void> {
-  for (let attempt = 1; attempt <= 5; attempt++) {
+/** Removes the container, retrying for a while (the engine may be restarting). Returns whether it is gone. */
+async function removeContainer(handle: ContainerHandle, log: Logger): Promise<boolean> {
+  for (let attempt = 1; attempt <= 8; attempt++) {
     try {
       await handle.remove();
-      return;
+      return true;
     } catch (err) {
       log.warn({ err, attempt }, "container removal failed; retrying");
       await delay(500 * attempt);
     }
   }
   log.error({ containerId: handle.id }, "container could not be removed; the orphan sweep will retry");
+  return false;
 }
 
 async function archiveWorkspace(input: RunTaskInput) {
