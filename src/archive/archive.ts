@@ -86,10 +86,13 @@ export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult
     const st = await lstat(workspacePath);
     if (!st.isDirectory()) throw new TaskFailure("archive_failed", `Workspace ${workspacePath} is not a directory.`);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const skipped = await findSkipped(workspacePath, maxFileBytes, deadline.signal);
+    // What is left out is listed while the archive is written (both only read the tree, which nothing changes now).
+    const skippedP = findSkipped(workspacePath, maxFileBytes, deadline.signal);
+    skippedP.catch(() => undefined); // awaited below; never an unhandled rejection if writing fails first
     // O_EXCL: never reuse or follow something already sitting at the temp name.
     fh = await open(tmp, "wx", 0o600);
     const written = await writeTarGz(workspacePath, maxFileBytes, fh, deadline.signal);
+    const skipped = await skippedP;
     const known = new Set(skipped.map((s) => s.path));
     for (const s of written.unreadable) if (!known.has(s.path)) (known.add(s.path), report(skipped, s));
     await fh.sync();
