@@ -4,7 +4,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { copyFile, mkdir, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
-import { createArchive, walkArchive } from "../src/archive/archive.js";
+import { createArchive } from "../src/archive/archive.js";
+import { walkArchive } from "../src/archive/read-archive.js";
 import { fmtNum, interleave, median, row, type BenchContext, type FigureResult, type Row } from "./lib.js";
 
 const SMALL_FILES = 5000;

@@ -7,15 +7,14 @@
 // hardlinks as links, and reports unreadable files as per-file warnings. node-tar is only used
 // to *read* the result back (verification), which is a streaming, non-following operation.
 import { createHash, randomBytes } from "node:crypto";
-import { constants as fsConstants, createReadStream } from "node:fs";
+import { constants as fsConstants } from "node:fs";
 import { access, lstat, mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGunzip } from "node:zlib";
 import { execa } from "execa";
-import { Parser, type ReadEntry } from "tar";
 import { errnoOf, TaskFailure } from "../errors.js";
+import { verifyArchive } from "./read-archive.js";
 
 const DEFAULT_MAX_FILE_BYTES = 4 * 1024 ** 3;
 /** Cap on `skipped` so a workspace with a million FIFOs cannot blow up the task record. */
@@ -54,8 +53,6 @@ export interface ArchiveResult {
   contentBytes: number;
 }
 
-/** One entry as listed by {@link listArchive}; `type` is node-tar's name (File, Directory, SymbolicLink, Link...). */
-export interface ArchiveEntry { path: string; type: string; size: number; linkpath?: string }
 
 /**
  * Archives `workspacePath` into `archivePath` (tar.gz, GNU format, relative entry names).
@@ -117,81 +114,6 @@ export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult
   } finally {
     deadline.dispose();
   }
-}
-
-/** Lists every entry of a tar(.gz) file with node-tar (streaming, strict). Used by tests and tooling. */
-export async function listArchive(archivePath: string): Promise<ArchiveEntry[]> {
-  const out: ArchiveEntry[] = [];
-  await walkArchive(archivePath, (e) => {
-    const entry: ArchiveEntry = { path: e.path, type: e.type, size: e.size ?? 0 };
-    if (e.linkpath) entry.linkpath = e.linkpath;
-    out.push(entry);
-  });
-  return out;
-}
-
-/**
- * Streams a tar or tar.gz file through node-tar's parser in strict mode (corrupt or truncated
- * input rejects) and calls `visit` for every entry. `visit` may throw to stop; that error rejects.
- */
-export async function walkArchive(file: string, visit: (entry: ReadEntry) => void, signal?: AbortSignal): Promise<void> {
-  let seen = 0;
-  try {
-    await parseArchive(file, (e) => (seen++, visit(e)), signal);
-  } catch (err) {
-    // node-tar calls an archive of only end-of-archive blocks (GNU tar's output for an empty
-    // workspace) "Unrecognized archive format"; accept exactly that case and nothing else.
-    if (seen > 0 || errnoOf(err) !== "TAR_BAD_ARCHIVE" || !(await isEmptyTarGz(file, signal))) throw err;
-  }
-}
-
-/** True if `file` gunzips to a non-empty whole number of all-zero 512-byte blocks. */
-async function isEmptyTarGz(file: string, signal?: AbortSignal): Promise<boolean> {
-  let size = 0;
-  const check = new Writable({
-    write: (chunk: Buffer, _enc, cb) => (size += chunk.length, cb(chunk.every((b) => b === 0) ? null : new Error("data"))),
-  });
-  const ok = await pipeline(createReadStream(file), createGunzip(), check, { signal }).then(() => true, () => false);
-  return ok && size > 0 && size % 512 === 0;
-}
-
-function parseArchive(file: string, visit: (entry: ReadEntry) => void, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let done = false;
-    const input = createReadStream(file);
-    const finish = (err?: unknown): void => {
-      if (done) return;
-      done = true;
-      signal?.removeEventListener("abort", onAbort);
-      if (err === undefined) return resolve();
-      input.destroy();
-      reject(err);
-    };
-    const onAbort = (): void => finish(signal?.reason);
-    const parser = new Parser({
-      strict: true,
-      // Deflate cannot exceed ~1032:1, so node-tar's default ratio cap (1000) only rejects
-      // legitimate zero-filled files; time (timeoutMs) and size limits bound the work instead.
-      maxDecompressionRatio: Infinity,
-      onReadEntry: (entry: ReadEntry) => {
-        if (!done) {
-          try {
-            visit(entry);
-          } catch (err) {
-            finish(err);
-          }
-        }
-        entry.resume();
-      },
-    });
-    // Keep this listener for the parser's whole life: an 'error' with no listener would throw.
-    parser.on("error", (err: unknown) => finish(err));
-    parser.on("end", () => finish());
-    input.on("error", (err) => finish(err));
-    if (signal?.aborted) return finish(signal.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    input.pipe(parser);
-  });
 }
 
 /**
@@ -317,31 +239,6 @@ function childWarnings(name: string, r: ChildResult, tolerate: (code: number, un
     throw new Error(`${name} failed: ${r.value.shortMessage ?? ""} ${unknown.join(" | ").slice(0, 500)}`);
   }
   return skipped;
-}
-
-const ARCHIVED_TYPES = new Set(["File", "OldFile", "Directory", "SymbolicLink", "Link"]);
-const unsafeName = (p: string): boolean => p === "" || p.startsWith("/") || p.split("/").includes("..");
-
-/** Reads the archive back before publishing: known types only, names relative and without "..". */
-async function verifyArchive(file: string, signal: AbortSignal): Promise<{ entries: number; contentBytes: number }> {
-  let entries = 0;
-  let contentBytes = 0;
-  const fail = (what: string, e: ReadEntry): never => {
-    throw new TaskFailure("archive_failed", `The new archive failed verification: ${what} ${JSON.stringify(e.path)}.`);
-  };
-  await walkArchive(
-    file,
-    (e) => {
-      if (!ARCHIVED_TYPES.has(e.type)) fail(`unexpected ${e.type} entry`, e);
-      if (unsafeName(e.path)) fail("unsafe entry name", e);
-      // A hardlink's target is another member name; a symlink's target is data, kept verbatim.
-      if (e.type === "Link" && unsafeName(e.linkpath ?? "")) fail("unsafe hardlink target in", e);
-      entries++;
-      if (e.type === "File") contentBytes += e.size ?? 0;
-    },
-    signal,
-  );
-  return { entries, contentBytes };
 }
 
 let compressorChoice: Promise<[string, string[]]> | undefined;

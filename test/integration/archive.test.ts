@@ -9,7 +9,8 @@ import path from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { execa } from "execa";
 import { Header } from "tar";
-import { classifyStderr, createArchive, listArchive, type ArchiveOptions } from "../../src/archive/archive.js";
+import { classifyStderr, createArchive, type ArchiveOptions } from "../../src/archive/archive.js";
+import { listArchive } from "../../src/archive/read-archive.js";
 import { extractArchive } from "../../src/archive/extract.js";
 import { TaskFailure } from "../../src/errors.js";
 

@@ -3,7 +3,7 @@
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { listArchive } from "../../src/archive/archive.js";
+import { listArchive } from "../../src/archive/read-archive.js";
 import { sweep } from "../../src/cleanup/sweep.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 

@@ -7,7 +7,7 @@ import type { TaskView } from "../../src/contract/types.js";
 import { createDockerClient } from "../../src/runner/docker-runtime.js";
 import { LABEL_TASK_ID } from "../../src/runner/labels.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
-import { collectSse, endEvents, streamText } from "../helpers/sse.js";
+import { collectSse, endEvents } from "../helpers/sse.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const ACME = { authorization: "Bearer acme-key-0001" };

@@ -1,0 +1,111 @@
+// Reading tar.gz archives back with node-tar: listing (tests, tooling), the walk that fromTask extraction
+// scans with, and the verification createArchive runs before it publishes an archive.
+import { createReadStream } from "node:fs";
+import { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import { Parser, type ReadEntry } from "tar";
+import { errnoOf, TaskFailure } from "../errors.js";
+
+/** One entry as listed by {@link listArchive}; `type` is node-tar's name (File, Directory, SymbolicLink, Link...). */
+export interface ArchiveEntry { path: string; type: string; size: number; linkpath?: string }
+
+/** Lists every entry of a tar(.gz) file with node-tar (streaming, strict). Used by tests and tooling. */
+export async function listArchive(archivePath: string): Promise<ArchiveEntry[]> {
+  const out: ArchiveEntry[] = [];
+  await walkArchive(archivePath, (e) => {
+    const entry: ArchiveEntry = { path: e.path, type: e.type, size: e.size ?? 0 };
+    if (e.linkpath) entry.linkpath = e.linkpath;
+    out.push(entry);
+  });
+  return out;
+}
+
+/**
+ * Streams a tar or tar.gz file through node-tar's parser in strict mode (corrupt or truncated
+ * input rejects) and calls `visit` for every entry. `visit` may throw to stop; that error rejects.
+ */
+export async function walkArchive(file: string, visit: (entry: ReadEntry) => void, signal?: AbortSignal): Promise<void> {
+  let seen = 0;
+  try {
+    await parseArchive(file, (e) => (seen++, visit(e)), signal);
+  } catch (err) {
+    // node-tar calls an archive of only end-of-archive blocks (GNU tar's output for an empty
+    // workspace) "Unrecognized archive format"; accept exactly that case and nothing else.
+    if (seen > 0 || errnoOf(err) !== "TAR_BAD_ARCHIVE" || !(await isEmptyTarGz(file, signal))) throw err;
+  }
+}
+
+/** True if `file` gunzips to a non-empty whole number of all-zero 512-byte blocks. */
+async function isEmptyTarGz(file: string, signal?: AbortSignal): Promise<boolean> {
+  let size = 0;
+  const check = new Writable({
+    write: (chunk: Buffer, _enc, cb) => (size += chunk.length, cb(chunk.every((b) => b === 0) ? null : new Error("data"))),
+  });
+  const ok = await pipeline(createReadStream(file), createGunzip(), check, { signal }).then(() => true, () => false);
+  return ok && size > 0 && size % 512 === 0;
+}
+
+function parseArchive(file: string, visit: (entry: ReadEntry) => void, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let done = false;
+    const input = createReadStream(file);
+    const finish = (err?: unknown): void => {
+      if (done) return;
+      done = true;
+      signal?.removeEventListener("abort", onAbort);
+      if (err === undefined) return resolve();
+      input.destroy();
+      reject(err);
+    };
+    const onAbort = (): void => finish(signal?.reason);
+    const parser = new Parser({
+      strict: true,
+      // Deflate cannot exceed ~1032:1, so node-tar's default ratio cap (1000) only rejects
+      // legitimate zero-filled files; time (timeoutMs) and size limits bound the work instead.
+      maxDecompressionRatio: Infinity,
+      onReadEntry: (entry: ReadEntry) => {
+        if (!done) {
+          try {
+            visit(entry);
+          } catch (err) {
+            finish(err);
+          }
+        }
+        entry.resume();
+      },
+    });
+    // Keep this listener for the parser's whole life: an 'error' with no listener would throw.
+    parser.on("error", (err: unknown) => finish(err));
+    parser.on("end", () => finish());
+    input.on("error", (err) => finish(err));
+    if (signal?.aborted) return finish(signal.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    input.pipe(parser);
+  });
+}
+
+const ARCHIVED_TYPES = new Set(["File", "OldFile", "Directory", "SymbolicLink", "Link"]);
+const unsafeName = (p: string): boolean => p === "" || p.startsWith("/") || p.split("/").includes("..");
+
+/** Reads the archive back before publishing: known types only, names relative and without "..". */
+export async function verifyArchive(file: string, signal: AbortSignal): Promise<{ entries: number; contentBytes: number }> {
+  let entries = 0;
+  let contentBytes = 0;
+  const fail = (what: string, e: ReadEntry): never => {
+    throw new TaskFailure("archive_failed", `The new archive failed verification: ${what} ${JSON.stringify(e.path)}.`);
+  };
+  await walkArchive(
+    file,
+    (e) => {
+      if (!ARCHIVED_TYPES.has(e.type)) fail(`unexpected ${e.type} entry`, e);
+      if (unsafeName(e.path)) fail("unsafe entry name", e);
+      // A hardlink's target is another member name; a symlink's target is data, kept verbatim.
+      if (e.type === "Link" && unsafeName(e.linkpath ?? "")) fail("unsafe hardlink target in", e);
+      entries++;
+      if (e.type === "File") contentBytes += e.size ?? 0;
+    },
+    signal,
+  );
+  return { entries, contentBytes };
+}
