@@ -16,10 +16,18 @@ const STORE_BATCH = 32;
 const HEARTBEAT_MS = 15_000;
 
 // JSON-encoding keeps CR/LF out of `data:` lines, so task output can never forge SSE framing.
-const frame = (e: StoredEntry): string =>
+const render = (e: StoredEntry): string =>
   e.stream === "end"
     ? `event: end\ndata: ${JSON.stringify(e.end)}\n\n`
     : `id: ${e.id}\nevent: log\ndata: ${JSON.stringify({ stream: e.stream, text: e.text, time: new Date(e.timeMs).toISOString() })}\n\n`;
+
+// The live hub hands the same entry objects to every follower: each frame is rendered once, not once per follower.
+const rendered = new WeakMap<StoredEntry, string>();
+const frame = (e: StoredEntry): string => {
+  let f = rendered.get(e);
+  if (f === undefined) rendered.set(e, (f = render(e)));
+  return f;
+};
 
 export function wantsEventStream(request: FastifyRequest): boolean {
   return (request.headers.accept ?? "").includes("text/event-stream");

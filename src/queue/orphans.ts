@@ -34,13 +34,21 @@ export class Heartbeat {
 }
 
 /** Removes this namespace's containers whose worker is gone. Returns the task ids whose containers were removed. */
-export async function reapOrphans(deps: Deps, keys: Keys, log: Logger, isOwnTask: (taskId: string) => boolean): Promise<string[]> {
+export async function reapOrphans(
+  deps: Deps,
+  keys: Keys,
+  log: Logger,
+  selfId: string,
+  isOwnTask: (taskId: string) => boolean,
+): Promise<string[]> {
   const reaped: string[] = [];
   for (const c of await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: deps.namespace })) {
     const taskId = c.labels[LABEL_TASK_ID] ?? "";
     const worker = c.labels[LABEL_WORKER];
     if (isOwnTask(taskId)) continue;
-    const alive = worker ? (await deps.redis.exists(keys.workerHeartbeat(worker))) === 1 : false;
+    // This worker's own container for a task it no longer runs (its removal failed while the engine was away),
+    // or a container whose worker has no heartbeat: nobody watches it.
+    const alive = worker !== undefined && worker !== selfId && (await deps.redis.exists(keys.workerHeartbeat(worker))) === 1;
     if (alive) continue;
     log.warn({ containerId: c.id, taskId, worker, running: c.running }, "removing a container whose worker is gone");
     await deps.runtime.removeById(c.id, c.running ? deps.config.worker.stopGraceSeconds : 0);

@@ -25,13 +25,16 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   const { config, logger } = deps;
   const running = new Map<string, AbortController>();
   const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  // Connected before it subscribes: a SUBSCRIBE queued before the ready check makes ioredis's INFO fail.
+  const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+  for (const c of [connection, subscriber]) c.on("error", (err) => logger.debug({ err }, "worker redis connection error"));
+  await subscriber.connect();
 
   const workerId = `${deps.host}-${process.pid}-${randomBytes(4).toString("hex")}`;
   const heartbeat = new Heartbeat(deps, keys, workerId);
   await heartbeat.start();
   const stopTask = (taskId: string, cause: StopCause) => running.get(taskId)?.abort(cause);
-  const reap = () => reapOrphans(deps, keys, logger, (id) => running.has(id)).catch((err: unknown) => {
+  const reap = () => reapOrphans(deps, keys, logger, workerId, (id) => running.has(id)).catch((err: unknown) => {
     logger.warn({ err }, "orphan sweep failed; will retry");
     return [];
   });

@@ -179,8 +179,23 @@ async function removeContainer(handle: ContainerHandle, log: Logger): Promise<bo
       await delay(500 * attempt);
     }
   }
-  log.error({ containerId: handle.id }, "container could not be removed; the orphan sweep will retry");
+  log.error({ containerId: handle.id }, "container could not be removed; retrying in the background");
+  void removeLater(handle, log);
   return false;
+}
+
+/** Keeps trying for ten minutes (the engine restarting); after that the worker's orphan sweep takes over. */
+async function removeLater(handle: ContainerHandle, log: Logger): Promise<void> {
+  for (let i = 0; i < 120; i++) {
+    await delay(5000);
+    try {
+      await handle.remove();
+      log.info({ containerId: handle.id }, "container removed after the engine came back");
+      return;
+    } catch {
+      // still unreachable; try again
+    }
+  }
 }
 
 async function archiveWorkspace(input: RunTaskInput) {
