@@ -72,6 +72,11 @@ ensure_docker() {
     as_root systemctl start docker || true
   fi
   if ! docker info >/dev/null 2>&1; then
+    # A dockerd that was killed (machine or session stopped) leaves its pid file, and a new one refuses to start.
+    if ! pgrep -x dockerd >/dev/null 2>&1 && [ -e /var/run/docker.pid ]; then
+      say "removing the stale /var/run/docker.pid of a dockerd that is gone"
+      as_root rm -f /var/run/docker.pid
+    fi
     mkdir -p "$BERTH_STATE_DIR"
     as_root sh -c "nohup dockerd >'$BERTH_STATE_DIR/dockerd.log' 2>&1 &"
   fi
