@@ -1,5 +1,5 @@
 // The archive filesystem fills up: no partial archive is ever served, the workspace is kept, the task says why.
-import { mkdir, readdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rmdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
@@ -20,6 +20,7 @@ afterAll(async () => {
   const left = h ? await h.leftoverContainers() : [];
   await h?.close();
   await execa("umount", [mountPoint], { reject: false });
+  await rmdir(mountPoint).catch(() => undefined);
   expect(left).toEqual([]);
 });
 
