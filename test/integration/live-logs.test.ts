@@ -69,9 +69,11 @@ describe("a finished task's log stream", () => {
   let whole: SseEvent[];
 
   beforeAll(async () => {
-    // ~1.6 MB of stdout then ~0.4 MB of stderr, each also written to a file to compare against.
+    // ~1.6 MB of stdout then ~0.4 MB of stderr, each also written to a file to compare against. stdout and stderr
+    // are two pipes the engine drains separately, so their relative order is only defined once the first has been
+    // drained: the pause lets the plain-text check below compare against "all stdout, then all stderr".
     big = await h.waitFinished((await h.submit({
-      command: ["sh", "-c", "head -c 1200000 /dev/urandom | base64 > out.txt; head -c 300000 /dev/urandom | base64 > err.txt; cat out.txt; cat err.txt >&2"],
+      command: ["sh", "-c", "head -c 1200000 /dev/urandom | base64 > out.txt; head -c 300000 /dev/urandom | base64 > err.txt; cat out.txt; sleep 1; cat err.txt >&2"],
     })).id, 120_000);
     expect(big.status).toBe("succeeded");
     const res = await collectSse(logsUrl(big.id));
