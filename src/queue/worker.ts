@@ -15,8 +15,6 @@ import { Heartbeat, reapOrphans } from "./orphans.js";
 import { QUEUE_NAME, type TaskJobData } from "./queue.js";
 
 export interface TaskWorker {
-  /** Task ids running in this process now. */
-  runningTaskIds(): string[];
   /** Stops taking work; waits up to BERTH_SHUTDOWN_TIMEOUT_SECONDS for running tasks, then stops and records them. */
   close(): Promise<void>;
 }
@@ -47,8 +45,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
 
   const processJob = async (job: Job<TaskJobData>) => {
     const { taskId } = job.data;
-    const record = await store.get(taskId);
-    const spec = await store.getSpec(taskId);
+    const [record, spec] = await Promise.all([store.get(taskId), store.getSpec(taskId)]);
     if (!record || record.status !== "queued" && record.status !== "running") return; // canceled or deleted before it started
     const log = taskLogger(logger, { taskId, tenant: record.tenant, workspace: record.workspace, attempt: job.attemptsMade + 1 });
     const controller = new AbortController();
@@ -98,7 +95,6 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
 
   let closing: Promise<void> | undefined;
   return {
-    runningTaskIds: () => [...running.keys()],
     close() {
       closing ??= (async () => {
         const closed = worker.close();

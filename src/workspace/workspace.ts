@@ -140,10 +140,6 @@ class RmBatch {
 
 const rmBatch = new RmBatch();
 
-export async function ensureDir(dir: string, mode = 0o700): Promise<void> {
-  await mkdir(dir, { recursive: true, mode });
-}
-
 export async function removeFile(file: string): Promise<void> {
   await rm(file, { force: true });
 }

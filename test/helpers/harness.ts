@@ -15,6 +15,7 @@ import { createRootLogger } from "../../src/logging/logger.js";
 import { buildDeps } from "../../src/main.js";
 import { startWorker, type TaskWorker } from "../../src/queue/worker.js";
 import { LABEL_NAMESPACE } from "../../src/runner/labels.js";
+import { unlinkNamespaceKeys } from "./sweep.js";
 import { waitFor } from "./wait-for.js";
 
 export interface Harness {
@@ -96,12 +97,7 @@ export async function startHarness(
       // Sweep first, so a test that died half-way still leaves nothing running on the shared engine.
       for (const id of await h.containers()) await deps.runtime.removeById(id);
       await services.queue.close();
-      let cursor = "0";
-      do {
-        const [next, keys] = await deps.redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 500);
-        cursor = next;
-        if (keys.length > 0) await deps.redis.unlink(...keys);
-      } while (cursor !== "0");
+      await unlinkNamespaceKeys(deps.redis, namespace);
       await deps.redis.quit();
       // GNU rm: a task may have left trees deeper than Node's rm can name (ENAMETOOLONG).
       await execa("rm", ["-rf", "--one-file-system", "--", root]);

@@ -8,15 +8,20 @@ export async function sweepNamespace(namespace: string, redisUrl?: string): Prom
   if (ids.length > 0) await execa("docker", ["rm", "-f", ...ids], { reject: false });
   const redis = new Redis(redisUrl ?? process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
   try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 500);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== "0");
+    await unlinkNamespaceKeys(redis, namespace);
   } finally {
     redis.disconnect();
   }
+}
+
+/** Deletes every Redis key of a namespace (SCAN + UNLINK, never KEYS + DEL). */
+export async function unlinkNamespaceKeys(redis: Redis, namespace: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 500);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== "0");
 }
 
 /** Ids of containers of a namespace on the engine (running or not). */
