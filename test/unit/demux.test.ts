@@ -8,11 +8,16 @@ const frame = (type: number, payload: string | Buffer) => {
   return Buffer.concat([header, body]);
 };
 
+/** Pieces of the same stream that follow each other are joined: a frame may arrive in several pieces. */
 function collect(chunks: Buffer[]) {
   const out: [OutputStream, string][] = [];
-  const parser = new DockerFrameParser((s, p) => out.push([s, p.toString("latin1")]));
+  const parser = new DockerFrameParser((s, p) => {
+    const last = out[out.length - 1];
+    if (last && last[0] === s) last[1] += p.toString("latin1");
+    else out.push([s, p.toString("latin1")]);
+  });
   for (const c of chunks) parser.push(c);
-  return { out, leftover: parser.leftover };
+  return { out, midFrame: parser.midFrame };
 }
 
 describe("DockerFrameParser", () => {
@@ -35,19 +40,31 @@ describe("DockerFrameParser", () => {
     expect(Buffer.concat(chunks).toString("utf8")).toBe("é");
   });
 
-  it("handles a large frame split across many chunks", () => {
+  it("hands on a large frame split across many chunks as views of those chunks, without copying", () => {
     const big = Buffer.alloc(1_000_000, 0x61);
     const all = frame(1, big);
     const chunks: Buffer[] = [];
     for (let i = 0; i < all.length; i += 65_536) chunks.push(all.subarray(i, i + 65_536));
-    const { out } = collect(chunks);
-    expect(out).toHaveLength(1);
-    expect(out[0]?.[1].length).toBe(1_000_000);
+    const views: Buffer[] = [];
+    const parser = new DockerFrameParser((_s, p) => views.push(p));
+    for (const c of chunks) parser.push(c);
+    expect(Buffer.concat(views).equals(big)).toBe(true);
+    expect(views.every((v) => v.buffer === all.buffer)).toBe(true);
+    expect(parser.midFrame).toBe(false);
   });
 
-  it("skips empty frames and reports an incomplete trailing frame", () => {
-    const { out, leftover } = collect([Buffer.concat([frame(1, ""), frame(1, "x"), frame(2, "partial").subarray(0, 10)])]);
-    expect(out).toEqual([["stdout", "x"]]);
-    expect(leftover).toBe(10);
+  it("reassembles a header split across chunks at every position", () => {
+    const all = Buffer.concat([frame(1, "ab"), frame(2, "cd"), frame(1, "ef")]);
+    for (let cut = 1; cut < all.length; cut++) {
+      expect(collect([all.subarray(0, cut), all.subarray(cut)]).out).toEqual([["stdout", "ab"], ["stderr", "cd"], ["stdout", "ef"]]);
+    }
+  });
+
+  it("skips empty frames and says when the stream ends inside a frame", () => {
+    const cut = collect([Buffer.concat([frame(1, ""), frame(1, "x"), frame(2, "partial").subarray(0, 10)])]);
+    expect(cut.out).toEqual([["stdout", "x"], ["stderr", "pa"]]);
+    expect(cut.midFrame).toBe(true);
+    expect(collect([frame(1, "x"), frame(2, "partial").subarray(0, 5)]).midFrame).toBe(true);
+    expect(collect([frame(1, "x")]).midFrame).toBe(false);
   });
 });
