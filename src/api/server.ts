@@ -36,6 +36,8 @@ export async function buildServer(deps: Deps, services: Services, opts: { checkD
   });
   const auth = new Authenticator(deps.config.apiKeys);
   const hub = new LiveHub(services.logs);
+  // Output a worker in this process appends reaches this server's followers without a Redis read.
+  const unlisten = services.logs.addLiveListener(hub);
   const ctx: ApiContext = {
     deps,
     services,
@@ -72,5 +74,6 @@ export async function buildServer(deps: Deps, services: Services, opts: { checkD
   await app.register(taskRoutes, { ctx });
   await app.register(artifactRoutes, { ctx });
   await app.register(fileRoutes, { ctx });
+  app.addHook("onClose", async () => unlisten());
   return app;
 }

@@ -16,14 +16,26 @@ const STORE_BATCH = 32;
 const HEARTBEAT_MS = 15_000;
 
 // JSON-encoding keeps CR/LF out of `data:` lines, so task output can never forge SSE framing.
-const render = (e: StoredEntry): string =>
-  e.stream === "end"
-    ? `event: end\ndata: ${JSON.stringify(e.end)}\n\n`
-    : `id: ${e.id}\nevent: log\ndata: ${JSON.stringify({ stream: e.stream, text: e.text, time: new Date(e.timeMs).toISOString() })}\n\n`;
+// A frame is written straight into one buffer: the (possibly 64 KiB) JSON text is encoded once and never
+// concatenated into a bigger string first.
+function render(e: StoredEntry): Buffer {
+  if (e.stream === "end") return Buffer.from(`event: end\ndata: ${JSON.stringify(e.end)}\n\n`);
+  const head = `id: ${e.id}\nevent: log\ndata: {"stream":${JSON.stringify(e.stream)},"text":`;
+  const text = JSON.stringify(e.text);
+  const tail = `,"time":"${new Date(e.timeMs).toISOString()}"}\n\n`;
+  const headBytes = Buffer.byteLength(head);
+  const textBytes = Buffer.byteLength(text);
+  const out = Buffer.allocUnsafe(headBytes + textBytes + Buffer.byteLength(tail));
+  out.write(head, 0);
+  out.write(text, headBytes);
+  out.write(tail, headBytes + textBytes);
+  return out;
+}
 
-// The live hub hands the same entry objects to every follower: each frame is rendered once, not once per follower.
-const rendered = new WeakMap<StoredEntry, string>();
-const frame = (e: StoredEntry): string => {
+// The live hub hands the same entry objects to every follower: each frame is rendered and UTF-8 encoded once,
+// not once per follower.
+const rendered = new WeakMap<StoredEntry, Buffer>();
+const frame = (e: StoredEntry): Buffer => {
   let f = rendered.get(e);
   if (f === undefined) rendered.set(e, (f = render(e)));
   return f;
@@ -55,6 +67,8 @@ export async function streamEvents(
   res.write(": berth log stream\n\n");
 
   let closed = false;
+  // Keeps the hub's cache of this task's latest entries while this client catches up.
+  const release = deps.hub.open(record.id);
   let detach: (() => void) | undefined;
   let wake: (() => void) | undefined;
   const heartbeat = setInterval(() => {
@@ -76,6 +90,7 @@ export async function streamEvents(
     clearInterval(heartbeat);
     clearInterval(shutdownWatch);
     detach?.();
+    release();
     wake?.();
   };
   res.on("close", finish);
@@ -107,10 +122,10 @@ export async function streamEvents(
 
   try {
     for (;;) {
-      // Catch up from the store at this client's own pace.
+      // Catch up at this client's own pace: from the hub's recent entries when they reach back far enough.
       for (;;) {
         if (closed) return;
-        const batch = await deps.logs.readAfter(record.id, lastId, STORE_BATCH);
+        const batch = deps.hub.recentAfter(record.id, lastId, STORE_BATCH) ?? await deps.logs.readAfter(record.id, lastId, STORE_BATCH);
         if (batch.length === 0) break;
         if (write(batch) === "ended") return;
         await drained();

@@ -1,5 +1,9 @@
 // A task's output, in order, as one Redis stream per task. Entry ids ("<ms>-<seq>") are the SSE event ids, so a
 // follower can resume strictly after any event. The last entry of a finished task is an `end` marker.
+//
+// Entries this process appends are also handed straight to in-process listeners (the live hub), with the id of
+// the entry this process appended just before them, so followers in this process get new output without reading
+// it back from Redis. Followers elsewhere (or behind) read the stream itself.
 import type { Redis } from "ioredis";
 import type { EndEvent, LogStream, TaskStatus } from "../contract/types.js";
 import type { Keys } from "../store/keys.js";
@@ -14,6 +18,23 @@ export interface LogEntry {
 
 export type StoredEntry = LogEntry | { readonly id: string; readonly stream: "end"; readonly end: EndEvent; readonly timeMs: number };
 
+/** New output of a task, as handed to a {@link LiveListener}: `text` may be given as the UTF-8 bytes stored. */
+export interface NewEntry {
+  readonly stream: LogStream;
+  readonly data: Buffer | string;
+}
+
+/** Told about entries this process has just appended. */
+export interface LiveListener {
+  /** Whether anyone here follows the task (entries are only decoded and handed on if so). */
+  wants(taskId: string): boolean;
+  /**
+   * `entries` directly follow `prevId` in the task's stream when `prevId` is not null; null means this process
+   * does not know what precedes them (its previous append failed, or this is its first).
+   */
+  appended(taskId: string, prevId: string | null, entries: readonly StoredEntry[]): void;
+}
+
 export const LOG_ID_PATTERN = /^\d{1,20}-\d{1,20}$/;
 
 function parse(id: string, fields: string[]): StoredEntry {
@@ -26,23 +47,72 @@ function parse(id: string, fields: string[]): StoredEntry {
   return { id, stream: (f.s ?? "system") as LogStream, text: f.t ?? "", timeMs };
 }
 
+const timeOf = (id: string) => Number(id.slice(0, id.indexOf("-")));
+
 export class LogStore {
+  private readonly listeners = new Set<LiveListener>();
+  /** Per task being written from this process: the id of the last entry it appended. */
+  private readonly lastAppended = new Map<string, string>();
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
   ) {}
 
-  async append(taskId: string, entries: readonly { stream: LogStream; text: string }[]): Promise<void> {
+  /** Registers a listener for entries appended by this process; returns the function that removes it. */
+  addLiveListener(listener: LiveListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Appends entries in order. `data` is stored as given; bytes must end on a UTF-8 character boundary. */
+  async append(taskId: string, entries: readonly NewEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    const pipe = this.redis.pipeline();
-    for (const e of entries) pipe.xadd(this.keys.logs(taskId), "*", "s", e.stream, "t", e.text);
-    const results = (await pipe.exec()) ?? [];
-    const failed = results.find(([err]) => err);
-    if (failed?.[0]) throw failed[0];
+    // One command each rather than a pipeline: ioredis copies a Buffer argument once into its command, and a
+    // pipeline would copy every command again. Sent back to back on one connection, they still go in order.
+    const key = this.keys.logs(taskId);
+    const results = await Promise.all(entries.map((e) => this.redis.xadd(key, "*", "s", e.stream, "t", e.data).then(
+      (id): [Error | null, unknown] => [null, id],
+      (err: Error): [Error | null, unknown] => [err, null],
+    )));
+    const ids = await this.settle(taskId, results);
+    this.publish(taskId, ids, (i) => {
+      const e = entries[i] as NewEntry;
+      return { id: ids[i] as string, stream: e.stream, text: typeof e.data === "string" ? e.data : e.data.toString("utf8"), timeMs: timeOf(ids[i] as string) };
+    });
   }
 
   async appendEnd(taskId: string, end: EndEvent): Promise<void> {
-    await this.redis.xadd(this.keys.logs(taskId), "*", "s", "end", "status", end.status, "exitCode", end.exitCode == null ? "" : String(end.exitCode));
+    const pipe = this.redis.pipeline().xadd(this.keys.logs(taskId), "*", "s", "end", "status", end.status, "exitCode", end.exitCode == null ? "" : String(end.exitCode));
+    const ids = await this.settle(taskId, await pipe.exec());
+    this.publish(taskId, ids, (i) => ({ id: ids[i] as string, stream: "end", end, timeMs: timeOf(ids[i] as string) }), true);
+  }
+
+  /** The new ids, or the first error; after an error nothing is known about what precedes the next append. */
+  private async settle(taskId: string, results: [Error | null, unknown][] | null): Promise<string[]> {
+    const failed = (results ?? []).find(([err]) => err) ?? (results ? undefined : [new Error("pipeline was not run")]);
+    if (failed?.[0]) {
+      this.lastAppended.delete(taskId);
+      throw failed[0];
+    }
+    return (results ?? []).map(([, id]) => id as string);
+  }
+
+  /** Hands new entries to the listeners that want them, decoded once. `ended`: nothing follows (the end marker). */
+  private publish(taskId: string, ids: readonly string[], entry: (i: number) => StoredEntry, ended = false): void {
+    const prevId = this.lastAppended.get(taskId) ?? null;
+    if (ended) this.lastAppended.delete(taskId);
+    else this.lastAppended.set(taskId, ids[ids.length - 1] as string);
+    let entries: StoredEntry[] | undefined;
+    for (const l of this.listeners) {
+      if (!l.wants(taskId)) continue;
+      entries ??= ids.map((_, i) => entry(i));
+      try {
+        l.appended(taskId, prevId, entries);
+      } catch {
+        // A listener's failure must not look like a failed write (the writer would append the entries again).
+      }
+    }
   }
 
   /** Up to `count` entries strictly after `afterId` ("0" = from the start). */

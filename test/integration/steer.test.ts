@@ -186,7 +186,7 @@ describe("delete racing the end of a task", () => {
     const idle = await startHarness({ BERTH_API_KEYS: KEYS, BERTH_RATE_LIMIT_PER_MINUTE: "0" }, { worker: false });
     try {
       const t = await idle.submit({ command: ["echo", "hi"] }, ACME);
-      await idle.services.logs.append(t.id, [{ stream: "stdout", text: "hi\n" }]);
+      await idle.services.logs.append(t.id, [{ stream: "stdout", data: "hi\n" }]);
       const now = Date.now();
       expect(await idle.services.store.transition(t.id, "acme", ["queued"], {
         status: "succeeded", exitCode: 0, startedAtMs: now - 100, finishedAtMs: now, expiresAtMs: now + 60_000,

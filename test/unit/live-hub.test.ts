@@ -88,6 +88,73 @@ describe("LiveHub", () => {
     }
   });
 
+  it("hands appended entries at once only to followers they directly continue; the others catch up by reading", async () => {
+    const logs = new GatedLogs();
+    const hub = new LiveHub(logs as unknown as LogStore, 5);
+    logs.entries.push(entry(1), entry(2));
+    const current = new Recorder("1000-2");
+    const behind = new Recorder("1000-1");
+    const stops = [hub.follow("t", current), hub.follow("t", behind)];
+    try {
+      expect(hub.wants("t")).toBe(true);
+      expect(hub.wants("other")).toBe(false);
+      logs.entries.push(entry(3), entry(4));
+      hub.appended("t", "1000-2", [entry(3), entry(4)]);
+      // No read has been answered yet: only the follower at 1000-2 can take 3 and 4 without a gap.
+      expect(current.got).toEqual(["1000-3", "1000-4"]);
+      expect(behind.got).toEqual([]);
+      // A batch whose predecessor is unknown goes to nobody; the reads serve it.
+      logs.entries.push(entry(5));
+      hub.appended("t", null, [entry(5)]);
+      expect(current.got).toEqual(["1000-3", "1000-4"]);
+      // A follower inside the batch gets only what it lacks.
+      const inside = new Recorder("1000-5");
+      stops.push(hub.follow("t", inside));
+      logs.entries.push(entry(6));
+      hub.appended("t", "1000-4", [entry(5), entry(6)]);
+      expect(current.got).toEqual(["1000-3", "1000-4", "1000-5", "1000-6"]);
+      expect(inside.got).toEqual(["1000-6"]);
+
+      logs.auto = true;
+      for (const p of [...logs.pending]) p.release();
+      await waitFor("the follower behind to catch up", async () => behind.got.length, (n) => n >= 5, { timeoutMs: 5000 });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(behind.got).toEqual(["1000-2", "1000-3", "1000-4", "1000-5", "1000-6"]);
+      expect(current.got).toEqual(["1000-3", "1000-4", "1000-5", "1000-6"]);
+      expect(inside.got).toEqual(["1000-6"]);
+    } finally {
+      for (const stop of stops) stop();
+    }
+    expect(hub.wants("t")).toBe(false);
+  });
+
+  it("keeps a bounded cache of a task's latest entries for clients catching up, while any client has it open", () => {
+    const hub = new LiveHub(new GatedLogs() as unknown as LogStore, 5);
+    const big = (n: number): StoredEntry => ({ id: `2000-${n}`, stream: "stdout", text: "x".repeat(1024 * 1024), timeMs: 2000 });
+    expect(hub.recentAfter("t", "0", 10)).toBeNull();
+    const close = hub.open("t");
+    expect(hub.wants("t")).toBe(true);
+    hub.appended("t", "2000-0", [big(1), big(2)]);
+    expect(hub.recentAfter("t", "2000-0", 10)?.map((e) => e.id)).toEqual(["2000-1", "2000-2"]);
+    expect(hub.recentAfter("t", "2000-1", 10)?.map((e) => e.id)).toEqual(["2000-2"]);
+    expect(hub.recentAfter("t", "2000-2", 10)).toEqual([]); // up to date with what the hub has seen
+    expect(hub.recentAfter("t", "1999-9", 10)).toBeNull(); // older than the cache: read the store
+    // A batch that does not continue the cache replaces it (no gap can be served from it).
+    hub.appended("t", "2000-5", [big(6)]);
+    expect(hub.recentAfter("t", "2000-2", 10)).toBeNull();
+    expect(hub.recentAfter("t", "2000-5", 10)?.map((e) => e.id)).toEqual(["2000-6"]);
+    // Bounded: about 4 MiB, the oldest entries go first.
+    hub.appended("t", "2000-6", [7, 8, 9, 10, 11, 12].map(big));
+    expect(hub.recentAfter("t", "2000-8", 10)).toBeNull();
+    expect(hub.recentAfter("t", "2000-9", 10)?.map((e) => e.id)).toEqual(["2000-10", "2000-11", "2000-12"]);
+    expect(hub.recentAfter("t", "2000-9", 2)?.map((e) => e.id)).toEqual(["2000-10", "2000-11"]);
+    // An unknown predecessor empties it.
+    hub.appended("t", null, [big(13)]);
+    expect(hub.recentAfter("t", "2000-12", 10)).toBeNull();
+    close();
+    expect(hub.wants("t")).toBe(false);
+  });
+
   it("orders stream ids numerically", () => {
     const sign = (a: string, b: string) => Math.sign(compareIds(a, b));
     expect(sign("9-0", "10-0")).toBe(-1);

@@ -5,14 +5,15 @@ import type { LogStore } from "../../src/logs/log-store.js";
 import { OutputSink } from "../../src/logs/output-sink.js";
 
 class FakeStore {
-  entries: { stream: LogStream; text: string }[] = [];
+  /** Each entry decoded on its own, as a reader of the Redis stream decodes it. */
+  entries: { stream: LogStream; text: string; bytes: number }[] = [];
   failuresLeft = 0;
-  async append(_id: string, batch: readonly { stream: LogStream; text: string }[]) {
+  async append(_id: string, batch: readonly { stream: LogStream; data: Buffer | string }[]) {
     if (this.failuresLeft > 0) {
       this.failuresLeft--;
       throw new Error("Connection is closed.");
     }
-    this.entries.push(...batch.map((e) => ({ ...e })));
+    this.entries.push(...batch.map((e) => ({ stream: e.stream, text: e.data.toString(), bytes: Buffer.byteLength(e.data) })));
   }
   text(stream: LogStream) {
     return this.entries.filter((e) => e.stream === stream).map((e) => e.text).join("");
@@ -56,10 +57,31 @@ describe("OutputSink", () => {
     sink.write("stderr", Buffer.from("2"));
     sink.write("stdout", Buffer.from("x".repeat(200_000)));
     await sink.close();
-    expect(store.entries[0]).toEqual({ stream: "stdout", text: "1" });
-    expect(store.entries[1]).toEqual({ stream: "stderr", text: "2" });
+    expect(store.entries[0]).toEqual({ stream: "stdout", text: "1", bytes: 1 });
+    expect(store.entries[1]).toEqual({ stream: "stderr", text: "2", bytes: 1 });
     expect(store.text("stdout")).toBe(`1${"x".repeat(200_000)}`);
-    expect(Math.max(...store.entries.map((e) => e.text.length))).toBeLessThanOrEqual(64 * 1024);
+    expect(Math.max(...store.entries.map((e) => e.bytes))).toBeLessThanOrEqual(64 * 1024);
+  });
+
+  it("never splits a character between entries, whatever the chunking, and keeps invalid bytes as the decoder would", async () => {
+    // Multi-byte characters of every length, invalid bytes, a truncated sequence at the very end.
+    const sample = Buffer.concat([
+      Buffer.from("a€😀é".repeat(30_000)),
+      Buffer.from([0xff, 0x80, 0xe2, 0x82]),
+      Buffer.from("ok\n"),
+      Buffer.from([0xf0, 0x9f]),
+    ]);
+    for (const chunkSize of [1, 2, 3, 5, 7, 4096, 65_535, 65_537]) {
+      const store = new FakeStore();
+      const sink = sinkFor(store);
+      for (let i = 0; i < sample.length; i += chunkSize) {
+        sink.write("stdout", sample.subarray(i, i + chunkSize));
+        if (i % (chunkSize * 97) === 0) sink.write("stderr", Buffer.from("é"));
+      }
+      await sink.close();
+      expect(store.text("stdout")).toBe(sample.toString("utf8"));
+      expect(Math.max(...store.entries.map((e) => e.bytes))).toBeLessThanOrEqual(64 * 1024);
+    }
   });
 
   it("retries a failing store without losing or reordering output, and notes the outage", async () => {
