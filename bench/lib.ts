@@ -461,10 +461,11 @@ export async function getJson<T>(url: string, urlPath: string): Promise<T> {
 export const isFinished = (v: { status: string }): boolean => v.status !== "queued" && v.status !== "running";
 
 /** Polls the task view every `intervalMs` until it is final; throws unless it succeeded with an archive. */
+/** Waits for the task's final view with long polls (`?waitSeconds`), as a client of the API would. */
 export async function waitArchived(url: string, id: string, intervalMs = 10, timeoutMs = 300_000): Promise<TaskView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = await getJson<TaskView>(url, `/v1/tasks/${id}`);
+    const v = await getJson<TaskView>(url, `/v1/tasks/${id}?waitSeconds=30`);
     if (isFinished(v)) {
       if (v.status !== "succeeded" || !v.archive) throw new Error(`task ${id} ended ${v.status} (${v.reason ?? ""}: ${v.message ?? ""}), archive ${JSON.stringify(v.archive)}`);
       return v;

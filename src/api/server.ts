@@ -14,11 +14,14 @@ import { fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
 import { taskIdParam, taskRoutes } from "./routes/tasks.js";
 import { streamEvents, wantsEventStream } from "./sse.js";
+import { TaskWaiter } from "./task-waiter.js";
 
 export interface ApiContext {
   readonly deps: Deps;
   readonly services: Services;
   readonly auth: Authenticator;
+  /** Long polls waiting for tasks to end. */
+  readonly waiter: TaskWaiter;
   /** Whether /readyz checks Docker (an API-only process may not talk to an engine). */
   readonly checkDocker: boolean;
   /** The caller's task named by `:id`, or 404 (another tenant's task looks exactly like a missing one). */
@@ -38,10 +41,12 @@ export async function buildServer(deps: Deps, services: Services, opts: { checkD
   const hub = new LiveHub(services.logs);
   // Output a worker in this process appends reaches this server's followers without a Redis read.
   const unlisten = services.logs.addLiveListener(hub);
+  const waiter = new TaskWaiter(deps.config.redisUrl, services.keys.finishedChannel, deps.logger);
   const ctx: ApiContext = {
     deps,
     services,
     auth,
+    waiter,
     checkDocker: opts.checkDocker ?? true,
     async findTask(request) {
       const tenant = auth.tenantOf(request);
@@ -74,6 +79,11 @@ export async function buildServer(deps: Deps, services: Services, opts: { checkD
   await app.register(taskRoutes, { ctx });
   await app.register(artifactRoutes, { ctx });
   await app.register(fileRoutes, { ctx });
-  app.addHook("onClose", async () => unlisten());
+  // Open long polls answer at once when shutdown begins, so they never hold it up.
+  app.addHook("preClose", async () => waiter.release());
+  app.addHook("onClose", async () => {
+    unlisten();
+    await waiter.close();
+  });
   return app;
 }

@@ -30,11 +30,17 @@ export interface ListTasksOptions {
   cursor?: string;
 }
 
+/** Longest long poll the server accepts (`waitSeconds`). */
+const MAX_WAIT_SECONDS = 60;
+
 /** Options of {@link BerthClient.wait}. */
 export interface WaitOptions {
   /** Give up (with `BerthApiError` code `wait_timeout`) after this long. @defaultValue no limit */
   timeoutMs?: number;
-  /** Delay between status checks. @defaultValue 1000 */
+  /**
+   * Pause between checks when the server answers a long poll early (a server without long polling, or one
+   * shutting down). @defaultValue 1000
+   */
   pollMs?: number;
   signal?: AbortSignal;
 }
@@ -75,9 +81,13 @@ export class BerthClient {
     return this.#json<TaskView>("POST", "/v1/tasks", { body: req, headers, ...signalOf(opts) });
   }
 
-  /** The task's current view; `404 not_found` for an unknown task or another tenant's. */
-  async get(id: string, opts: { signal?: AbortSignal } = {}): Promise<TaskView> {
-    return this.#json<TaskView>("GET", taskPath(id), signalOf(opts));
+  /**
+   * The task's current view; `404 not_found` for an unknown task or another tenant's. With `waitSeconds` (at most
+   * 60), the server holds the answer until the task has ended or that long has passed (a long poll).
+   */
+  async get(id: string, opts: { signal?: AbortSignal; waitSeconds?: number } = {}): Promise<TaskView> {
+    const query = opts.waitSeconds ? `?waitSeconds=${opts.waitSeconds}` : "";
+    return this.#json<TaskView>("GET", `${taskPath(id)}${query}`, signalOf(opts));
   }
 
   /** One page of tasks, newest first. */
@@ -101,17 +111,24 @@ export class BerthClient {
     } while (cursor !== undefined);
   }
 
-  /** Polls until the task reaches a final status (`succeeded`, `failed`, `timed_out`, `canceled`, `expired`). */
+  /**
+   * Resolves with the task's view once it reaches a final status (`succeeded`, `failed`, `timed_out`, `canceled`,
+   * `expired`), by long polls that the server answers the moment the task ends.
+   */
   async wait(id: string, opts: WaitOptions = {}): Promise<TaskView> {
     const { timeoutMs = Infinity, pollMs = 1000 } = opts;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const view = await this.get(id, signalOf(opts));
+      const waitSeconds = Math.max(0, Math.min(MAX_WAIT_SECONDS, Math.floor((deadline - Date.now()) / 1000)));
+      const asked = Date.now();
+      const view = await this.get(id, { ...signalOf(opts), waitSeconds });
       if (isFinalStatus(view.status)) return view;
-      if (Date.now() + pollMs > deadline) {
+      if (Date.now() >= deadline) {
         throw new BerthApiError(0, "wait_timeout", `Task "${id}" is still ${view.status} after ${timeoutMs} ms of waiting.`);
       }
-      await sleep(pollMs, undefined, signalOf(opts));
+      // Less than a second left, or answered well before the wait asked for: pause, so the server is not asked
+      // in a tight loop.
+      if (waitSeconds === 0 || Date.now() - asked < waitSeconds * 1000 - 100) await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())), undefined, signalOf(opts));
     }
   }
 

@@ -14,6 +14,8 @@ export interface Keys {
   readonly expiry: string;
   /** Pub/sub channel carrying task ids whose cancel was requested, for whichever worker runs them. */
   readonly cancelChannel: string;
+  /** Pub/sub channel carrying the id of every task that reaches a final status (long-polling readers wait on it). */
+  readonly finishedChannel: string;
   /** Heartbeat of a live worker process; containers labelled with a worker whose key is gone are orphans. */
   workerHeartbeat(workerId: string): string;
   /** BullMQ's own prefix; its keys live under `<namespace>:bull:*`. */
@@ -33,6 +35,7 @@ export function createKeys(namespace: string): Keys {
     idempotency: (tenant, keyHash) => `${ns}:tenant:${tenant}:idem:${keyHash}`,
     expiry: `${ns}:expiry`,
     cancelChannel: `${ns}:cancel`,
+    finishedChannel: `${ns}:finished`,
     workerHeartbeat: (workerId) => `${ns}:worker:${workerId}`,
     bullPrefix: `${ns}:bull`,
   };

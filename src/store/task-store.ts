@@ -35,7 +35,8 @@ return {'created', ARGV[3]}
 `;
 
 // Changes a task only if its current status is one of ARGV[1] (comma separated). When the new status is final,
-// also drops it from the tenant's active set and (if ARGV[2] is a number) schedules its expiry.
+// also drops it from the tenant's active set, deletes its spec and, given a channel as KEYS[6], publishes its id
+// there; if ARGV[2] is a number, schedules its expiry.
 const TRANSITION = `
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return false end
@@ -45,6 +46,7 @@ for allowed in string.gmatch(ARGV[1], '[^,]+') do
     if ARGV[3] == '1' then
       redis.call('SREM', KEYS[2], KEYS[4])
       redis.call('DEL', KEYS[5])
+      if KEYS[6] then redis.call('PUBLISH', KEYS[6], KEYS[4]) end
     end
     if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), KEYS[4]) end
     return 'ok'
@@ -110,18 +112,20 @@ export class TaskStore {
   /**
    * Applies `fields` only when the task's status is one of `from`. Returns true when applied, otherwise the
    * current status (or null when the task does not exist). Moving to a final status releases the tenant's
-   * quota slot, deletes the stored spec and schedules expiry at `fields.expiresAtMs`.
+   * quota slot, deletes the stored spec, schedules expiry at `fields.expiresAtMs` and announces the task's id on
+   * the finished channel.
    */
   async transition(id: string, tenant: string, from: readonly TaskStatus[], fields: Partial<TaskRecord>, final = false): Promise<true | TaskStatus | null> {
     const expires = fields.expiresAtMs != null ? String(fields.expiresAtMs) : "";
     const res = (await this.redis.eval(
       TRANSITION,
-      5,
+      6,
       this.keys.task(id),
       this.keys.tenantActive(tenant),
       this.keys.expiry,
       id,
       this.keys.spec(id),
+      this.keys.finishedChannel,
       from.join(","),
       expires,
       final ? "1" : "0",

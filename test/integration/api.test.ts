@@ -149,6 +149,42 @@ describe("ids and states", () => {
   });
 });
 
+describe("long polling a task's end (?waitSeconds)", () => {
+  it("answers the moment the task ends, with its final view", async () => {
+    const t = await h.submit({ command: ["sleep", "2"] }, ACME);
+    const asked = Date.now();
+    const res = await call("GET", `/v1/tasks/${t.id}?waitSeconds=60`);
+    expect(res.statusCode).toBe(200);
+    expect(res.json().status).toBe("succeeded");
+    expect(res.json().archive).not.toBeNull();
+    expect(Date.now() - asked).toBeLessThan(45_000); // not held for the whole minute
+  });
+
+  it("answers with the current view once the wait has passed, and wakes on a cancel", async () => {
+    const t = await h.submit({ command: ["sleep", "60"] }, ACME);
+    const asked = Date.now();
+    const still = await call("GET", `/v1/tasks/${t.id}?waitSeconds=1`);
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(900);
+    expect(["queued", "running"]).toContain(still.json().status);
+    const waiting = call("GET", `/v1/tasks/${t.id}?waitSeconds=60`);
+    expect((await call("POST", `/v1/tasks/${t.id}/cancel`)).statusCode).toBe(202);
+    const ended = await waiting;
+    expect(ended.statusCode).toBe(200);
+    expect(ended.json().status).toBe("canceled");
+  });
+
+  it("refuses a waitSeconds that is not a whole number from 0 to 60, and hides other tenants' tasks", async () => {
+    const t = await h.submit({ command: ["true"] }, ACME);
+    for (const bad of ["-1", "61", "abc", "1.5", ""]) {
+      const res = await call("GET", `/v1/tasks/${t.id}?waitSeconds=${bad}`);
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.message).toMatch(/waitSeconds/);
+    }
+    expect((await call("GET", `/v1/tasks/${t.id}?waitSeconds=5`, undefined, GLOBEX)).statusCode).toBe(404);
+    expect((await call("GET", `/v1/tasks/${t.id}?waitSeconds=0`)).json().id).toBe(t.id);
+  });
+});
+
 describe("health", () => {
   it("answers /healthz and /readyz", async () => {
     expect((await call("GET", "/healthz")).statusCode).toBe(200);

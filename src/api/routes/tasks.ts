@@ -1,6 +1,6 @@
 // Task routes: submit, read, list, cancel, delete (shared/API.md §3).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { TASK_STATUSES, type TaskStatus } from "../../contract/types.js";
+import { TASK_STATUSES, isFinalStatus, type TaskStatus } from "../../contract/types.js";
 import { TASK_ID_PATTERN, type TaskRecord } from "../../domain/task.js";
 import { validateSubmit } from "../../domain/validate.js";
 import { BerthError, invalidInput, taskNotFound } from "../../errors.js";
@@ -20,7 +20,24 @@ export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     return reply.code(created ? 202 : 200).header("location", `/v1/tasks/${record.id}`).send(toView(record));
   });
 
-  app.get("/v1/tasks/:id", async (request) => toView(await ctx.findTask(request)));
+  // `?waitSeconds=N` (up to 60): a long poll that answers as soon as the task has ended, or after N seconds.
+  app.get("/v1/tasks/:id", async (request, reply) => {
+    const waitMs = waitParam(request) * 1000;
+    const record = await ctx.findTask(request);
+    if (waitMs === 0 || isFinalStatus(record.status)) return toView(record);
+    const gone = new AbortController();
+    const onClose = () => gone.abort();
+    reply.raw.once("close", onClose);
+    try {
+      await ctx.waiter.until(record.id, waitMs, gone.signal, async () => {
+        const now = await services.store.get(record.id);
+        return !now || isFinalStatus(now.status);
+      });
+    } finally {
+      reply.raw.off("close", onClose);
+    }
+    return toView(await ctx.findTask(request));
+  });
 
   app.get("/v1/tasks", async (request) => {
     const tenant = ctx.auth.tenantOf(request);
@@ -59,6 +76,19 @@ export function taskIdParam(request: FastifyRequest): string {
   const id = (request.params as { id?: string }).id ?? "";
   if (!TASK_ID_PATTERN.test(id)) throw taskNotFound(id.slice(0, 80));
   return id;
+}
+
+/** Longest long poll: below the idle timeouts of common proxies. */
+const MAX_WAIT_SECONDS = 60;
+
+function waitParam(request: FastifyRequest): number {
+  const raw = (request.query as Record<string, string | undefined>).waitSeconds;
+  if (raw === undefined) return 0;
+  const n = Number(raw);
+  if (!/^\d{1,3}$/.test(raw) || n > MAX_WAIT_SECONDS) {
+    throw invalidInput(`Invalid waitSeconds: must be a whole number from 0 to ${MAX_WAIT_SECONDS}.`, { field: "waitSeconds" });
+  }
+  return n;
 }
 
 function decodeCursor(raw: string): string {

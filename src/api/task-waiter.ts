@@ -1,0 +1,96 @@
+// Long polling for a task's end: `GET /v1/tasks/:id?waitSeconds=N` answers as soon as the task reaches a final
+// status. The store's final transition publishes the task's id on a channel, whichever process made it; one
+// subscriber connection per server wakes every waiter of that id. A message missed while that connection
+// reconnects is covered by re-reading the record every few seconds.
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+
+/** How often a waiter re-reads the record anyway. */
+const RECHECK_MS = 2000;
+
+export class TaskWaiter {
+  private readonly waiters = new Map<string, Set<{ check: () => void; finish: () => void }>>();
+  private stopping = false;
+  private subscriber: Redis | undefined;
+  private subscribed: Promise<void> | undefined;
+
+  constructor(
+    private readonly redisUrl: string,
+    private readonly channel: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Resolves once `isFinal()` is true, or `ms` have passed, or `signal` aborts, whichever comes first.
+   * `isFinal` reads the record; it is asked after the waiter is registered (so an end between the caller's own
+   * read and the registration is not missed), on every announcement of the task, and every few seconds.
+   */
+  async until(taskId: string, ms: number, signal: AbortSignal, isFinal: () => Promise<boolean>): Promise<void> {
+    if (ms <= 0 || signal.aborted || this.stopping) return;
+    await this.subscribe();
+    await new Promise<void>((resolve) => {
+      let done = false;
+      let checking = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(deadline);
+        clearInterval(recheck);
+        signal.removeEventListener("abort", finish);
+        const set = this.waiters.get(taskId);
+        set?.delete(waiter);
+        if (set?.size === 0) this.waiters.delete(taskId);
+        resolve();
+      };
+      const check = () => {
+        if (done || checking) return;
+        checking = true;
+        isFinal().then((final) => { if (final) finish(); }, () => undefined).finally(() => { checking = false; });
+      };
+      const deadline = setTimeout(finish, ms);
+      const recheck = setInterval(check, RECHECK_MS);
+      signal.addEventListener("abort", finish, { once: true });
+      const waiter = { check, finish };
+      let set = this.waiters.get(taskId);
+      if (!set) this.waiters.set(taskId, (set = new Set()));
+      set.add(waiter);
+      check();
+    });
+  }
+
+  /** Answers every open long poll now (the server is shutting down) and takes no new ones. */
+  release(): void {
+    this.stopping = true;
+    for (const set of [...this.waiters.values()]) for (const w of [...set]) w.finish();
+  }
+
+  async close(): Promise<void> {
+    this.release();
+    await this.subscriber?.quit().catch(() => undefined);
+    this.subscriber = undefined;
+    this.subscribed = undefined;
+  }
+
+  /** One subscriber connection, made on first use (servers that never long-poll never open it). */
+  private subscribe(): Promise<void> {
+    this.subscribed ??= (async () => {
+      // Connected before it subscribes: a SUBSCRIBE queued before the ready check makes ioredis's INFO fail.
+      const sub = new Redis(this.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+      sub.on("error", (err) => this.logger.debug({ err }, "task-waiter redis connection error"));
+      sub.on("message", (_channel: string, taskId: string) => {
+        for (const w of this.waiters.get(taskId) ?? []) w.check();
+      });
+      this.subscriber = sub;
+      await sub.connect();
+      await sub.subscribe(this.channel);
+    })().catch((err: unknown) => {
+      // Not subscribed: waiters still see the end through their periodic re-read; try again next time.
+      this.logger.warn({ err }, "could not subscribe to task ends; long polls fall back to re-reading");
+      const sub = this.subscriber;
+      this.subscriber = undefined;
+      this.subscribed = undefined;
+      void sub?.quit().catch(() => undefined);
+    });
+    return this.subscribed;
+  }
+}
