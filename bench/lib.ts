@@ -74,6 +74,13 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
+/** The value at fraction `p` (0..1) of the sorted samples (nearest rank). */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] as number;
+}
+
 export const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
 export const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
 
@@ -491,7 +498,12 @@ export interface SseResult {
 }
 
 /** Follows GET /v1/tasks/:id/logs as Server-Sent Events until `end` (or the connection closes). */
-export function followSse(url: string, taskId: string, agent?: http.Agent): { done: Promise<SseResult>; abort(): void } {
+export function followSse(
+  url: string,
+  taskId: string,
+  agent?: http.Agent,
+  onStdout?: (text: string, receivedAtMs: number) => void,
+): { done: Promise<SseResult>; abort(): void } {
   const result: SseResult = { stdoutBytes: 0, stdoutLines: 0, events: 0, end: null, firstStdoutAt: NaN, lastStdoutAt: NaN, endAt: NaN };
   let req: http.ClientRequest | undefined;
   const done = new Promise<SseResult>((resolve, reject) => {
@@ -533,6 +545,7 @@ export function followSse(url: string, taskId: string, agent?: http.Agent): { do
       if (Number.isNaN(result.firstStdoutAt)) result.firstStdoutAt = t;
       result.lastStdoutAt = t;
       result.stdoutBytes += Buffer.byteLength(e.text);
+      onStdout?.(e.text, t);
       for (let i = e.text.indexOf("\n"); i !== -1; i = e.text.indexOf("\n", i + 1)) result.stdoutLines++;
     } else if (event === "end") {
       result.end = JSON.parse(data) as SseResult["end"];

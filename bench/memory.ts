@@ -5,7 +5,7 @@ import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { TaskView } from "../src/contract/types.js";
 import {
-  fmtNum, followSse, getJson, mean, quarterMeans, procMemory, startServe, submitTask,
+  fmtNum, followSse, getJson, mean, median, percentile, quarterMeans, procMemory, startServe, submitTask,
   type BenchContext, type FigureResult, type SseResult,
 } from "./lib.js";
 
@@ -25,7 +25,8 @@ export async function memoryBench(ctx: BenchContext): Promise<FigureResult> {
       idle.push((await procMemory(serve.pid)).rss);
       await sleep(SAMPLE_MS);
     }
-    const script = `for i in $(seq 1 ${LINES}); do echo "line $i of ${LINES} from a task that prints one line every 50 ms, with some padding text"; sleep 0.05; done`;
+    // Each line carries the time it was printed (ms), so the followers also measure how late lines reach them.
+    const script = `for i in $(seq 1 ${LINES}); do echo "line $i of ${LINES} printed at $(date +%s%3N) by a task that prints one line every 50 ms"; sleep 0.05; done`;
     const tasks = await Promise.all(
       Array.from({ length: TASKS }, () => submitTask(serve.url, { command: ["sh", "-c", script], labels: { bench: ctx.runId } }, serve.taskIds)),
     );
@@ -37,7 +38,11 @@ export async function memoryBench(ctx: BenchContext): Promise<FigureResult> {
       if (Date.now() > deadline) throw new Error("the 10 tasks were not all running within 60 s");
       await sleep(50);
     }
-    const followers = tasks.flatMap((t) => Array.from({ length: FOLLOWERS_PER_TASK }, () => followSse(serve.url, t.id, agent)));
+    const delays: number[] = [];
+    const onStdout = (text: string, at: number) => {
+      for (const m of text.matchAll(/printed at (\d{13}) /g)) delays.push(at - Number(m[1]));
+    };
+    const followers = tasks.flatMap((t) => Array.from({ length: FOLLOWERS_PER_TASK }, () => followSse(serve.url, t.id, agent, onStdout)));
     const samples: number[] = [];
     let finished = false;
     const all = Promise.all(followers.map((f) => f.done)).finally(() => (finished = true));
@@ -67,11 +72,13 @@ export async function memoryBench(ctx: BenchContext): Promise<FigureResult> {
       rows: [
         { figure: "5. server RSS: peak while 100 SSE followers watch 10 tasks", unit: "MB", berth: peak, baseline: idleMean, baselineIs: "same server idle, before the load", runs: 1 },
         { figure: "5. server RSS: last-quarter vs first-quarter mean (flatness)", unit: "MB", berth: q.last, baseline: q.first, baselineIs: "first-quarter mean of the same run", runs: 1 },
+        { figure: "5. line delay p99: printed in the task → parsed by a follower", unit: "ms", berth: percentile(delays, 0.99), baseline: null, baselineIs: "— (target ~100 ms)", runs: 1 },
         { figure: "server peak RSS (VmHWM) after figure 5", unit: "MB", berth: mem.hwm, baseline: null, baselineIs: "—", runs: 1 },
       ],
       details: [
         `Figure 5 — ${samples.length} samples over ${fmtNum(seconds, 1)} s: idle ${mb(idleMean)}, first quarter ${mb(q.first)}, last quarter ${mb(q.last)}, peak ${mb(peak)}, VmHWM ${mb(mem.hwm)}; 3 s after the load ${mb(mean(after))}.`,
         `    Every follower got all ${LINES} lines and \`end\` (${fmtNum(mean(results.map((r) => r.events)))} events each on average, ${TASKS * FOLLOWERS_PER_TASK} followers).`,
+        `    Line delay, printed in the container → parsed by a follower: median ${fmtNum(median(delays))} ms, p99 ${fmtNum(percentile(delays, 0.99))} ms, max ${fmtNum(Math.max(...delays))} ms over ${delays.length} lines.`,
       ],
     };
   } finally {
