@@ -31,7 +31,13 @@ export interface OutputHandler {
 
 export interface ContainerHandle {
   readonly id: string;
-  /** Resolves when the container exits, however it exits. */
+  /**
+   * Resolves with the exit code once the engine has reported that the container exited: then none of its
+   * processes is left (its PID namespace is gone), so nothing it ran can change the workspace any more.
+   * Rejects when the exit cannot be confirmed (engine unreachable or restarting).
+   */
+  readonly exitConfirmed: Promise<number>;
+  /** The exit as the engine recorded it (exit code and OOM flag), read after `exitConfirmed`. */
   readonly exited: Promise<ContainerExit>;
   /** Resolves when the output stream has ended (all output delivered to the handler). */
   readonly outputEnded: Promise<void>;
@@ -42,7 +48,7 @@ export interface ContainerHandle {
 }
 
 export interface ContainerRuntime {
-  /** Creates the container, attaches to its output, then starts it, so no output is lost. */
+  /** Creates the container, attaches to its output and waits for its exit, then starts it, so no output or exit is missed. */
   run(spec: ContainerSpec, onOutput: OutputHandler): Promise<ContainerHandle>;
   /** Ids of containers carrying every given label, running or not. */
   findByLabels(labels: Readonly<Record<string, string>>): Promise<{ id: string; labels: Record<string, string>; running: boolean }[]>;

@@ -1,12 +1,17 @@
 // The dockerode adapter: the only file in src/ that imports dockerode.
 import Docker from "dockerode";
+import type DockerModem from "docker-modem";
+import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
+import { text } from "node:stream/consumers";
 import { BerthError, TaskFailure, statusOf } from "../errors.js";
 import { DockerFrameParser } from "../logs/demux.js";
 import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, OutputHandler } from "./container-runtime.js";
 
 /** Newest Engine API this adapter is written for; older engines are spoken to in their own version. */
 const MAX_API_VERSION = "1.47";
+/** Oldest Engine API berth can use: wait conditions, and wait headers sent as soon as the wait is registered. */
+const MIN_API_VERSION = "1.30";
 
 /**
  * A dockerode client pinned to an API version negotiated with the engine (unversioned paths are deprecated,
@@ -20,6 +25,9 @@ export async function createDockerClient(): Promise<Docker> {
     version = v.ApiVersion ?? "1.41";
   } catch (err) {
     throw new BerthError("dependency_unavailable", "Docker is not answering; is dockerd running and DOCKER_HOST right?", {}, { cause: err });
+  }
+  if (compareVersions(version, MIN_API_VERSION) < 0) {
+    throw new BerthError("dependency_unavailable", `Docker Engine API ${MIN_API_VERSION} or newer is needed (Docker 17.06+); this engine speaks ${version}.`);
   }
   const pick = compareVersions(version, MAX_API_VERSION) <= 0 ? version : MAX_API_VERSION;
   return new Docker({ version: `v${pick}` });
@@ -36,9 +44,17 @@ export class DockerRuntime implements ContainerRuntime {
 
   async run(spec: ContainerSpec, onOutput: OutputHandler): Promise<ContainerHandle> {
     const container = await this.create(spec);
+    // Attach and register the exit wait before start (as the docker CLI does): a task that exits in a
+    // millisecond still has all its output, and its exit is reported with no request after start.
+    const [attached, waiting] = await Promise.allSettled([
+      container.attach({ stream: true, stdout: true, stderr: true }) as Promise<unknown> as Promise<Readable>,
+      waitForNextExit(container),
+    ]);
+    const raw = attached.status === "fulfilled" ? attached.value : undefined;
+    const waitResponse = waiting.status === "fulfilled" ? waiting.value : undefined;
     try {
-      // Attach before start, so a task that exits in a millisecond still has all its output.
-      const raw = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Readable;
+      if (!raw) throw (attached as PromiseRejectedResult).reason;
+      if (!waitResponse) throw (waiting as PromiseRejectedResult).reason;
       const parser = new DockerFrameParser(onOutput);
       const outputEnded = new Promise<void>((resolve) => {
         raw.on("data", (chunk: Buffer) => parser.push(chunk));
@@ -46,16 +62,18 @@ export class DockerRuntime implements ContainerRuntime {
         raw.once("close", () => resolve());
         raw.once("error", () => resolve());
       });
+      const exitConfirmed = readExitCode(waitResponse);
+      exitConfirmed.catch(() => undefined); // observed by the handle's owner, or dropped on the failure path below
       await container.start();
-      const exited = this.waitForExit(container);
       // An attach stream that outlives its container would hang the task: give it a few seconds after exit.
-      const bounded = outputEnded.then(() => undefined);
-      void exited.then(
+      void exitConfirmed.then(
         () => setTimeout(() => raw.destroy(), 5000).unref(),
         () => raw.destroy(),
       );
-      return new DockerContainer(container, exited, bounded);
+      return new DockerContainer(container, exitConfirmed, outputEnded);
     } catch (err) {
+      raw?.destroy();
+      waitResponse?.destroy();
       // Whoever creates a resource removes it on its own failure path; nobody else knows it exists.
       await ignoreStatus(container.remove({ force: true, v: true }), 404, 409);
       throw err;
@@ -75,12 +93,6 @@ export class DockerRuntime implements ContainerRuntime {
       }
       throw err;
     }
-  }
-
-  private async waitForExit(container: Docker.Container): Promise<ContainerExit> {
-    const { StatusCode } = (await container.wait()) as { StatusCode: number };
-    const info = await container.inspect();
-    return { exitCode: StatusCode, oomKilled: info.State.OOMKilled === true };
   }
 
   async findByLabels(labels: Readonly<Record<string, string>>) {
@@ -107,13 +119,59 @@ export class DockerRuntime implements ContainerRuntime {
   }
 }
 
+/**
+ * POST /containers/{id}/wait?condition=next-exit, resolved once the response headers arrive: from API 1.30 the
+ * engine sends them as soon as the wait is registered, so an exit after this point is never missed. The body
+ * (the exit status) follows when the container exits.
+ */
+function waitForNextExit(container: Docker.Container): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    (container.modem as DockerModem).dial(
+      {
+        path: `/containers/${container.id}/wait?`,
+        method: "POST",
+        options: { condition: "next-exit" },
+        isStream: true,
+        statusCodes: { 200: true, 400: "bad parameter", 404: "no such container", 500: "server error" },
+      },
+      (err: unknown, res: unknown) => (err ? reject(err) : resolve(res as IncomingMessage)),
+    );
+  });
+}
+
+/**
+ * The exit code from a wait response. Only a complete body with a status and no error confirms the exit; a cut
+ * connection or an engine-side error (its wait was canceled, e.g. while shutting down) does not.
+ */
+async function readExitCode(res: IncomingMessage): Promise<number> {
+  let body: { StatusCode?: unknown; Error?: { Message?: string } | null };
+  try {
+    body = JSON.parse(await text(res)) as typeof body;
+  } catch (err) {
+    throw new BerthError("dependency_unavailable", "Docker stopped answering while the task ran; its exit could not be confirmed.", {}, { cause: err });
+  }
+  const code = body.StatusCode;
+  if (body.Error?.Message || typeof code !== "number" || !Number.isInteger(code) || code < 0) {
+    throw new BerthError("dependency_unavailable", `Docker could not confirm the container's exit: ${body.Error?.Message ?? `status ${String(code)}`}.`);
+  }
+  return code;
+}
+
 class DockerContainer implements ContainerHandle {
+  readonly exited: Promise<ContainerExit>;
+
   constructor(
     private readonly container: Docker.Container,
-    readonly exited: Promise<ContainerExit>,
+    readonly exitConfirmed: Promise<number>,
     readonly outputEnded: Promise<void>,
   ) {
-    exited.catch(() => undefined); // observed by the caller; never an unhandled rejection here
+    this.exited = exitConfirmed.then(async (exitCode) => {
+      const info = await container.inspect();
+      return { exitCode, oomKilled: info.State.OOMKilled === true };
+    });
+    // Observed by the caller; never an unhandled rejection here.
+    exitConfirmed.catch(() => undefined);
+    this.exited.catch(() => undefined);
   }
 
   get id(): string {

@@ -1,9 +1,10 @@
-// One task end to end: workspace → container → output → exit/timeout/cancel → container removed → archive → record.
+// One task end to end: workspace → container → output → exit/timeout/cancel → archive alongside the container's removal
+// → record.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import type { Logger } from "pino";
 import type { Deps } from "../app/deps.js";
-import { createArchive } from "../archive/archive.js";
+import { createArchive, type ArchiveResult } from "../archive/archive.js";
 import { extractArchive } from "../archive/extract.js";
 import type { TaskStatus } from "../contract/types.js";
 import type { TaskRecord, TaskSpec } from "../domain/task.js";
@@ -44,6 +45,7 @@ export async function runTask(input: RunTaskInput): Promise<void> {
   const startedAtMs = Date.now();
   const sink = new OutputSink(logs, record.id, { maxBytes: config.worker.maxOutputBytes, logger: log });
   let handle: ContainerHandle | undefined;
+  let archiving: Promise<ArchiveOutcome> | undefined;
   let outcome: Outcome;
 
   try {
@@ -63,6 +65,9 @@ export async function runTask(input: RunTaskInput): Promise<void> {
     log.debug({ containerId: handle.id }, "container started");
 
     const stopCause = await superviseUntilExit(handle, input);
+    // The engine confirmed the exit: no process of the container is left to change the workspace, so archiving
+    // starts now, alongside inspect, the output drain and the removal.
+    if (await handle.exitConfirmed.then(() => true, () => false)) archiving = archiveWorkspace(input);
     const exit = await handle.exited;
     await Promise.race([handle.outputEnded, delay(5000)]);
     outcome = classify(exit, stopCause, spec);
@@ -70,20 +75,15 @@ export async function runTask(input: RunTaskInput): Promise<void> {
     outcome = failureOutcome(err, log);
   }
 
-  await sink.close();
-  const removed = handle ? await removeContainer(handle, log) : true;
+  const [removed] = await Promise.all([handle ? removeContainer(handle, log) : true, sink.close()]);
   if (sink.truncated && outcome.reason === null) {
     outcome = { ...outcome, reason: "output_truncated", message: `Output passed ${config.worker.maxOutputBytes} bytes; the rest was dropped.` };
   }
 
-  // Archive only once the container is gone: then nothing can change the workspace any more. If the engine could
-  // not confirm the removal, a process might still write (or swap links) there, so no archive is made.
-  const archive = !removed
-    ? ({ failed: "its container could not be removed (Docker unreachable?), so the workspace was not read" } as const)
-    : await archiveWorkspace(input).catch((err: unknown) => {
-        log.error({ err }, "archive failed");
-        return { failed: err instanceof Error ? err.message : String(err) } as const;
-      });
+  // Without a confirmed exit, the workspace is read only once the container is gone. If the engine could not
+  // confirm the removal either, a process might still write (or swap links) there, so no archive is made.
+  const archive = await (archiving ??
+    (removed ? archiveWorkspace(input) : { failed: "its container could not be removed (Docker unreachable?), so the workspace was not read" }));
   if ("failed" in archive && outcome.status === "succeeded") {
     outcome = { status: "failed", exitCode: outcome.exitCode, reason: "archive_failed", message: `The workspace could not be archived: ${archive.failed}` };
   }
@@ -124,7 +124,7 @@ async function superviseUntilExit(handle: ContainerHandle, input: RunTaskInput):
   if (input.stop.aborted) onAbort();
   else input.stop.addEventListener("abort", onAbort, { once: true });
   try {
-    await handle.exited.catch(() => undefined);
+    await handle.exitConfirmed.catch(() => undefined);
   } finally {
     clearTimeout(timer);
     input.stop.removeEventListener("abort", onAbort);
@@ -198,13 +198,21 @@ async function removeLater(handle: ContainerHandle, log: Logger): Promise<void> 
   }
 }
 
-async function archiveWorkspace(input: RunTaskInput) {
+type ArchiveOutcome = ArchiveResult | { readonly failed: string };
+
+/** Archives the workspace; never rejects (a failure is returned, and logged). */
+async function archiveWorkspace(input: RunTaskInput): Promise<ArchiveOutcome> {
   const { config } = input.deps;
-  return createArchive({
-    workspacePath: `${config.dirs.workspaces}/${input.record.workspace}`,
-    archivePath: archivePath(config.dirs.archives, input.record.workspace),
-    timeoutMs: config.worker.archiveTimeoutSeconds * 1000,
-  });
+  try {
+    return await createArchive({
+      workspacePath: `${config.dirs.workspaces}/${input.record.workspace}`,
+      archivePath: archivePath(config.dirs.archives, input.record.workspace),
+      timeoutMs: config.worker.archiveTimeoutSeconds * 1000,
+    });
+  } catch (err) {
+    input.log.error({ err }, "archive failed");
+    return { failed: err instanceof Error ? err.message : String(err) };
+  }
 }
 
 /** Seeds the new workspace from an earlier task's archive (untrusted content: extracted with limits, links not followed). */

@@ -1,11 +1,15 @@
 // Hostile tasks stay in their box: a workspace built to hurt the host is archived, listed and removed in bounded
 // time without reading or writing any host file, and what was left out is reported.
+import { createHash } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { execa } from "execa";
 import { listArchive } from "../../src/archive/read-archive.js";
 import { sweep } from "../../src/cleanup/sweep.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
+
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
 let h: Harness;
 let canary: string;
@@ -103,6 +107,35 @@ it("writes nothing to the workspace after the task is recorded as ended, even fr
   await new Promise((r) => setTimeout(r, 5000));
   const ws = path.join(h.deps.config.dirs.workspaces, t.workspace);
   expect(await readdir(ws)).toEqual([]);
+});
+
+it("archives the workspace exactly as the task left it, even while background processes were writing at its exit", async () => {
+  // Four appenders and one process rewriting a file in place, all still running when the main process exits.
+  const script = String.raw`
+for i in 1 2 3 4; do (while :; do echo "line from $i" >> "append-$i.txt"; done) & done
+python3 -c "
+import itertools, os
+fd = os.open('churn.bin', os.O_WRONLY | os.O_CREAT, 0o644)
+for i in itertools.count(): os.pwrite(fd, os.urandom(65536), (i % 8) * 65536)
+" &
+sleep 1
+echo main done`;
+  const t = await h.waitFinished((await h.submit({ command: ["sh", "-c", script] })).id);
+  expect(t.status).toBe("succeeded");
+  expect(t.archive).not.toBeNull();
+  const ws = path.join(h.deps.config.dirs.workspaces, t.workspace);
+  const out = await mkdtemp(path.join(tmpdir(), "berth-extract-"));
+  try {
+    await execa("tar", ["-xzf", path.join(h.deps.config.dirs.archives, `${t.workspace}.tar.gz`), "-C", out]);
+    const names = (await readdir(ws)).sort();
+    expect(names).toEqual(["append-1.txt", "append-2.txt", "append-3.txt", "append-4.txt", "churn.bin"]);
+    expect((await readdir(out)).sort()).toEqual(names);
+    for (const name of names) {
+      expect(sha256(await readFile(path.join(out, name)))).toBe(sha256(await readFile(path.join(ws, name))));
+    }
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
 });
 
 it("cannot mount, become root or keep privileges", async () => {
