@@ -9,7 +9,7 @@ import path from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { execa } from "execa";
 import { Header } from "tar";
-import { classifyStderr, createArchive, type ArchiveOptions } from "../../src/archive/archive.js";
+import { classifyStderr, createArchive, IN_PROCESS_LIMITS, type ArchiveOptions } from "../../src/archive/archive.js";
 import { listArchive } from "../../src/archive/read-archive.js";
 import { extractArchive } from "../../src/archive/extract.js";
 import { TaskFailure } from "../../src/errors.js";
@@ -63,16 +63,38 @@ const rejection = async (p: Promise<unknown>): Promise<TaskFailure> => {
   return err as TaskFailure;
 };
 
-describe("createArchive", () => {
+/**
+ * Small workspaces are packed in-process, larger ones by GNU find and tar: every hostile input is tried on both.
+ * The large layout adds a directory of empty files, more entries than the in-process path takes.
+ */
+const PADDING = "zz-padding";
+const LAYOUTS = [
+  { layout: "small workspace (packed in-process)", padding: 0 },
+  { layout: "large workspace (GNU find and tar)", padding: IN_PROCESS_LIMITS.entries },
+] as const;
+/** Entries the padding adds to an archive: the directory and its files. */
+const paddingEntries = (padding: number) => (padding > 0 ? padding + 1 : 0);
+const pad = (ws: string, padding: number): string => {
+  if (padding === 0) return ws;
+  fs.mkdirSync(path.join(ws, PADDING));
+  for (let i = 0; i < padding; i++) fs.writeFileSync(path.join(ws, PADDING, `p${i}`), "");
+  return ws;
+};
+const namesWithoutPadding = async (archivePath: string) => (await names(archivePath)).filter((p) => !p.startsWith(PADDING));
+
+describe.each(LAYOUTS)("createArchive, $layout", ({ padding }) => {
+  const paddedWorkspace = (files: Record<string, string | Buffer> = {}) => pad(workspace(files), padding);
+
   it("stores files and directories under exact relative names that round-trip through GNU tar", async () => {
-    const ws = workspace({ "out.txt": "hello\n", "src/a.py": "print(1)\n", ".hidden": "h" });
+    const ws = paddedWorkspace({ "out.txt": "hello\n", "src/a.py": "print(1)\n", ".hidden": "h" });
     fs.mkdirSync(path.join(ws, "src/empty"));
     const a = archive(ws);
     const res = await a.run();
 
-    expect(await names(a.archivePath)).toEqual([".hidden", "out.txt", "src", "src/a.py", "src/empty"]);
-    expect(res.entries).toBe(5);
+    expect(await namesWithoutPadding(a.archivePath)).toEqual([".hidden", "out.txt", "src", "src/a.py", "src/empty"]);
+    expect(res.entries).toBe(5 + paddingEntries(padding));
     expect(res.skipped).toEqual([]);
+    expect(res.contentBytes).toBe(6 + 9 + 1);
     expect(res.bytes).toBe(fs.statSync(a.archivePath).size);
     const { stdout } = await execa("sha256sum", [a.archivePath]);
     expect(res.sha256).toBe(stdout.split(" ")[0]);
@@ -86,56 +108,70 @@ describe("createArchive", () => {
     expect(fs.statSync(path.join(x, "src/empty")).isDirectory()).toBe(true);
   });
 
-  it("produces a valid empty tar.gz for an empty workspace", async () => {
-    const a = archive(workspace());
+  it.each([
+    ["up to", []],
+    ["past", [IN_PROCESS_LIMITS.bytes + 1]],
+  ])("keeps every file's bytes and mode, with files %s the in-process size limit", async (_, extra) => {
+    const sizes = [0, 1, 511, 512, 513, 100_000, ...extra];
+    const files = Object.fromEntries(sizes.map((n) => [`f${n}.bin`, randomBytes(n)]));
+    const ws = paddedWorkspace(files);
+    fs.chmodSync(path.join(ws, "f1.bin"), 0o750);
+    const a = archive(ws);
     const res = await a.run();
-    expect(res.entries).toBe(0);
-    expect((await execa("tar", ["-tzf", a.archivePath])).stdout).toBe("");
+    expect(res.contentBytes).toBe(sizes.reduce((x, y) => x + y, 0));
+    const x = await systemExtract(a.archivePath);
+    for (const [name, content] of Object.entries(files)) expect(fs.readFileSync(path.join(x, name)).equals(content)).toBe(true);
+    expect(fs.statSync(path.join(x, "f1.bin")).mode & 0o777).toBe(0o750);
+    const { stdout } = await execa("sha256sum", [a.archivePath]);
+    expect(res.sha256).toBe(stdout.split(" ")[0]);
   });
 
   it("stores a symlink to /etc/passwd as a link, never the host file's content", async () => {
-    const ws = workspace({ "keep.txt": "k" });
+    const ws = paddedWorkspace({ "keep.txt": "k" });
     fs.symlinkSync("/etc/passwd", path.join(ws, "passwd-link"));
+    fs.symlinkSync("/etc", path.join(ws, "etc-link"));
     const a = archive(ws);
     await a.run();
-    const link = (await listArchive(a.archivePath)).find((e) => e.path === "passwd-link");
-    expect(link).toMatchObject({ type: "SymbolicLink", linkpath: "/etc/passwd", size: 0 });
+    const entries = await listArchive(a.archivePath);
+    expect(entries.find((e) => e.path === "passwd-link")).toMatchObject({ type: "SymbolicLink", linkpath: "/etc/passwd", size: 0 });
+    expect(entries.find((e) => e.path === "etc-link")).toMatchObject({ type: "SymbolicLink", linkpath: "/etc", size: 0 });
+    expect(entries.some((e) => e.path.startsWith("etc-link/"))).toBe(false);
     const passwd = fs.readFileSync("/etc/passwd");
     expect(gunzipSync(fs.readFileSync(a.archivePath)).includes(passwd.subarray(0, 32))).toBe(false);
   });
 
   it("skips and reports a FIFO without hanging (5 runs)", async () => {
-    const ws = workspace({ "a.txt": "a" });
+    const ws = paddedWorkspace({ "a.txt": "a" });
     await execa("mkfifo", [path.join(ws, "pipe")]);
     for (let i = 0; i < 5; i++) {
       const a = archive(ws, { timeoutMs: 10_000 });
       const res = await a.run();
       expect(res.skipped).toEqual([{ path: "pipe", why: expect.stringMatching(/FIFO/) }]);
-      expect(await names(a.archivePath)).toEqual(["a.txt"]);
+      expect(await namesWithoutPadding(a.archivePath)).toEqual(["a.txt"]);
     }
   });
 
   it("skips and reports a unix socket", async () => {
-    const ws = workspace({ "a.txt": "a" });
+    const ws = paddedWorkspace({ "a.txt": "a" });
     const server = net.createServer();
     await new Promise<void>((resolve) => server.listen(path.join(ws, "sock"), resolve));
     try {
       const a = archive(ws);
       const res = await a.run();
       expect(res.skipped).toEqual([{ path: "sock", why: expect.stringMatching(/socket/) }]);
-      expect(await names(a.archivePath)).toEqual(["a.txt"]);
+      expect(await namesWithoutPadding(a.archivePath)).toEqual(["a.txt"]);
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
   });
 
   it("archives names that are not UTF-8, contain newlines or look like tar options", async () => {
-    const ws = workspace({ "line1\nline2.txt": "nl", "--to-command=touch PWNED": "opt", "-C": "dash" });
+    const ws = paddedWorkspace({ "line1\nline2.txt": "nl", "--to-command=touch PWNED": "opt", "-C": "dash" });
     const badName = Buffer.concat([Buffer.from(`${ws}/bad-`), Buffer.from([0xff, 0xfe, 0x2e, 0x74])]);
     fs.writeFileSync(badName, "raw");
     const a = archive(ws);
     const res = await a.run();
-    expect(res.entries).toBe(4);
+    expect(res.entries).toBe(4 + paddingEntries(padding));
     expect(res.skipped).toEqual([]);
 
     const x = await systemExtract(a.archivePath);
@@ -146,6 +182,73 @@ describe("createArchive", () => {
     expect(await readFile(path.join(x, "-C"), "utf8")).toBe("dash");
     // The option-like name was data, not an option: nothing was executed.
     expect(fs.existsSync(path.join(ws, "PWNED"))).toBe(false);
+  });
+
+  it("stores a file whose name starts with @ as that file, never as an archive to copy in", async () => {
+    const inner = path.join(freshDir("inner"), "inner.tar");
+    fs.writeFileSync(path.join(path.dirname(inner), "smuggled.txt"), "x");
+    await execa("tar", ["-cf", inner, "-C", path.dirname(inner), "smuggled.txt"]);
+    const ws = paddedWorkspace({ "@inner.tar": fs.readFileSync(inner) });
+    const a = archive(ws);
+    const res = await a.run();
+    expect(await namesWithoutPadding(a.archivePath)).toEqual(["@inner.tar"]);
+    expect(res.entries).toBe(1 + paddingEntries(padding));
+    const x = await systemExtract(a.archivePath);
+    expect(fs.readFileSync(path.join(x, "@inner.tar")).equals(fs.readFileSync(inner))).toBe(true);
+    expect(fs.existsSync(path.join(x, "smuggled.txt"))).toBe(false);
+  });
+
+  it("stores names that look like a drive, a share or hold U+FFFD verbatim", async () => {
+    const ws = paddedWorkspace({ "c:drive.txt": "c", "\\\\host\\share": "s", "ok\uFFFD.txt": "r", "d:/x.txt": "d" });
+    const a = archive(ws);
+    const res = await a.run();
+    expect(await namesWithoutPadding(a.archivePath)).toEqual(["\\\\host\\share", "c:drive.txt", "d:", "d:/x.txt", "ok\uFFFD.txt"]);
+    expect(res.entries).toBe(5 + paddingEntries(padding));
+    const x = await systemExtract(a.archivePath);
+    expect(await readFile(path.join(x, "c:drive.txt"), "utf8")).toBe("c");
+    expect(await readFile(path.join(x, "\\\\host\\share"), "utf8")).toBe("s");
+    expect(await readFile(path.join(x, "d:", "x.txt"), "utf8")).toBe("d");
+  });
+
+  it("archives a tree deeper than the in-process path takes", async () => {
+    const ws = paddedWorkspace();
+    const deep = path.join(ws, ...Array.from({ length: IN_PROCESS_LIMITS.pathBytes / 2 + 10 }, () => "d"));
+    fs.mkdirSync(deep, { recursive: true });
+    fs.writeFileSync(path.join(deep, "bottom.txt"), "bottom");
+    const a = archive(ws);
+    await a.run();
+    const bottom = path.relative(ws, path.join(deep, "bottom.txt"));
+    expect((await listArchive(a.archivePath)).find((e) => e.path === bottom)).toMatchObject({ type: "File", size: 6 });
+  });
+
+  it("archives a mode-000 file and directory", async () => {
+    const ws = paddedWorkspace({ "locked/secret": "s3cret" });
+    fs.chmodSync(path.join(ws, "locked/secret"), 0o000);
+    fs.chmodSync(path.join(ws, "locked"), 0o000);
+    const a = archive(ws);
+    const res = await a.run();
+    expect(res.skipped).toEqual([]);
+    expect(await namesWithoutPadding(a.archivePath)).toEqual(["locked", "locked/secret"]);
+    fs.chmodSync(path.join(ws, "locked"), 0o755);
+  });
+
+  it("leaves out and reports files over maxFileBytes", async () => {
+    const ws = paddedWorkspace({ "small.txt": "s" });
+    fs.writeFileSync(path.join(ws, "big.bin"), "");
+    fs.truncateSync(path.join(ws, "big.bin"), 64 * 1024 * 1024); // sparse
+    const a = archive(ws, { maxFileBytes: 1024 * 1024 });
+    const res = await a.run();
+    expect(res.skipped).toEqual([{ path: "big.bin", why: expect.stringMatching(/larger than 1048576 bytes/) }]);
+    expect(await namesWithoutPadding(a.archivePath)).toEqual(["small.txt"]);
+  });
+});
+
+describe("createArchive", () => {
+  it("produces a valid empty tar.gz for an empty workspace", async () => {
+    const a = archive(workspace());
+    const res = await a.run();
+    expect(res.entries).toBe(0);
+    expect((await execa("tar", ["-tzf", a.archivePath])).stdout).toBe("");
   });
 
   it("stores hardlinks across subdirectories as links, without deadlocking", async () => {
@@ -161,27 +264,6 @@ describe("createArchive", () => {
     expect(res.bytes).toBeLessThan(2 * 1024 * 1024); // one copy of the content, not 51
     const x = await systemExtract(a.archivePath);
     expect(fs.statSync(path.join(x, "a/orig.bin")).nlink).toBe(51);
-  });
-
-  it("archives a mode-000 file and directory", async () => {
-    const ws = workspace({ "locked/secret": "s3cret" });
-    fs.chmodSync(path.join(ws, "locked/secret"), 0o000);
-    fs.chmodSync(path.join(ws, "locked"), 0o000);
-    const a = archive(ws);
-    const res = await a.run();
-    expect(res.skipped).toEqual([]);
-    expect(await names(a.archivePath)).toEqual(["locked", "locked/secret"]);
-    fs.chmodSync(path.join(ws, "locked"), 0o755);
-  });
-
-  it("leaves out and reports files over maxFileBytes", async () => {
-    const ws = workspace({ "small.txt": "s" });
-    fs.writeFileSync(path.join(ws, "big.bin"), "");
-    fs.truncateSync(path.join(ws, "big.bin"), 64 * 1024 * 1024); // sparse
-    const a = archive(ws, { maxFileBytes: 1024 * 1024 });
-    const res = await a.run();
-    expect(res.skipped).toEqual([{ path: "big.bin", why: expect.stringMatching(/larger than 1048576 bytes/) }]);
-    expect(await names(a.archivePath)).toEqual(["small.txt"]);
   });
 
   it("times out: throws archive_failed, kills its children and leaves no file behind", async () => {
