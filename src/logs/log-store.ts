@@ -47,6 +47,17 @@ function parse(id: string, fields: string[]): StoredEntry {
   return { id, stream: (f.s ?? "system") as LogStream, text: f.t ?? "", timeMs };
 }
 
+/** A failed append: the first `stored` entries were stored all the same. */
+export class AppendError extends Error {
+  constructor(
+    cause: Error,
+    readonly stored: number,
+  ) {
+    super(cause.message, { cause });
+    this.name = "AppendError";
+  }
+}
+
 const timeOf = (id: string) => Number(id.slice(0, id.indexOf("-")));
 
 export class LogStore {
@@ -88,12 +99,16 @@ export class LogStore {
     this.publish(taskId, ids, (i) => ({ id: ids[i] as string, stream: "end", end, timeMs: timeOf(ids[i] as string) }), true);
   }
 
-  /** The new ids, or the first error; after an error nothing is known about what precedes the next append. */
+  /**
+   * The new ids, or an {@link AppendError} saying how many leading entries were stored all the same (so a retry
+   * sends only the rest). After an error nothing is known about what precedes the next append.
+   */
   private async settle(taskId: string, results: [Error | null, unknown][] | null): Promise<string[]> {
-    const failed = (results ?? []).find(([err]) => err) ?? (results ? undefined : [new Error("pipeline was not run")]);
-    if (failed?.[0]) {
+    const rows = results ?? [[new Error("pipeline was not run"), null]];
+    const first = rows.findIndex(([err]) => err);
+    if (first !== -1) {
       this.lastAppended.delete(taskId);
-      throw failed[0];
+      throw new AppendError(rows[first]?.[0] as Error, first);
     }
     return (results ?? []).map(([, id]) => id as string);
   }

@@ -8,7 +8,7 @@
 import type { Logger } from "pino";
 import type { LogStream } from "../contract/types.js";
 import type { OutputStream } from "./demux.js";
-import type { LogStore } from "./log-store.js";
+import { AppendError, type LogStore } from "./log-store.js";
 
 /** Largest entry (one SSE event) in bytes; longer runs of output are split at character boundaries. */
 const MAX_ENTRY_BYTES = 64 * 1024;
@@ -138,9 +138,11 @@ export class OutputSink {
           await this.store.append(this.taskId, [{ stream: "system", data: "log store was unreachable for a while; output was kept and is complete\n" }]).catch(() => undefined);
         }
       } catch (err) {
-        // Keep the batch (bounded by maxBytes) in front of anything newer and try again later.
+        // Keep the unstored rest of the batch (bounded by maxBytes) in front of anything newer and try again later;
+        // entries Redis did store are not sent twice.
         this.writeFailures++;
         if (this.writeFailures === 1) this.opts.logger.warn({ err }, "storing task output failed; will retry");
+        if (err instanceof AppendError) batch.splice(0, err.stored);
         this.pending = batch.concat(this.pending);
         this.pendingBytes += batch.reduce((n, e) => n + e.bytes, 0);
         this.timer ??= setTimeout(() => void this.flush(), 500);

@@ -1,19 +1,25 @@
 // OutputSink against a narrow in-memory LogStore fake: the cap, UTF-8 boundaries, ordering and retries.
 import { pino } from "pino";
 import type { LogStream } from "../../src/contract/types.js";
-import type { LogStore } from "../../src/logs/log-store.js";
+import { AppendError, type LogStore } from "../../src/logs/log-store.js";
 import { OutputSink } from "../../src/logs/output-sink.js";
 
 class FakeStore {
   /** Each entry decoded on its own, as a reader of the Redis stream decodes it. */
   entries: { stream: LogStream; text: string; bytes: number }[] = [];
   failuresLeft = 0;
+  /** With failuresLeft: how many leading entries of a failing batch are stored anyway (a connection lost mid-way). */
+  storedBeforeFailure = 0;
   async append(_id: string, batch: readonly { stream: LogStream; data: Buffer | string }[]) {
+    const store = (entries: typeof batch) =>
+      this.entries.push(...entries.map((e) => ({ stream: e.stream, text: e.data.toString(), bytes: Buffer.byteLength(e.data) })));
     if (this.failuresLeft > 0) {
       this.failuresLeft--;
-      throw new Error("Connection is closed.");
+      const stored = Math.min(this.storedBeforeFailure, batch.length);
+      store(batch.slice(0, stored));
+      throw new AppendError(new Error("Connection is closed."), stored);
     }
-    this.entries.push(...batch.map((e) => ({ stream: e.stream, text: e.data.toString(), bytes: Buffer.byteLength(e.data) })));
+    store(batch);
   }
   text(stream: LogStream) {
     return this.entries.filter((e) => e.stream === stream).map((e) => e.text).join("");
@@ -82,6 +88,17 @@ describe("OutputSink", () => {
       expect(store.text("stdout")).toBe(sample.toString("utf8"));
       expect(Math.max(...store.entries.map((e) => e.bytes))).toBeLessThanOrEqual(64 * 1024);
     }
+  });
+
+  it("does not store twice the entries of a failed batch that Redis stored anyway", async () => {
+    const store = new FakeStore();
+    store.failuresLeft = 1;
+    store.storedBeforeFailure = 2;
+    const sink = sinkFor(store);
+    const text = "x".repeat(200_000); // four entries in one batch
+    sink.write("stdout", Buffer.from(text));
+    await sink.close();
+    expect(store.text("stdout")).toBe(text);
   });
 
   it("retries a failing store without losing or reordering output, and notes the outage", async () => {
