@@ -169,9 +169,9 @@ export async function archiveBench(ctx: BenchContext): Promise<FigureResult> {
     rows,
     details: [
       `Figure 4 — createArchive ${fmtNum(median(berthMs))} ms, tar czf ${fmtNum(median(tarMs))} ms, tar | pigz -p2 ${fmtNum(median(pigzMs))} ms; sizes ${fmtNum(median(sizes.berth))} / ${fmtNum(median(sizes.tar))} / ${fmtNum(median(sizes.pigz))} bytes.`,
-      `    createArchive = find (skipped list) + find | tar | pigz -p2 (sha256 in Node) + fsync + node-tar read-back + rename + dir fsync.`,
+      `    createArchive = find | Node (keep-list, skipped list) | tar | pigz -p2 (sha256 in Node) + fsync + node-tar read-back + rename + dir fsync.`,
       `    Timed apart after each run: node-tar read-back (walkArchive) ${fmtNum(median(verifyMs))} ms; fsync of a fresh copy ${fmtNum(median(fsyncMs))} ms;`,
-      `    sha256 of the archive in Node ${fmtNum(median(hashMs))} ms (overlaps pigz, but on the same 2 cores); one \`find -printf\` pass ${fmtNum(median(findMs))} ms (createArchive makes two).`,
+      `    sha256 of the archive in Node ${fmtNum(median(hashMs))} ms (overlaps pigz, but on the same 2 cores); one \`find -printf\` pass ${fmtNum(median(findMs))} ms (createArchive makes one).`,
       `    createArchive − (tar | pigz -p2) = ${fmtNum(median(berthMs) - median(pigzMs))} ms of berth's own steps.`,
     ],
   };
