@@ -193,6 +193,51 @@ export class TaskStore {
       .zrem(this.keys.expiry, record.id)
       .exec();
   }
+
+  /**
+   * Many records in one round trip, in the order of `ids`: the record, null when there is none, or an Error when
+   * the hash exists but cannot be decoded (or Redis answered that command with an error).
+   */
+  async getMany(ids: readonly string[]): Promise<(TaskRecord | null | Error)[]> {
+    if (ids.length === 0) return [];
+    const rows = (await this.redis.pipeline(ids.map((id) => ["hgetall", this.keys.task(id)])).exec()) ?? [];
+    return ids.map((_, i) => {
+      const [err, raw] = rows[i] ?? [new Error("no reply from Redis"), null];
+      if (err) return err;
+      const fields = raw as Record<string, string>;
+      if (Object.keys(fields).length === 0) return null;
+      try {
+        return decode(fields) ?? new Error("damaged record");
+      } catch (e) {
+        return e instanceof Error ? e : new Error(String(e));
+      }
+    });
+  }
+
+  /**
+   * {@link transition} for many tasks in one round trip, each applied on its own. `expiryScore`, when given, is
+   * the task's score in the expiry index once the change applies (instead of `fields.expiresAtMs`). Per item:
+   * true when applied, the current status, null when the task does not exist, or the error Redis answered.
+   */
+  async transitionMany(items: readonly {
+    id: string; tenant: string; from: readonly TaskStatus[]; fields: Partial<TaskRecord>; final?: boolean; expiryScore?: number;
+  }[]): Promise<(true | TaskStatus | null | Error)[]> {
+    if (items.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const it of items) {
+      const score = it.expiryScore ?? it.fields.expiresAtMs;
+      pipe.eval(
+        TRANSITION, 5, this.keys.task(it.id), this.keys.tenantActive(it.tenant), this.keys.expiry, it.id, this.keys.spec(it.id),
+        it.from.join(","), score != null ? String(score) : "", it.final ? "1" : "0", ...encode(it.fields),
+      );
+    }
+    const rows = (await pipe.exec()) ?? [];
+    return items.map((_, i) => {
+      const [err, res] = rows[i] ?? [new Error("no reply from Redis"), null];
+      if (err) return err;
+      return res === "ok" ? true : ((res as TaskStatus | null) ?? null);
+    });
+  }
 }
 
 function matches(r: TaskRecord, opts: { status?: TaskStatus; label?: [string, string] }): boolean {
