@@ -1,28 +1,24 @@
-// Removing what a finished task left on this host: workspace, archive and log stream. Shared by
-// DELETE /v1/tasks/:id, the scheduled cleanup and `berth workspace remove`.
-import { access } from "node:fs/promises";
+// DELETE /v1/tasks/:id: removing what a finished task left on this host (workspace, archive and log stream) and
+// its record. The scheduled cleanup and `berth workspace remove` do the same for many tasks at once (sweep.ts).
 import type { Deps } from "../app/deps.js";
 import type { Services } from "../app/services.js";
 import { isFinalStatus } from "../contract/types.js";
 import type { TaskRecord } from "../domain/task.js";
 import { BerthError, taskNotFound } from "../errors.js";
-import { archivePath, removeFile, removeTree, workspacePath } from "../workspace/workspace.js";
-
-const exists = (p: string) => access(p).then(() => true, () => false);
+import { archivePath, removeTrees, workspacePath } from "../workspace/workspace.js";
 
 /**
  * Deletes the task's workspace and archive (if on this host's disk) and its log stream.
  * Only for finished tasks: a running container may still write into the workspace.
  */
-export async function removeTaskFiles(deps: Deps, services: Services, record: TaskRecord): Promise<{ workspace: boolean; archive: boolean }> {
+export async function removeTaskFiles(deps: Deps, services: Services, record: TaskRecord): Promise<void> {
   if (!isFinalStatus(record.status)) throw new Error(`task ${record.id} is ${record.status}; its files cannot be removed yet`);
   const ws = workspacePath(deps.config.dirs.workspaces, record.workspace);
   const ar = archivePath(deps.config.dirs.archives, record.workspace);
-  const had = { workspace: await exists(ws), archive: await exists(ar) };
-  await removeTree(ws);
-  await removeFile(ar);
+  const failed = await removeTrees([ws], [ar]);
+  const err = failed.get(ws) ?? failed.get(ar);
+  if (err) throw err;
   await services.logs.remove(record.id);
-  return had;
 }
 
 /** DELETE /v1/tasks/:id: cancels if needed, waits for the task to end, then removes its files, logs and record. */

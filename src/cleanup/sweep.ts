@@ -11,16 +11,18 @@
 //   `all` (record-less `task-*` entries older than a threshold).
 // - Each task is handled under a Redis lock (SET NX PX) and re-read under it; files go first, the record becomes
 //   `expired` only after they are gone, so a crash half-way is simply retried by the next pass.
-// - Deletion is GNU `rm -rf --one-file-system` (workspace.ts removeTree): no symbolic link is ever followed.
+// - Deletion is GNU `rm -rf --one-file-system` (workspace.ts removeTrees): no symbolic link is ever followed.
+//
+// Tasks are handled in chunks: per chunk, one Redis round trip takes all the locks, one re-reads all the records,
+// one `rm` process removes all the files, and a few round trips finish. A few chunks are in flight at once, so
+// that rm processes run side by side and overlap with the Redis work of other chunks.
 import { randomBytes } from "node:crypto";
-import { lstat } from "node:fs/promises";
 import type { Deps } from "../app/deps.js";
 import type { Services } from "../app/services.js";
 import { FINAL_STATUSES, type TaskStatus } from "../contract/types.js";
 import { WORKSPACE_PATTERN, type TaskRecord } from "../domain/task.js";
-import { archivePath, removeFile, removeTree, workspacePath } from "../workspace/workspace.js";
+import { archivePath, removeTrees, workspacePath } from "../workspace/workspace.js";
 import { diskUsage, listLocalEntries, type DiskEntry } from "./disk-usage.js";
-import { removeTaskFiles } from "./remove-task.js";
 
 /** How long an `expired` record is kept (so clients get 410, not 404) before it and its index entries go. */
 export const RECORD_RETENTION_MS = 7 * 86_400_000;
@@ -29,8 +31,9 @@ export const DEFAULT_ORPHAN_AGE_MS = 7 * 86_400_000;
 const LOCK_TTL_MS = 15 * 60_000;
 const STALE_TEMP_MS = 3_600_000;
 const MAX_DUE_PER_PASS = 20_000;
-// Removals are mostly waiting (Redis round trips, rm): many lanes, whose rm calls are batched (removeTree).
-const PARALLEL = 32;
+// Tasks per chunk (one rm process removes a chunk's workspaces and archives), and chunks in flight at once.
+const CHUNK = 128;
+const CHUNKS_IN_FLIGHT = 4;
 const ENDED: readonly TaskStatus[] = FINAL_STATUSES.filter((s) => s !== "expired");
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
@@ -92,6 +95,9 @@ export interface SweepResult {
 
 interface Plan { id: string; workspace: string; record: TaskRecord | null; why: RemovalReason; files: string[]; bytes: number }
 type Outcome = "removed" | { reason: SkipReason; detail: string };
+/** What became of one item: an Error means it failed and stays for the next pass. */
+type Result = Outcome | Error;
+const LOCKED: Outcome = { reason: "locked", detail: "another cleanup is handling it" };
 
 /** Runs one cleanup pass. Never throws for a single item: its failure is in `errors`. */
 export async function sweep(deps: Deps, services: Services, opts: SweepOptions = {}): Promise<SweepResult> {
@@ -130,8 +136,7 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
   }
 
   const ids = [...new Set([...due, ...local.keys()])];
-  const loaded = new Map<string, { record: TaskRecord | null; corrupt: string | null }>();
-  await forEachLimit(ids, 32, async (id) => loaded.set(id, await load(deps, services, id)));
+  const loaded = await load(services, ids);
 
   const plans: Plan[] = [];
   const budgetCandidates: Plan[] = [];
@@ -217,30 +222,31 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
     result.disk = { budgetBytes: budget, usedBytes: used, projectedBytes: projected };
   }
 
-  await forEachLimit(plans, PARALLEL, async (plan) => {
-    try {
-      const outcome = dryRun ? "removed" : await withLock(deps, services, plan.id, () => execute(deps, services, plan, now));
-      if (outcome !== "removed") return skip({ item: plan.workspace || `task ${plan.id}`, taskId: plan.id, ...outcome });
+  const outcomes = await carryOut(deps, services, dryRun, plans, (held) => execute(deps, services, held, now));
+  // Reported in plan order (expiry, then the budget's oldest first).
+  for (const plan of plans) {
+    const outcome = outcomes.get(plan) as Result;
+    const item = plan.workspace || `task ${plan.id}`;
+    if (outcome instanceof Error) fail(item, plan.id, outcome);
+    else if (outcome !== "removed") skip({ item, taskId: plan.id, ...outcome });
+    else {
       result.removed.push({ taskId: plan.id, workspace: plan.workspace, tenant: plan.record?.tenant ?? null, why: plan.why, bytes: plan.bytes, files: plan.files });
       result.bytesReclaimed += plan.bytes;
       log.info({ event: "cleanup.removed", taskId: plan.id, workspace: plan.workspace, why: plan.why, bytes: plan.bytes, files: plan.files }, dryRun ? "would remove task files" : "removed task files");
-    } catch (err) {
-      fail(plan.workspace || `task ${plan.id}`, plan.id, err);
     }
-  });
-  // Report in plan order (expiry, then the budget's oldest first), not in the order parallel removals finished.
-  const rank = new Map(plans.map((p, i) => [`${p.id}/${p.workspace}`, i]));
-  result.removed.sort((a, b) => (rank.get(`${a.taskId}/${a.workspace}`) ?? 0) - (rank.get(`${b.taskId}/${b.workspace}`) ?? 0));
-  await forEachLimit(purges, PARALLEL, async (id) => {
-    try {
-      const outcome = dryRun ? "removed" : await withLock(deps, services, id, () => purge(services, id, now));
-      if (outcome !== "removed") return skip({ item: `task ${id}`, taskId: id, ...outcome });
+  }
+  const purgeItems = purges.map((id) => ({ id }));
+  const purged = await carryOut(deps, services, dryRun, purgeItems, (held) => purge(services, held.map((x) => x.id), now));
+  for (const it of purgeItems) {
+    const { id } = it;
+    const outcome = purged.get(it) as Result;
+    if (outcome instanceof Error) fail(`task ${id}`, id, outcome);
+    else if (outcome !== "removed") skip({ item: `task ${id}`, taskId: id, ...outcome });
+    else {
       result.purged.push(id);
       log.info({ event: "cleanup.purged", taskId: id }, dryRun ? "would delete expired task record" : "deleted expired task record");
-    } catch (err) {
-      fail(`task ${id}`, id, err);
     }
-  });
+  }
   if (!dryRun) for (const fix of indexFixes) await fix().catch((err: unknown) => log.warn({ err }, "expiry index repair failed"));
 
   result.durationMs = Date.now() - started;
@@ -268,46 +274,89 @@ export async function expireTaskNow(deps: Deps, services: Services, record: Task
   if (!isFinal(record.status)) outcome = { reason: "active", detail: `task is ${record.status}; cancel it first` };
   else if (record.host !== null && record.host !== deps.host) outcome = { reason: "other_host", detail: `task ran on ${record.host}; run this there` };
   else if (opts.dryRun) outcome = "removed";
-  else outcome = await withLock(deps, services, record.id, () => execute(deps, services, plan, opts.now ?? Date.now()));
+  else {
+    const [done] = await underLocks(deps, services, [plan], (held) => execute(deps, services, held, opts.now ?? Date.now()));
+    if (done instanceof Error) throw done;
+    outcome = done as Outcome;
+  }
   if (outcome === "removed") deps.logger.info({ event: "cleanup.removed", taskId: record.id, why: plan.why, bytes: plan.bytes, dryRun: opts.dryRun ?? false }, "removed task files by hand");
   return { outcome, removal };
 }
 
-/** Under the task's lock: re-reads the record, re-checks the plan, removes files, then marks the task expired. */
-async function execute(deps: Deps, services: Services, plan: Plan, now: number): Promise<Outcome> {
-  const { store } = services;
-  if (plan.why === "orphan") {
-    // Re-checked under the lock: a record (even an unreadable one) appearing since planning means hands off.
-    if ((await deps.redis.exists(services.keys.task(plan.id))) === 1) return { reason: "changed", detail: "a task record appeared; left alone" };
-    await unlinkIfNotDir(workspacePath(deps.config.dirs.workspaces, plan.workspace));
-    await removeTree(workspacePath(deps.config.dirs.workspaces, plan.workspace));
-    await removeFile(archivePath(deps.config.dirs.archives, plan.workspace));
-    await services.logs.remove(plan.id);
-    return "removed";
-  }
-  const fresh = await store.get(plan.id);
-  const wanted = plan.why === "leftover" ? ["expired"] : ENDED;
-  if (!fresh || fresh.workspace !== plan.workspace || !wanted.includes(fresh.status) || (fresh.host !== null && fresh.host !== deps.host)) {
-    return { reason: "changed", detail: `task is now ${fresh?.status ?? "gone"}; nothing to do` };
-  }
-  await unlinkIfNotDir(workspacePath(deps.config.dirs.workspaces, fresh.workspace));
-  await removeTaskFiles(deps, services, fresh);
-  if (plan.why === "leftover") return "removed";
-  // Files are gone; only now does the record say so. A crash before this line leaves a task the next pass retries.
-  const fields = expiredFields(fresh, plan.why, now);
-  const applied = await store.transition(fresh.id, fresh.tenant, ENDED, fields, false);
-  if (applied !== true) return { reason: "changed", detail: `task is now ${applied ?? "gone"}` };
-  // XX: if the task was deleted meanwhile, do not bring its index entry back.
-  await deps.redis.zadd(services.keys.expiry, "XX", (fields.expiresAtMs ?? now) + RECORD_RETENTION_MS, fresh.id);
-  return "removed";
+/**
+ * Carries out plans whose tasks' locks are held (underLocks): re-reads and re-checks the records, removes the
+ * files (workspaces and archives in one `rm`), then the log streams, and only then marks the records expired, so
+ * a crash half-way leaves tasks the next pass simply retries. Returns each plan's outcome, in order.
+ */
+async function execute(deps: Deps, services: Services, plans: readonly Plan[], now: number): Promise<Result[]> {
+  const { store, keys } = services;
+  const { dirs } = deps.config;
+  const out: (Result | null)[] = plans.map(() => null);
+  const open = () => plans.flatMap((_, i) => (out[i] === null ? [i] : []));
+  const plan = (i: number) => plans[i] as Plan;
+
+  // Orphans: a record (even an unreadable one) appearing since planning means hands off.
+  const orphans = open().filter((i) => plan(i).why === "orphan");
+  const tracked = open().filter((i) => plan(i).why !== "orphan");
+  const [records, exist] = await Promise.all([
+    store.getMany(tracked.map((i) => plan(i).id)),
+    pipelined(deps, orphans.map((i) => ["exists", keys.task(plan(i).id)])),
+  ]);
+  orphans.forEach((i, k) => {
+    const [err, n] = exist[k] ?? [null, 0];
+    if (err) out[i] = err;
+    else if (n === 1) out[i] = { reason: "changed", detail: "a task record appeared; left alone" };
+  });
+  const fresh = new Map<number, TaskRecord>();
+  tracked.forEach((i, k) => {
+    const r = records[k] ?? null;
+    const wanted = plan(i).why === "leftover" ? ["expired"] : ENDED;
+    if (r instanceof Error) out[i] = r;
+    else if (!r || r.workspace !== plan(i).workspace || !wanted.includes(r.status) || (r.host !== null && r.host !== deps.host)) {
+      out[i] = { reason: "changed", detail: `task is now ${r?.status ?? "gone"}; nothing to do` };
+    } else fresh.set(i, r);
+  });
+
+  const go = open();
+  const ws = (i: number) => workspacePath(dirs.workspaces, plan(i).workspace);
+  const ar = (i: number) => archivePath(dirs.archives, plan(i).workspace);
+  const failed = await removeTrees(go.map(ws), go.map(ar));
+  for (const i of go) out[i] = failed.get(ws(i)) ?? failed.get(ar(i)) ?? null;
+
+  const logs = open();
+  const unlinked = await Promise.all(logs.map((i) => services.logs.remove(plan(i).id).then(() => null, asError)));
+  logs.forEach((i, k) => (out[i] = unlinked[k] ?? null));
+
+  // Files and logs are gone; only now do the records say so.
+  const marks = open().filter((i) => fresh.has(i) && plan(i).why !== "leftover");
+  const applied = await store.transitionMany(marks.map((i) => {
+    const r = fresh.get(i) as TaskRecord;
+    const fields = expiredFields(r, plan(i).why, now);
+    return { id: r.id, tenant: r.tenant, from: ENDED, fields, expiryScore: (fields.expiresAtMs ?? now) + RECORD_RETENTION_MS };
+  }));
+  marks.forEach((i, k) => {
+    const a = applied[k] ?? null;
+    out[i] = a === true ? "removed" : a instanceof Error ? a : { reason: "changed", detail: `task is now ${a ?? "gone"}` };
+  });
+  for (const i of open()) out[i] = "removed";
+  return out as Result[];
 }
 
-async function purge(services: Services, id: string, now: number): Promise<Outcome> {
-  const fresh = await services.store.get(id);
-  if (!fresh || fresh.status !== "expired" || (fresh.expiresAtMs ?? 0) + RECORD_RETENTION_MS > now) return { reason: "changed", detail: `task is now ${fresh?.status ?? "gone"}` };
-  await services.logs.remove(id);
-  await services.store.remove(fresh);
-  return "removed";
+/** Under the tasks' locks: deletes expired records (and what is left of their logs) whose retention is over. */
+async function purge(services: Services, ids: readonly string[], now: number): Promise<Result[]> {
+  const records = await services.store.getMany(ids);
+  return Promise.all(ids.map(async (id, k): Promise<Result> => {
+    const fresh = records[k] ?? null;
+    if (fresh instanceof Error) return fresh;
+    if (!fresh || fresh.status !== "expired" || (fresh.expiresAtMs ?? 0) + RECORD_RETENTION_MS > now) return { reason: "changed", detail: `task is now ${fresh?.status ?? "gone"}` };
+    try {
+      await services.logs.remove(id);
+      await services.store.remove(fresh);
+      return "removed";
+    } catch (err) {
+      return asError(err);
+    }
+  }));
 }
 
 /** The expired record keeps what a client needs to recognise its task; big, now meaningless fields are emptied. */
@@ -324,41 +373,85 @@ function expiredFields(r: TaskRecord, why: RemovalReason, now: number): Partial<
   };
 }
 
-async function load(deps: Deps, services: Services, id: string): Promise<{ record: TaskRecord | null; corrupt: string | null }> {
-  try {
-    const record = await services.store.get(id);
-    // The workspace name is checked here too: it becomes a path, so a record that names anything else is not trusted.
-    if (record && record.id === id && WORKSPACE_PATTERN.test(record.workspace)) return { record, corrupt: null };
-    // A hash that exists but does not decode (no id/status) is damaged, not missing.
-    if (record || (await deps.redis.exists(services.keys.task(id))) === 1) return { record: null, corrupt: "damaged record" };
-    return { record: null, corrupt: null };
-  } catch (err) {
-    return { record: null, corrupt: err instanceof Error ? err.message : String(err) };
+/** Every task's record, read in chunks of one round trip each; a record that is there but unusable is `corrupt`. */
+async function load(services: Services, ids: readonly string[]): Promise<Map<string, { record: TaskRecord | null; corrupt: string | null }>> {
+  const loaded = new Map<string, { record: TaskRecord | null; corrupt: string | null }>();
+  for (let i = 0; i < ids.length; i += 1000) {
+    const chunk = ids.slice(i, i + 1000);
+    const records = await services.store.getMany(chunk);
+    chunk.forEach((id, k) => {
+      const r = records[k] ?? null;
+      if (r instanceof Error) loaded.set(id, { record: null, corrupt: r.message });
+      // The workspace name is checked here too: it becomes a path, so a record that names anything else is not trusted.
+      else if (r && (r.id !== id || !WORKSPACE_PATTERN.test(r.workspace))) loaded.set(id, { record: null, corrupt: "damaged record" });
+      else loaded.set(id, { record: r, corrupt: null });
+    });
   }
-}
-
-async function withLock(deps: Deps, services: Services, id: string, fn: () => Promise<Outcome>): Promise<Outcome> {
-  // One key per task, shared by every host and process: whoever holds it is the only one touching that task.
-  const key = services.keys.cleanupLock(id);
-  const token = randomBytes(12).toString("hex");
-  if ((await deps.redis.set(key, token, "PX", LOCK_TTL_MS, "NX")) !== "OK") return { reason: "locked", detail: "another cleanup is handling it" };
-  try {
-    return await fn();
-  } finally {
-    await deps.redis.eval(RELEASE, 1, key, token).catch(() => undefined);
-  }
+  return loaded;
 }
 
 /**
- * A workspace path that is a symbolic link (tasks cannot make one: they only see inside their workspace, but
- * someone on the host might) is unlinked, never handed to removeTree: without root, removeTree first runs
- * `chmod -R`, and GNU chmod 9.1 follows a symbolic link given as its operand and changes the whole target tree.
+ * Carries out items chunk by chunk, a few chunks at once, each under its tasks' locks (underLocks); in a dry run
+ * nothing is done and every item counts as "removed".
  */
-async function unlinkIfNotDir(p: string): Promise<void> {
-  const st = await lstat(p).catch(() => null);
-  if (st && !st.isDirectory()) await removeFile(p);
+async function carryOut<T extends { id: string }>(deps: Deps, services: Services, dryRun: boolean, items: readonly T[], fn: (held: T[]) => Promise<Result[]>): Promise<Map<T, Result>> {
+  const out = new Map<T, Result>();
+  if (dryRun) for (const it of items) out.set(it, "removed");
+  else {
+    await forEachLimit(chunks(items, CHUNK), CHUNKS_IN_FLIGHT, async (chunk) => {
+      const done = await underLocks(deps, services, chunk, fn).catch((err: unknown) => chunk.map(() => asError(err)));
+      chunk.forEach((it, i) => out.set(it, done[i] as Result));
+    });
+  }
+  return out;
 }
 
+/**
+ * Takes the cleanup locks of the items' tasks (one key per task, shared by every host and process: whoever holds
+ * it is the only one touching that task) in one round trip, runs `fn` on the items whose lock it got, and
+ * releases those locks when `fn` is done. Items whose lock is held elsewhere are `locked`. `fn` returns the
+ * results of the items it was given, in order; if it throws, they all get its error.
+ */
+async function underLocks<T extends { id: string }>(deps: Deps, services: Services, items: readonly T[], fn: (held: T[]) => Promise<Result[]>): Promise<Result[]> {
+  const tokens = new Map(items.map((it) => [it.id, randomBytes(12).toString("hex")]));
+  const ids = [...tokens.keys()];
+  const replies = await pipelined(deps, ids.map((id) => ["set", services.keys.cleanupLock(id), tokens.get(id), "PX", LOCK_TTL_MS, "NX"]));
+  const state = new Map(ids.map((id, k): [string, Result | "held"] => {
+    const [err, res] = replies[k] ?? [null, null];
+    return [id, err ?? (res === "OK" ? "held" : LOCKED)];
+  }));
+  const held = items.filter((it) => state.get(it.id) === "held");
+  const heldIds = ids.filter((id) => state.get(id) === "held");
+  let results: Result[];
+  try {
+    results = held.length > 0 ? await fn(held) : [];
+  } catch (err) {
+    results = held.map(() => asError(err));
+  } finally {
+    await pipelined(deps, heldIds.map((id) => ["eval", RELEASE, 1, services.keys.cleanupLock(id), tokens.get(id)])).catch(() => undefined);
+  }
+  const byItem = new Map(held.map((it, k) => [it, results[k] as Result]));
+  return items.map((it) => byItem.get(it) ?? (state.get(it.id) as Result));
+}
+
+/** Runs commands as one pipeline (one round trip); each reply is [error, result]. */
+async function pipelined(deps: Deps, commands: unknown[][]): Promise<[Error | null, unknown][]> {
+  if (commands.length === 0) return [];
+  return (await deps.redis.pipeline(commands).exec()) ?? [];
+}
+
+/** Splits items into chunks of about `size`, never separating two items of the same task (they share its lock). */
+function chunks<T extends { id: string }>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (const it of items) {
+    const last = out[out.length - 1];
+    if (last && (last.length < size || last[last.length - 1]?.id === it.id)) last.push(it);
+    else out.push([it]);
+  }
+  return out;
+}
+
+const asError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
 const isFinal = (s: TaskStatus) => FINAL_STATUSES.includes(s);
 const paths = (entries: readonly DiskEntry[]) => entries.flatMap((e) => (e.path ? [e.path] : []));
 

@@ -85,61 +85,71 @@ export async function chownTree(dir: string, runner: RunnerIds): Promise<void> {
  * Call only once nothing can write into the tree any more (its container is gone).
  */
 export async function removeTree(dir: string): Promise<void> {
-  const st = await lstat(dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === "ENOENT") return null;
-    throw err;
-  });
-  if (!st) return;
-  if (!st.isDirectory()) {
-    // A link (or anything else) where a directory was expected is removed itself, never what it points to.
-    await rm(dir, { force: true });
-    return;
-  }
+  const err = (await removeTrees([dir])).get(dir);
+  if (err) throw err;
+}
+
+/** Paths per `rm` process, and a bound on their total length well under ARG_MAX. */
+const RM_MAX_PATHS = 512;
+const RM_MAX_ARG_BYTES = 256 * 1024;
+
+/**
+ * {@link removeTree} for many trees, plus `files` (archives) handed to `rm -rf` as they are: whatever lies at such
+ * a path goes, a symbolic link as itself. As few `rm` processes as the argument limit allows (one per up to 512
+ * paths), run one after another; callers wanting parallel removal call this concurrently.
+ * Returns the paths that could not be removed, each with its own error; every other path is gone.
+ */
+export async function removeTrees(dirs: readonly string[], files: readonly string[] = []): Promise<Map<string, Error>> {
+  const failed = new Map<string, Error>();
+  const isTree = await Promise.all(dirs.map(async (dir) => {
+    try {
+      if ((await lstat(dir)).isDirectory()) return true;
+      // A link (or anything else) where a directory was expected is removed itself, never what it points to.
+      await rm(dir, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") failed.set(dir, err as Error);
+    }
+    return false;
+  }));
+  const trees = dirs.filter((_, i) => isTree[i]);
   if (!isRoot()) {
     // Without root, a mode-000 directory cannot be listed: open the modes up first (chmod -R never follows links).
-    await execa("chmod", ["-R", "u+rwx", "--", dir], { reject: false });
+    for (const chunk of argChunks(trees)) await execa("chmod", ["-R", "u+rwx", "--", ...chunk], { reject: false });
   }
-  await rmBatch.remove(dir);
+  for (const chunk of argChunks([...trees, ...files])) await rmRf(chunk, failed);
+  return failed;
+}
+
+/** Splits paths into groups small enough for one command line. */
+function argChunks(paths: readonly string[]): string[][] {
+  const chunks: string[][] = [];
+  let cur: string[] = [];
+  let bytes = 0;
+  for (const p of paths) {
+    const len = Buffer.byteLength(p) + 1;
+    if (cur.length > 0 && (cur.length >= RM_MAX_PATHS || bytes + len > RM_MAX_ARG_BYTES)) {
+      chunks.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(p);
+    bytes += len;
+  }
+  if (cur.length > 0) chunks.push(cur);
+  return chunks;
 }
 
 /**
- * Runs `rm -rf` for many trees at once: removals requested in the same tick share one process, which is most of
- * the cost of removing small workspaces. If a batch fails, its trees are retried one by one so each caller gets
- * its own error.
+ * One `rm -rf` for all `paths`. rm carries on past a path it cannot remove, so when it fails, whatever is gone
+ * was removed; each path still there is tried on its own, so that its error is its own.
  */
-class RmBatch {
-  private queue: { dir: string; resolve: () => void; reject: (err: Error) => void }[] = [];
-  private scheduled = false;
-
-  remove(dir: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ dir, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => void this.flush());
-      }
-    });
+async function rmRf(paths: readonly string[], failed: Map<string, Error>): Promise<void> {
+  const res = await execa("rm", ["-rf", "--one-file-system", "--", ...paths], { reject: false });
+  if (res.exitCode === 0) return;
+  for (const p of paths) {
+    const left = await lstat(p).then(() => true, (err: NodeJS.ErrnoException) => err.code !== "ENOENT");
+    if (!left) continue;
+    const one = await execa("rm", ["-rf", "--one-file-system", "--", p], { reject: false });
+    if (one.exitCode !== 0) failed.set(p, new Error(`rm -rf ${p} failed: ${one.stderr.slice(0, 500)}`));
   }
-
-  private async flush(): Promise<void> {
-    this.scheduled = false;
-    const batch = this.queue.splice(0, 256);
-    if (this.queue.length > 0) {
-      this.scheduled = true;
-      setImmediate(() => void this.flush());
-    }
-    const res = await execa("rm", ["-rf", "--one-file-system", "--", ...batch.map((b) => b.dir)], { reject: false });
-    if (res.exitCode === 0) return batch.forEach((b) => b.resolve());
-    for (const b of batch) {
-      const one = await execa("rm", ["-rf", "--one-file-system", "--", b.dir], { reject: false });
-      if (one.exitCode === 0) b.resolve();
-      else b.reject(new Error(`rm -rf ${b.dir} failed: ${one.stderr.slice(0, 500)}`));
-    }
-  }
-}
-
-const rmBatch = new RmBatch();
-
-export async function removeFile(file: string): Promise<void> {
-  await rm(file, { force: true });
 }

@@ -9,6 +9,7 @@ import { diskUsage, listLocalEntries } from "../../src/cleanup/disk-usage.js";
 import { startCleanup } from "../../src/cleanup/schedule.js";
 import { RECORD_RETENTION_MS, sweep, type SweepResult } from "../../src/cleanup/sweep.js";
 import { newTaskId, workspaceName, type TaskRecord } from "../../src/domain/task.js";
+import { removeTrees } from "../../src/workspace/workspace.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 import { waitFor } from "../helpers/wait-for.js";
 
@@ -71,6 +72,8 @@ async function fakeTask(opts: { expiresAtMs: number; finishedAtMs?: number; host
 }
 
 const removedIds = (r: SweepResult) => r.removed.map((x) => x.taskId);
+/** Makes a file that even root cannot remove (until `chattr -i`), so that `rm -rf` of its tree fails. */
+const immutable = async (file: string, on: boolean) => void (await execa("chattr", [on ? "+i" : "-i", file]));
 
 describe("expiry", () => {
   it("expires a task after its ttl: 410 for archive and logs, files and log stream gone, record purged later", async () => {
@@ -185,6 +188,34 @@ describe("safe deletion", () => {
     expect(await present(ws)).toBe(false);
   }, 120_000);
 
+  it("removes many trees with one rm, and a tree that cannot be removed gets its own error without hiding the others'", async () => {
+    const dir = path.join(h.root, `many-${newTaskId()}`);
+    const trees = Array.from({ length: 40 }, (_, i) => path.join(dir, `tree-${i}`));
+    for (const t of trees) {
+      await mkdir(path.join(t, "a", "b"), { recursive: true });
+      await writeFile(path.join(t, "a", "b", "f"), "x");
+    }
+    const stuck = trees[17] as string;
+    const linkForTree = path.join(dir, "link-for-tree"); // where a tree is expected: unlinked, never followed
+    await symlink(canary, linkForTree);
+    const files = [path.join(dir, "archive.tar.gz"), path.join(dir, "link-for-file")];
+    await writeFile(files[0] as string, "x");
+    await symlink(path.join(canary, "precious"), files[1] as string);
+    await immutable(path.join(stuck, "a", "b", "f"), true);
+    try {
+      const failed = await removeTrees([...trees, linkForTree, path.join(dir, "missing")], [...files, path.join(dir, "missing.tar.gz")]);
+      expect([...failed.keys()]).toEqual([stuck]);
+      expect(failed.get(stuck)?.message).toMatch(/Operation not permitted/);
+      expect(await present(stuck)).toBe(true);
+      for (const p of [...trees.filter((t) => t !== stuck), linkForTree, ...files]) expect(await present(p)).toBe(false);
+      await canaryIntact();
+    } finally {
+      await immutable(path.join(stuck, "a", "b", "f"), false);
+    }
+    expect((await removeTrees([stuck])).size).toBe(0);
+    expect(await present(stuck)).toBe(false);
+  });
+
   it("reports and skips entries berth did not make, record-less, mismatched, unreadable or another host's", async () => {
     const root = h.deps.config.dirs.workspaces;
     for (const d of ["not-berth", "task-123-bad"]) await mkdir(path.join(root, d));
@@ -250,7 +281,8 @@ describe("passes", () => {
   });
 
   it("two passes at once remove each item exactly once", async () => {
-    const due = await Promise.all(Array.from({ length: 12 }, () => fakeTask({ expiresAtMs: Date.now() - 1000 })));
+    // More tasks than one chunk of a pass, so that the two passes' chunks interleave.
+    const due = await Promise.all(Array.from({ length: 300 }, () => fakeTask({ expiresAtMs: Date.now() - 1000 })));
     const [a, b] = await Promise.all([sweep(h.deps, h.services), sweep(h.deps, h.services)]);
     expect([...a.errors, ...b.errors]).toEqual([]);
     const all = [...removedIds(a), ...removedIds(b)].filter((id) => due.some((f) => f.id === id));
@@ -259,6 +291,58 @@ describe("passes", () => {
       expect(await present(f.ws)).toBe(false);
       expect((await h.get(f.id)).status).toBe("expired");
     }
+  });
+
+  it("a task whose files cannot be removed fails alone in a big pass: the others expire, it keeps its record for the next pass", async () => {
+    const due = await Promise.all(Array.from({ length: 300 }, () => fakeTask({ expiresAtMs: Date.now() - 1000 })));
+    const bad = due[200] as (typeof due)[number];
+    await immutable(path.join(bad.ws, "sub", "f3"), true);
+    let result: SweepResult;
+    try {
+      result = await sweep(h.deps, h.services);
+      expect(await present(bad.ws)).toBe(true);
+    } finally {
+      await immutable(path.join(bad.ws, "sub", "f3"), false);
+    }
+    expect(result.errors).toEqual([expect.objectContaining({ item: bad.workspace, taskId: bad.id, message: expect.stringMatching(/Operation not permitted/) })]);
+    expect(removedIds(result)).toEqual(expect.arrayContaining(due.filter((f) => f !== bad).map((f) => f.id)));
+    expect(removedIds(result)).not.toContain(bad.id);
+    expect((await h.get(bad.id)).status).toBe("succeeded");
+    for (const f of due.filter((x) => x !== bad)) {
+      expect(await present(f.ws)).toBe(false);
+      expect(await present(f.ar)).toBe(false);
+      expect((await h.get(f.id)).status).toBe("expired");
+    }
+    const next = await sweep(h.deps, h.services);
+    expect(next.errors).toEqual([]);
+    expect(removedIds(next)).toContain(bad.id);
+    expect(await present(bad.ws)).toBe(false);
+    expect((await h.get(bad.id)).status).toBe("expired");
+  }, 120_000);
+
+  it("a task whose lock another cleanup holds is skipped and its lock left alone; the tasks around it go ahead", async () => {
+    const due = await Promise.all(Array.from({ length: 5 }, () => fakeTask({ expiresAtMs: Date.now() - 1000 })));
+    const held = due[2] as (typeof due)[number];
+    const lockKey = h.services.keys.cleanupLock(held.id);
+    await h.deps.redis.set(lockKey, "someone-else", "PX", 60_000);
+    try {
+      const result = await sweep(h.deps, h.services);
+      expect(result.errors).toEqual([]);
+      expect(result.skipped).toContainEqual(expect.objectContaining({ taskId: held.id, reason: "locked" }));
+      expect(removedIds(result)).toEqual(expect.arrayContaining(due.filter((f) => f !== held).map((f) => f.id)));
+      expect(removedIds(result)).not.toContain(held.id);
+      expect(await h.deps.redis.get(lockKey)).toBe("someone-else");
+      expect(await present(held.ws)).toBe(true);
+      expect((await h.get(held.id)).status).toBe("succeeded");
+      for (const f of due.filter((x) => x !== held)) expect((await h.get(f.id)).status).toBe("expired");
+      // The locks this pass took are released: nothing of it is left in Redis.
+      for (const f of due.filter((x) => x !== held)) expect(await h.deps.redis.exists(h.services.keys.cleanupLock(f.id))).toBe(0);
+    } finally {
+      await h.deps.redis.del(lockKey);
+    }
+    const next = await sweep(h.deps, h.services);
+    expect(removedIds(next)).toContain(held.id);
+    expect(await present(held.ws)).toBe(false);
   });
 
   it("with a disk budget, expires the oldest finished tasks first until under it", async () => {
