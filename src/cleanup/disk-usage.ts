@@ -48,7 +48,7 @@ export async function listLocalEntries(dirs: { readonly workspaces: string; read
       if (err.code === "ENOENT") return [] as Buffer[];
       throw err;
     });
-    for (const raw of raws) out.push(await describe(root, dir, raw));
+    out.push(...(await Promise.all(raws.map((raw) => describe(root, dir, raw)))));
   }
   return out;
 }
