@@ -480,6 +480,21 @@ describe("extractArchive", () => {
     expect(fs.readdirSync(dest)).toEqual([]);
   });
 
+  it("restores an empty archive, from createArchive or GNU tar, as an empty workspace, and refuses zeros that are not whole blocks", async () => {
+    const made = archive(workspace());
+    await made.run();
+    const gnu = path.join(freshDir("gnu-empty"), "e.tar.gz");
+    await execa("tar", ["-czf", gnu, "--files-from=/dev/null"]);
+    for (const file of [made.archivePath, gnu]) {
+      const res = await extract(file);
+      expect(res.entries).toBe(0);
+      expect(fs.readdirSync(res.destPath)).toEqual([]);
+    }
+    const odd = path.join(freshDir("odd"), "odd.tar.gz");
+    fs.writeFileSync(odd, gzipSync(Buffer.alloc(700)));
+    expect((await rejection(extract(odd))).reason).toBe("workspace_failed");
+  });
+
   it("rejects a truncated archive and a destination that is a symlink", async () => {
     const ws = workspace({ "r.bin": randomBytes(200_000) });
     const a = archive(ws);
