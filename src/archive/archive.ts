@@ -67,7 +67,8 @@ export interface ArchiveResult {
 
 
 /**
- * Archives `workspacePath` into `archivePath` (tar.gz, GNU format, relative entry names).
+ * Archives `workspacePath` into `archivePath` (tar.gz with relative entry names: node-tar's ustar/pax format for
+ * small workspaces, GNU format for the others).
  * Never follows symlinks, never aborts on odd names or unreadable files (they are reported),
  * verifies the result with node-tar before publishing it, and never leaves a partial file at
  * `archivePath`.
@@ -97,8 +98,9 @@ export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // O_EXCL: never reuse or follow something already sitting at the temp name.
     fh = await open(tmp, "wx", 0o600);
+    // A small, plain workspace is packed in-process; any other, or one node-tar refuses, by GNU find and tar.
     const small = await listSmall(workspacePath, maxFileBytes, deadline.signal);
-    const written = (small && (await writeSmall(workspacePath, small, fh))) || (await writeTarGz(workspacePath, maxFileBytes, fh, deadline.signal));
+    const written = (small ? await writeSmall(workspacePath, small, fh) : null) ?? (await writeTarGz(workspacePath, maxFileBytes, fh, deadline.signal));
     const skipped = written.skipped;
     const known = new Set(skipped.map((s) => s.path));
     for (const s of written.unreadable) if (!known.has(s.path)) (known.add(s.path), report(skipped, s));
@@ -106,7 +108,7 @@ export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult
     await fh.close();
     fh = undefined;
     const { entries, contentBytes } = await verifyArchive(tmp, deadline.signal);
-    // Every name find listed is in the archive, except those tar reported as unreadable.
+    // Every listed name is in the archive, except those tar reported as unreadable.
     if (entries > written.listed || entries < written.listed - written.unreadable.length) {
       throw new TaskFailure("archive_failed", `The archive has ${entries} entries for ${written.listed} listed paths.`);
     }
