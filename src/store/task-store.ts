@@ -60,11 +60,26 @@ export type SubmitOutcome =
   | { kind: "existing"; id: string }
   | { kind: "over_limit"; active: number };
 
+const PATCH = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end";
+
+/** A Lua script defined on the connection: sent once, then called by its sha1 (EVALSHA). First argument: key count. */
+type Script = (numKeys: number, ...args: string[]) => Promise<unknown>;
+const SCRIPTS = { berthSubmit: SUBMIT, berthTransition: TRANSITION, berthPatch: PATCH } as const;
+type ScriptName = keyof typeof SCRIPTS;
+
 export class TaskStore {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
-  ) {}
+  ) {
+    for (const [name, lua] of Object.entries(SCRIPTS)) {
+      if (!(name in redis)) redis.defineCommand(name, { lua });
+    }
+  }
+
+  private run(name: ScriptName, numKeys: number, ...args: string[]): Promise<unknown> {
+    return (this.redis as unknown as Record<ScriptName, Script>)[name].call(this.redis, numKeys, ...args);
+  }
 
   /** Creates the record, its spec and index entries atomically, honouring idempotency and the tenant quota. */
   async create(
@@ -73,8 +88,8 @@ export class TaskStore {
     opts: { maxActive: number; idempotencyKeyHash: string | null; idempotencyTtlSeconds: number },
   ): Promise<SubmitOutcome> {
     const idemKey = opts.idempotencyKeyHash ? this.keys.idempotency(record.tenant, opts.idempotencyKeyHash) : this.keys.task("-");
-    const [kind, value] = (await this.redis.eval(
-      SUBMIT,
+    const [kind, value] = (await this.run(
+      "berthSubmit",
       6,
       idemKey,
       this.keys.tenantActive(record.tenant),
@@ -117,8 +132,8 @@ export class TaskStore {
    */
   async transition(id: string, tenant: string, from: readonly TaskStatus[], fields: Partial<TaskRecord>, final = false): Promise<true | TaskStatus | null> {
     const expires = fields.expiresAtMs != null ? String(fields.expiresAtMs) : "";
-    const res = (await this.redis.eval(
-      TRANSITION,
+    const res = (await this.run(
+      "berthTransition",
       6,
       this.keys.task(id),
       this.keys.tenantActive(tenant),
@@ -137,8 +152,8 @@ export class TaskStore {
 
   /** Sets fields whatever the status (flags such as cancelRequested or outputTruncated). No-op for a missing task. */
   async patch(id: string, fields: Partial<TaskRecord>): Promise<void> {
-    await this.redis.eval(
-      "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end",
+    await this.run(
+      "berthPatch",
       1,
       this.keys.task(id),
       ...encode(fields),
@@ -224,10 +239,11 @@ export class TaskStore {
   }[]): Promise<(true | TaskStatus | null | Error)[]> {
     if (items.length === 0) return [];
     const pipe = this.redis.pipeline();
+    const transition = (pipe as unknown as Record<ScriptName, (numKeys: number, ...args: string[]) => unknown>).berthTransition;
     for (const it of items) {
       const score = it.expiryScore ?? it.fields.expiresAtMs;
-      pipe.eval(
-        TRANSITION, 5, this.keys.task(it.id), this.keys.tenantActive(it.tenant), this.keys.expiry, it.id, this.keys.spec(it.id),
+      transition.call(
+        pipe, 5, this.keys.task(it.id), this.keys.tenantActive(it.tenant), this.keys.expiry, it.id, this.keys.spec(it.id),
         it.from.join(","), score != null ? String(score) : "", it.final ? "1" : "0", ...encode(it.fields),
       );
     }
