@@ -243,7 +243,6 @@ export interface ContainerTimes {
   create?: [number, number];
   attach?: [number, number];
   start?: [number, number];
-  wait?: [number, number];
   inspect?: [number, number];
   remove?: [number, number];
 }
@@ -253,8 +252,8 @@ export const nowMs = (): number => performance.timeOrigin + performance.now();
 type AnyFn = (...args: unknown[]) => Promise<unknown>;
 
 /**
- * Wraps createContainer on this client so every container it makes records when its attach/start/wait/inspect/
- * remove calls began and ended, keyed by task id (from the berth.task-id label). Adds microseconds per call.
+ * Wraps createContainer on this client so every container it makes records when its attach/start/inspect/remove
+ * calls began and ended, keyed by task id (from the berth.task-id label). Adds microseconds per call.
  */
 function instrumentDocker(docker: object, times: Map<string, ContainerTimes>): void {
   const d = docker as { createContainer: AnyFn };
@@ -267,7 +266,7 @@ function instrumentDocker(docker: object, times: Map<string, ContainerTimes>): v
     const t0 = nowMs();
     const container = (await create(...args)) as Record<string, unknown>;
     t.create = [t0, nowMs()];
-    for (const m of ["attach", "start", "wait", "inspect", "remove"] as const) {
+    for (const m of ["attach", "start", "inspect", "remove"] as const) {
       const fn = (container[m] as AnyFn).bind(container);
       container[m] = async (...a: unknown[]) => {
         const s = nowMs();
@@ -579,22 +578,23 @@ export async function procCpuMs(pid: number): Promise<number> {
 
 // ---------------------------------------------------------------- where a task's time goes
 
-export const PHASES = ["api", "queue", "prepare", "create", "attach", "start", "run+wait", "inspect", "drain", "remove", "archive", "record+seen"] as const;
+/** Consecutive phases of one task (they add up); `inspect` and `remove` run inside `after-exit`, alongside the archive. */
+export const PHASES = ["api", "queue", "prepare", "create", "attach", "start", "run", "after-exit", "record+seen", "inspect", "remove"] as const;
 export type Phase = (typeof PHASES)[number];
+const OVERLAPPED: readonly Phase[] = ["inspect", "remove"];
 
 const PHASE_MEANING: Record<Phase, string> = {
   api: "POST sent → createdAt",
   queue: "createdAt → startedAt (BullMQ pick-up, record + spec read)",
   prepare: "startedAt → createContainer called (workspace made)",
   create: "createContainer",
-  attach: "attach",
+  attach: "attach (the exit wait is registered alongside)",
   start: "start",
-  "run+wait": "start returned → wait returned (the container runs and exits)",
-  inspect: "inspect (OOM flag)",
-  drain: "inspect returned → remove called (output end, log flush)",
-  remove: "remove",
-  archive: "remove returned → finishedAt (createArchive: find, tar, pigz, fsync, verify)",
-  "record+seen": "finishedAt → the bench saw the final view (record, end marker, poll)",
+  run: "start returned → inspect called (the container runs; the engine confirms its exit)",
+  "after-exit": "inspect called → finishedAt (archive, alongside inspect, output drain and container removal)",
+  "record+seen": "finishedAt → the bench saw the final view (record, end marker, long poll answered)",
+  inspect: "inspect (OOM flag), within after-exit",
+  remove: "container removal, within after-exit",
 };
 
 /**
@@ -613,22 +613,22 @@ export function taskPhases(v: TaskView, t: ContainerTimes | undefined, postAt: n
     create: d(t?.create?.[0], t?.create?.[1]),
     attach: d(t?.attach?.[0], t?.attach?.[1]),
     start: d(t?.start?.[0], t?.start?.[1]),
-    "run+wait": d(t?.start?.[1], t?.wait?.[1]),
-    inspect: d(t?.inspect?.[0], t?.inspect?.[1]),
-    drain: d(t?.inspect?.[1], t?.remove?.[0]),
-    remove: d(t?.remove?.[0], t?.remove?.[1]),
-    archive: d(t?.remove?.[1], finished),
+    run: d(t?.start?.[1], t?.inspect?.[0]),
+    "after-exit": d(t?.inspect?.[0], finished),
     "record+seen": seenAt - finished,
+    inspect: d(t?.inspect?.[0], t?.inspect?.[1]),
+    remove: d(t?.remove?.[0], t?.remove?.[1]),
   };
 }
 
 /** One line per phase: median over the samples, in ms, and its share of the summed medians. */
 export function describePhases(samples: readonly Record<Phase, number>[], indent = "    "): string[] {
   const medians = PHASES.map((p) => median(samples.map((s) => s[p]).filter(Number.isFinite)));
-  const total = sum(medians.filter(Number.isFinite));
+  const total = sum(medians.filter((m, i) => Number.isFinite(m) && !OVERLAPPED.includes(PHASES[i] as Phase)));
   return PHASES.map((p, i) => {
     const m = medians[i] as number;
-    return `${indent}${p.padEnd(12)} ${fmtNum(m, 1).padStart(8)} ms  ${Number.isFinite(m) ? `${fmtNum((100 * m) / total)}%`.padStart(4) : "   —"}  ${PHASE_MEANING[p]}`;
+    const share = Number.isFinite(m) && !OVERLAPPED.includes(p) ? `${fmtNum((100 * m) / total)}%`.padStart(4) : "   —";
+    return `${indent}${p.padEnd(12)} ${fmtNum(m, 1).padStart(8)} ms  ${share}  ${PHASE_MEANING[p]}`;
   });
 }
 
