@@ -3,7 +3,7 @@
 // - job: the BullMQ job that carries a task id to a worker; the task record, not the job, is the truth.
 // - attempt: one run of a task's job by a worker (at-least-once delivery may give more than one).
 // - workspace: the host directory task-<unix-ms>-<id> mounted at /workspace in the task's container.
-// - archive: the tar.gz of the workspace, written after the container is gone.
+// - archive: the tar.gz of the workspace, written once the container has exited (no process of it is left).
 // - tenant: whoever owns an API key; sees only its own tasks.
 // - namespace: prefix of every Redis key, queue and container label ("berth"; unique per test file).
 import { randomBytes } from "node:crypto";
