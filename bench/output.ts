@@ -17,15 +17,19 @@ export async function outputBench(ctx: BenchContext): Promise<FigureResult> {
   const serve = await startServe(ctx, "output", { BERTH_MAX_OUTPUT_BYTES: String(2 * BYTES), BERTH_CONCURRENCY: "2" });
   const runs: { total: number; view: TaskView; postAt: number; first: number; last: number; end: number; cpuMs: number; redisMs: number }[] = [];
   let n = 0;
+  const clientCpu: number[] = [];
   try {
     const berthRun = async (): Promise<number> => {
       const cpu0 = await procCpuMs(serve.pid);
+      const client0 = process.cpuUsage();
       const redis0 = await redisCpuMs();
       const t0 = performance.now();
       const postAt = nowMs();
       const task = await submitTask(serve.url, { command: ["sh", "-c", SCRIPT], labels: { bench: ctx.runId } }, serve.taskIds);
       const r = await followSse(serve.url, task.id).done;
       const total = performance.now() - t0;
+      const client = process.cpuUsage(client0);
+      clientCpu.push((client.user + client.system) / 1000);
       if (r.stdoutBytes !== BYTES || r.end?.status !== "succeeded") {
         throw new Error(`SSE delivered ${r.stdoutBytes} of ${BYTES} stdout bytes, end ${JSON.stringify(r.end)}`);
       }
@@ -60,7 +64,7 @@ export async function outputBench(ctx: BenchContext): Promise<FigureResult> {
         `Figure 3 — berth ${fmtNum(median(berthMs) / 1000, 2)} s vs docker run | wc -c ${fmtNum(median(dockerMs) / 1000, 2)} s. Medians, ms after the POST:`,
         `    createdAt ${m((r) => ms(r.view.createdAt) - r.postAt)}, startedAt ${m((r) => ms(r.view.startedAt) - r.postAt)}, first stdout byte at the client ${m((r) => r.first - r.postAt)},`,
         `    last stdout byte at the client ${m((r) => r.last - r.postAt)}, finishedAt (after archive) ${m((r) => ms(r.view.finishedAt) - r.postAt)}, \`end\` event ${m((r) => r.end - r.postAt)}.`,
-        `    Client receive rate ${fmtNum(median(runs.map((r) => BYTES / 1e6 / ((r.last - r.first) / 1000))), 1)} MB/s; server CPU ${m((r) => r.cpuMs)} ms per run (user+sys, /proc/<pid>/stat), Redis CPU ${m((r) => r.redisMs)} ms (INFO cpu, shared Redis); server VmHWM ${fmtNum(mem.hwm / 1e6, 1)} MB, VmRSS now ${fmtNum(mem.rss / 1e6, 1)} MB.`,
+        `    Client receive rate ${fmtNum(median(runs.map((r) => BYTES / 1e6 / ((r.last - r.first) / 1000))), 1)} MB/s; server CPU ${m((r) => r.cpuMs)} ms per run (user+sys, /proc/<pid>/stat), Redis CPU ${m((r) => r.redisMs)} ms (INFO cpu, shared Redis); the bench's SSE client ${fmtNum(median(clientCpu))} ms; server VmHWM ${fmtNum(mem.hwm / 1e6, 1)} MB, VmRSS now ${fmtNum(mem.rss / 1e6, 1)} MB.`,
         `    Log entries are at most 64 Ki chars, so ${BYTES / 1e6} MB is ≥ ${Math.ceil(BYTES / 65536)} SSE events and Redis stream entries.`,
       ],
     };
