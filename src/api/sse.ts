@@ -122,10 +122,12 @@ export async function streamEvents(
 
   try {
     for (;;) {
-      // Catch up at this client's own pace: from the hub's recent entries when they reach back far enough.
+      // Catch up at this client's own pace: from the hub's recent entries when they reach back far enough, else
+      // (or when the hub has seen nothing newer, which the store may still have) from the store.
       for (;;) {
         if (closed) return;
-        const batch = deps.hub.recentAfter(record.id, lastId, STORE_BATCH) ?? await deps.logs.readAfter(record.id, lastId, STORE_BATCH);
+        const cached = deps.hub.recentAfter(record.id, lastId, STORE_BATCH);
+        const batch = cached?.length ? cached : await deps.logs.readAfter(record.id, lastId, STORE_BATCH);
         if (batch.length === 0) break;
         if (write(batch) === "ended") return;
         await drained();

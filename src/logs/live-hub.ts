@@ -39,8 +39,11 @@ interface Channel {
 
 /** Entries per store read. Entries hold up to 64 KiB, so this bounds one poll's memory (~6 MB). */
 const BATCH = 100;
-/** Text kept per followed task for followers catching up (whatever their number). */
+/** Text kept per followed task for followers catching up (whatever their number)... */
 const RECENT_BYTES = 4 * 1024 * 1024;
+/** ...and for all followed tasks together (each gets its share, but at least MIN_RECENT_BYTES). */
+const HUB_RECENT_BYTES = 32 * 1024 * 1024;
+const MIN_RECENT_BYTES = 256 * 1024;
 
 const sizeOf = (e: StoredEntry) => (e.stream === "end" ? 64 : e.text.length + 64);
 
@@ -104,7 +107,7 @@ export class LiveHub implements LiveListener {
 
   /**
    * Up to `max` cached entries strictly after `afterId`, in order and without a gap; [] when `afterId` is the
-   * latest entry the hub has seen; null when the cache does not reach back to `afterId` (read the store).
+   * cache's latest entry (the store may hold newer ones); null when the cache does not reach back to `afterId`.
    */
   recentAfter(taskId: string, afterId: string, max: number): StoredEntry[] | null {
     const ch = this.channels.get(taskId);
@@ -149,9 +152,14 @@ export class LiveHub implements LiveListener {
     if (ch.holds === 0 && this.channels.get(taskId) === ch) this.channels.delete(taskId);
   }
 
-  /** Adds entries that directly follow `prevId` to the cache; anything else starts it afresh. */
+  /**
+   * Adds entries that directly follow `prevId` to the cache; a newer, unconnected batch starts it afresh, and an
+   * older one (a poll for a follower far behind) leaves it alone.
+   */
   private remember(ch: Channel, prevId: string | null, entries: readonly StoredEntry[]): void {
     const last = ch.recent[ch.recent.length - 1];
+    const newest = entries[entries.length - 1] as StoredEntry;
+    if (last && prevId !== last.id && compareIds(newest.id, last.id) <= 0) return;
     if (!last || prevId !== last.id) {
       ch.recent = [];
       ch.recentBytes = 0;
@@ -162,8 +170,10 @@ export class LiveHub implements LiveListener {
       ch.recent.push(e);
       ch.recentBytes += sizeOf(e);
     }
+    // Each followed task gets RECENT_BYTES, less when many are followed at once: the hub's total stays bounded.
+    const limit = Math.max(MIN_RECENT_BYTES, Math.min(RECENT_BYTES, Math.floor(HUB_RECENT_BYTES / this.channels.size)));
     let drop = 0;
-    while (ch.recentBytes > RECENT_BYTES && drop < ch.recent.length - 1) ch.recentBytes -= sizeOf(ch.recent[drop++] as StoredEntry);
+    while (ch.recentBytes > limit && drop < ch.recent.length - 1) ch.recentBytes -= sizeOf(ch.recent[drop++] as StoredEntry);
     if (drop > 0) {
       ch.recentPrev = (ch.recent[drop - 1] as StoredEntry).id;
       ch.recent = ch.recent.slice(drop);

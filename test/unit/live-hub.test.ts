@@ -148,6 +148,10 @@ describe("LiveHub", () => {
     expect(hub.recentAfter("t", "2000-8", 10)).toBeNull();
     expect(hub.recentAfter("t", "2000-9", 10)?.map((e) => e.id)).toEqual(["2000-10", "2000-11", "2000-12"]);
     expect(hub.recentAfter("t", "2000-9", 2)?.map((e) => e.id)).toEqual(["2000-10", "2000-11"]);
+    // An older, unconnected batch (a poll for a follower far behind) leaves the newer cache as it is.
+    hub.appended("t", "2000-3", [big(4), big(5)]);
+    expect(hub.recentAfter("t", "2000-9", 10)?.map((e) => e.id)).toEqual(["2000-10", "2000-11", "2000-12"]);
+    expect(hub.recentAfter("t", "2000-3", 10)).toBeNull();
     // An unknown predecessor empties it.
     hub.appended("t", null, [big(13)]);
     expect(hub.recentAfter("t", "2000-12", 10)).toBeNull();
