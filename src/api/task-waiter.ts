@@ -27,10 +27,14 @@ export class TaskWaiter {
    */
   async until(taskId: string, ms: number, signal: AbortSignal, isFinal: () => Promise<boolean>): Promise<void> {
     if (ms <= 0 || signal.aborted || this.stopping) return;
+    const until = Date.now() + ms;
     await this.subscribe();
+    // Subscribing may take a while (the first poll opens the connection): shutdown or the client may be gone.
+    if (signal.aborted || this.stopping || Date.now() >= until) return;
     await new Promise<void>((resolve) => {
       let done = false;
       let checking = false;
+      let again = false;
       const finish = () => {
         if (done) return;
         done = true;
@@ -42,12 +46,21 @@ export class TaskWaiter {
         if (set?.size === 0) this.waiters.delete(taskId);
         resolve();
       };
+      // An announcement while a read is in flight (that read may predate the end) asks for one more read.
       const check = () => {
-        if (done || checking) return;
+        if (done) return;
+        if (checking) {
+          again = true;
+          return;
+        }
         checking = true;
-        isFinal().then((final) => { if (final) finish(); }, () => undefined).finally(() => { checking = false; });
+        again = false;
+        isFinal().then((final) => { if (final) finish(); }, () => undefined).finally(() => {
+          checking = false;
+          if (again) check();
+        });
       };
-      const deadline = setTimeout(finish, ms);
+      const deadline = setTimeout(finish, until - Date.now());
       const recheck = setInterval(check, RECHECK_MS);
       signal.addEventListener("abort", finish, { once: true });
       const waiter = { check, finish };
