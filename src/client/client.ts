@@ -1,7 +1,7 @@
 // BerthClient: the berth HTTP API (shared/API.md §3) over global fetch (Node 20).
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isFinalStatus, type FileEntry, type SubmitTaskRequest, type TaskList, type TaskStatus, type TaskView } from "../contract/types.js";
+import { MAX_WAIT_SECONDS, isFinalStatus, type FileEntry, type SubmitTaskRequest, type TaskList, type TaskStatus, type TaskView } from "../contract/types.js";
 import { saveArchive, streamArchive, type DownloadResult, type DownloadStreamOptions, type DownloadToFileOptions } from "./download.js";
 import { BerthApiError, errorFromResponse, isAbortError, unreachableError } from "./errors.js";
 import { followEvents, type FollowEvent, type FollowOptions } from "./follow.js";
@@ -29,9 +29,6 @@ export interface ListTasksOptions {
   /** `nextCursor` of the previous page. */
   cursor?: string;
 }
-
-/** Longest long poll the server accepts (`waitSeconds`). */
-const MAX_WAIT_SECONDS = 60;
 
 /** Options of {@link BerthClient.wait}. */
 export interface WaitOptions {

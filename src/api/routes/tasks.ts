@@ -1,6 +1,6 @@
 // Task routes: submit, read, list, cancel, delete (shared/API.md §3).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { TASK_STATUSES, isFinalStatus, type TaskStatus } from "../../contract/types.js";
+import { MAX_WAIT_SECONDS, TASK_STATUSES, isFinalStatus, type TaskStatus } from "../../contract/types.js";
 import { TASK_ID_PATTERN, type TaskRecord } from "../../domain/task.js";
 import { validateSubmit } from "../../domain/validate.js";
 import { BerthError, invalidInput, taskNotFound } from "../../errors.js";
@@ -77,9 +77,6 @@ export function taskIdParam(request: FastifyRequest): string {
   if (!TASK_ID_PATTERN.test(id)) throw taskNotFound(id.slice(0, 80));
   return id;
 }
-
-/** Longest long poll: below the idle timeouts of common proxies. */
-const MAX_WAIT_SECONDS = 60;
 
 function waitParam(request: FastifyRequest): number {
   const raw = (request.query as Record<string, string | undefined>).waitSeconds;
