@@ -119,7 +119,7 @@ export async function runCleanupBench(ctx: BenchContext): Promise<FigureResult> 
     details: [
       `Cleanup: one pass over ${TASKS} expired tasks (${(bytes / 2 ** 20).toFixed(1)} MiB on disk) took a median ${median(sweeps).toFixed(0)} ms, `
         + `${(median(sweeps) / TASKS).toFixed(2)} ms per task. Per chunk of tasks: one Redis round trip for their locks, one to re-read `
-        + "their records, one `rm -rf` process for their workspaces and archives, their log streams, one round trip for the transitions to "
+        + "their records, one `rm -rf` process for their workspaces and one for their archives, their log streams, one round trip for the transitions to "
         + "expired and one to release the locks; a few chunks at once. "
         + `The bare rm -rf of the same tree took ${median(rms).toFixed(0)} ms.`,
     ],

@@ -48,7 +48,8 @@ export async function listLocalEntries(dirs: { readonly workspaces: string; read
       if (err.code === "ENOENT") return [] as Buffer[];
       throw err;
     });
-    out.push(...(await Promise.all(raws.map((raw) => describe(root, dir, raw)))));
+    // A loop, not push(...list): a root with a few hundred thousand entries would overflow the call stack.
+    for (const entry of await Promise.all(raws.map((raw) => describe(root, dir, raw)))) out.push(entry);
   }
   return out;
 }

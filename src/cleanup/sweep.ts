@@ -31,7 +31,7 @@ export const DEFAULT_ORPHAN_AGE_MS = 7 * 86_400_000;
 const LOCK_TTL_MS = 15 * 60_000;
 const STALE_TEMP_MS = 3_600_000;
 const MAX_DUE_PER_PASS = 20_000;
-// Tasks per chunk (one rm process removes a chunk's workspaces and archives), and chunks in flight at once.
+// Tasks per chunk (one rm process removes a chunk's workspaces, another its archives), and chunks in flight at once.
 const CHUNK = 128;
 const CHUNKS_IN_FLIGHT = 4;
 const ENDED: readonly TaskStatus[] = FINAL_STATUSES.filter((s) => s !== "expired");
@@ -285,8 +285,8 @@ export async function expireTaskNow(deps: Deps, services: Services, record: Task
 
 /**
  * Carries out plans whose tasks' locks are held (underLocks): re-reads and re-checks the records, removes the
- * files (workspaces and archives in one `rm`), then the log streams, and only then marks the records expired, so
- * a crash half-way leaves tasks the next pass simply retries. Returns each plan's outcome, in order.
+ * files (workspaces in one `rm`, then the archives of those whose workspace is gone), then the log streams, and
+ * only then marks the records expired, so a crash half-way leaves tasks the next pass simply retries. Returns each plan's outcome, in order.
  */
 async function execute(deps: Deps, services: Services, plans: readonly Plan[], now: number): Promise<Result[]> {
   const { store, keys } = services;
@@ -320,8 +320,11 @@ async function execute(deps: Deps, services: Services, plans: readonly Plan[], n
   const go = open();
   const ws = (i: number) => workspacePath(dirs.workspaces, plan(i).workspace);
   const ar = (i: number) => archivePath(dirs.archives, plan(i).workspace);
-  const failed = await removeTrees(go.map(ws), go.map(ar));
-  for (const i of go) out[i] = failed.get(ws(i)) ?? failed.get(ar(i)) ?? null;
+  // Workspaces first; an archive only once its workspace is gone, so a task left as it was (its workspace could
+  // not be removed) still has the archive its record lists.
+  const wsFailed = await removeTrees(go.map(ws));
+  const arFailed = await removeTrees([], go.filter((i) => !wsFailed.has(ws(i))).map(ar));
+  for (const i of go) out[i] = wsFailed.get(ws(i)) ?? arFailed.get(ar(i)) ?? null;
 
   const logs = open();
   const unlinked = await Promise.all(logs.map((i) => services.logs.remove(plan(i).id).then(() => null, asError)));

@@ -243,7 +243,7 @@ export class TaskStore {
     for (const it of items) {
       const score = it.expiryScore ?? it.fields.expiresAtMs;
       transition.call(
-        pipe, 5, this.keys.task(it.id), this.keys.tenantActive(it.tenant), this.keys.expiry, it.id, this.keys.spec(it.id),
+        pipe, 6, this.keys.task(it.id), this.keys.tenantActive(it.tenant), this.keys.expiry, it.id, this.keys.spec(it.id), this.keys.finishedChannel,
         it.from.join(","), score != null ? String(score) : "", it.final ? "1" : "0", ...encode(it.fields),
       );
     }
