@@ -466,8 +466,10 @@ export async function getJson<T>(url: string, urlPath: string): Promise<T> {
 
 export const isFinished = (v: { status: string }): boolean => v.status !== "queued" && v.status !== "running";
 
-/** Polls the task view every `intervalMs` until it is final; throws unless it succeeded with an archive. */
-/** Waits for the task's final view with long polls (`?waitSeconds`), as a client of the API would. */
+/**
+ * Waits for the task's final view with long polls (`?waitSeconds=30`), as a client of the API would (`intervalMs`
+ * only paces a server that answers early); throws unless it succeeded with an archive.
+ */
 export async function waitArchived(url: string, id: string, intervalMs = 10, timeoutMs = 300_000): Promise<TaskView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -1,7 +1,7 @@
 // Collects a running task's output and writes it to the log store in batches, in order.
 // - Never blocks the task: the container's output is always read; what cannot be kept is dropped and counted.
 // - Keeps at most `maxBytes` of output; past that, one `system` entry says output was dropped.
-// - Output stays bytes all the way to Redis (no decoding, no copies of big strings on the JS heap). Every entry ends
+// - Output stays bytes all the way to Redis (decoded only when a follower in this process wants it). Every entry ends
 //   on a UTF-8 character boundary: an incomplete character at the end of what has arrived is held back until the
 //   rest of it comes, so each stored entry decodes on its own exactly as the whole stream would.
 // - Batches (at most every `flushMs`) keep Redis round trips low while live followers still see lines quickly.
@@ -138,8 +138,8 @@ export class OutputSink {
           await this.store.append(this.taskId, [{ stream: "system", data: "log store was unreachable for a while; output was kept and is complete\n" }]).catch(() => undefined);
         }
       } catch (err) {
-        // Keep the unstored rest of the batch (bounded by maxBytes) in front of anything newer and try again later;
-        // entries Redis did store are not sent twice.
+        // Keep the rest of the batch (bounded by maxBytes) in front of anything newer and try again later; the
+        // leading entries Redis confirmed are not sent twice (one whose reply was lost with the connection may be).
         this.writeFailures++;
         if (this.writeFailures === 1) this.opts.logger.warn({ err }, "storing task output failed; will retry");
         if (err instanceof AppendError) batch.splice(0, err.stored);
