@@ -86,7 +86,7 @@ export class LogStore {
       (id): [Error | null, unknown] => [null, id],
       (err: Error): [Error | null, unknown] => [err, null],
     )));
-    const ids = await this.settle(taskId, results);
+    const ids = this.settle(taskId, results);
     this.publish(taskId, ids, (i) => {
       const e = entries[i] as NewEntry;
       return { id: ids[i] as string, stream: e.stream, text: typeof e.data === "string" ? e.data : e.data.toString("utf8"), timeMs: timeOf(ids[i] as string) };
@@ -95,7 +95,7 @@ export class LogStore {
 
   async appendEnd(taskId: string, end: EndEvent): Promise<void> {
     const pipe = this.redis.pipeline().xadd(this.keys.logs(taskId), "*", "s", "end", "status", end.status, "exitCode", end.exitCode == null ? "" : String(end.exitCode));
-    const ids = await this.settle(taskId, await pipe.exec());
+    const ids = this.settle(taskId, await pipe.exec());
     this.publish(taskId, ids, (i) => ({ id: ids[i] as string, stream: "end", end, timeMs: timeOf(ids[i] as string) }), true);
   }
 
@@ -103,14 +103,14 @@ export class LogStore {
    * The new ids, or an {@link AppendError} saying how many leading entries were stored all the same (so a retry
    * sends only the rest). After an error nothing is known about what precedes the next append.
    */
-  private async settle(taskId: string, results: [Error | null, unknown][] | null): Promise<string[]> {
+  private settle(taskId: string, results: [Error | null, unknown][] | null): string[] {
     const rows = results ?? [[new Error("pipeline was not run"), null]];
     const first = rows.findIndex(([err]) => err);
     if (first !== -1) {
       this.lastAppended.delete(taskId);
       throw new AppendError(rows[first]?.[0] as Error, first);
     }
-    return (results ?? []).map(([, id]) => id as string);
+    return rows.map(([, id]) => id as string);
   }
 
   /** Hands new entries to the listeners that want them, decoded once. `ended`: nothing follows (the end marker). */
