@@ -151,7 +151,10 @@ export async function archiveBench(ctx: BenchContext): Promise<FigureResult> {
   };
 
   const [b, t, p] = await interleave(ctx.reps.other, [berthRun, tarRun, pigzRun], {
-    warmup: ctx.quick ? 0 : 1, signal: ctx.signal, log: ctx.log, names: ["createArchive", "tar czf", "tar | pigz -p2"],
+    warmup: ctx.quick ? 0 : 1,
+    signal: ctx.signal,
+    log: ctx.log,
+    names: ["createArchive", "tar czf", "tar | pigz -p2"],
   });
   if (!ctx.quick) {
     for (const s of [sizes.berth, sizes.tar, sizes.pigz, verifyMs, findMs, fsyncMs, hashMs]) s.shift(); // the warm-up's

@@ -19,10 +19,18 @@ import { createServices, type Services } from "../src/app/services.js";
 import { sweep } from "../src/cleanup/sweep.js";
 import { loadConfig } from "../src/config/config.js";
 import { newTaskId, workspaceName, type TaskRecord } from "../src/domain/task.js";
-import { buildDeps } from "../src/main.js";
+import { buildDeps } from "../src/app/build-deps.js";
 import { Cleanup, formatTable, median, row, type BenchContext, type FigureResult } from "./lib.js";
 
-const { values } = parseArgs({ options: { tasks: { type: "string", default: "2000" }, files: { type: "string", default: "20" }, rounds: { type: "string", default: "3" } }, strict: false, allowPositionals: true });
+const { values } = parseArgs({
+  options: {
+    tasks: { type: "string", default: "2000" },
+    files: { type: "string", default: "20" },
+    rounds: { type: "string", default: "3" },
+  },
+  strict: false,
+  allowPositionals: true,
+});
 const TASKS = Number(values.tasks);
 const FILES = Number(values.files);
 const ROUNDS = Number(values.rounds);
@@ -31,9 +39,11 @@ const LIMITS = { memoryMb: 512, cpus: 1, pids: 256 };
 
 async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await fn(items[next++] as T);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
 }
 
 /** One task's files: ~FILES small files in a few subdirectories, and a small archive. */
@@ -50,16 +60,58 @@ async function makeTask(deps: Deps, services: Services, now: number): Promise<st
   const id = newTaskId();
   const createdAtMs = now - 60_000;
   const record: TaskRecord = {
-    id, tenant: "bench", workspace: workspaceName(createdAtMs, id), status: "queued", image: "bench", command: ["true"], labels: {},
-    createdAtMs, startedAtMs: null, finishedAtMs: null, expiresAtMs: null, exitCode: null, reason: null, message: null, timeoutSeconds: 60,
-    limits: LIMITS, network: "none", ttlSeconds: 1, archive: null, archiveSkipped: [], outputTruncated: false, cancelRequested: false, host: null,
+    id,
+    tenant: "bench",
+    workspace: workspaceName(createdAtMs, id),
+    status: "queued",
+    image: "bench",
+    command: ["true"],
+    labels: {},
+    createdAtMs,
+    startedAtMs: null,
+    finishedAtMs: null,
+    expiresAtMs: null,
+    exitCode: null,
+    reason: null,
+    message: null,
+    timeoutSeconds: 60,
+    limits: LIMITS,
+    network: "none",
+    ttlSeconds: 1,
+    archive: null,
+    archiveSkipped: [],
+    outputTruncated: false,
+    cancelRequested: false,
+    host: null,
   };
-  const spec = { command: ["true"], image: "bench", env: {}, files: {}, fromTask: null, timeoutSeconds: 60, limits: LIMITS, network: "none" as const, ttlSeconds: 1 };
+  const spec = {
+    command: ["true"],
+    image: "bench",
+    env: {},
+    files: {},
+    fromTask: null,
+    timeoutSeconds: 60,
+    limits: LIMITS,
+    network: "none" as const,
+    ttlSeconds: 1,
+  };
   await services.store.create(record, spec, { maxActive: 1e9, idempotencyKeyHash: null, idempotencyTtlSeconds: 60 });
-  await services.store.transition(id, "bench", ["queued"], {
-    status: "succeeded", exitCode: 0, startedAtMs: createdAtMs, finishedAtMs: now - 2000, expiresAtMs: now - 1000, host: deps.host,
-    archive: { bytes: CONTENT.length, sha256: "0".repeat(64) }, workspaceBytes: FILES * CONTENT.length,
-  }, true);
+  await services.store.transition(
+    id,
+    "bench",
+    ["queued"],
+    {
+      status: "succeeded",
+      exitCode: 0,
+      startedAtMs: createdAtMs,
+      finishedAtMs: now - 2000,
+      expiresAtMs: now - 1000,
+      host: deps.host,
+      archive: { bytes: CONTENT.length, sha256: "0".repeat(64) },
+      workspaceBytes: FILES * CONTENT.length,
+    },
+    true,
+  );
   await writeTaskFiles(deps.config.dirs.workspaces, deps.config.dirs.archives, record.workspace);
   return id;
 }
@@ -69,7 +121,12 @@ export async function runCleanupBench(ctx: BenchContext): Promise<FigureResult> 
   const rounds = ctx.quick ? 1 : Math.max(ROUNDS, ctx.reps.other);
   const root = await mkdtemp(path.join(ctx.root, "cleanup-"));
   const namespace = `berth-bench-${ctx.runId}-cleanup`;
-  const config = loadConfig({ ...process.env, BERTH_WORKSPACE_DIR: `${root}/berth/workspaces`, BERTH_ARCHIVE_DIR: `${root}/berth/archives`, BERTH_DISK_BUDGET_BYTES: "0" });
+  const config = loadConfig({
+    ...process.env,
+    BERTH_WORKSPACE_DIR: `${root}/berth/workspaces`,
+    BERTH_ARCHIVE_DIR: `${root}/berth/archives`,
+    BERTH_DISK_BUDGET_BYTES: "0",
+  });
   const deps = await buildDeps(config, pino({ level: "silent" }), namespace);
   const services = createServices(deps);
   const undo = ctx.cleanup.add(`cleanup bench namespace ${namespace}`, async () => {
@@ -89,18 +146,28 @@ export async function runCleanupBench(ctx: BenchContext): Promise<FigureResult> 
   try {
     for (let round = 1; round <= rounds; round++) {
       const now = Date.now();
-      await pool(Array.from({ length: TASKS }, (_, i) => i), 32, () => makeTask(deps, services, now));
+      await pool(
+        Array.from({ length: TASKS }, (_, i) => i),
+        32,
+        () => makeTask(deps, services, now),
+      );
       // The identical tree for rm: same layout, same files, no records.
       const bare = path.join(root, `bare-${round}`);
       await mkdir(path.join(bare, "workspaces"), { recursive: true });
       await mkdir(path.join(bare, "archives"), { recursive: true });
-      await pool(Array.from({ length: TASKS }, (_, i) => i), 32, (i) => writeTaskFiles(path.join(bare, "workspaces"), path.join(bare, "archives"), `task-${now}-bare${String(i).padStart(8, "0")}`));
+      await pool(
+        Array.from({ length: TASKS }, (_, i) => i),
+        32,
+        (i) => writeTaskFiles(path.join(bare, "workspaces"), path.join(bare, "archives"), `task-${now}-bare${String(i).padStart(8, "0")}`),
+      );
 
       let t = performance.now();
       const result = await sweep(deps, services);
       const sweepMs = performance.now() - t;
       if (result.removed.length !== TASKS || result.errors.length > 0) {
-        throw new Error(`sweep removed ${result.removed.length} of ${TASKS} with ${result.errors.length} error(s): ${JSON.stringify(result.errors.slice(0, 3))}`);
+        throw new Error(
+          `sweep removed ${result.removed.length} of ${TASKS} with ${result.errors.length} error(s): ${JSON.stringify(result.errors.slice(0, 3))}`,
+        );
       }
       t = performance.now();
       await execa("rm", ["-rf", "--one-file-system", "--", bare]);
@@ -113,15 +180,21 @@ export async function runCleanupBench(ctx: BenchContext): Promise<FigureResult> 
   } finally {
     await undo();
   }
-  const r = row(`Cleanup: ${TASKS.toLocaleString("en-US")} expired tasks x ${FILES} files`, "ms", sweeps, rms, "one rm -rf of an identical tree");
+  const r = row(
+    `Cleanup: ${TASKS.toLocaleString("en-US")} expired tasks x ${FILES} files`,
+    "ms",
+    sweeps,
+    rms,
+    "one rm -rf of an identical tree",
+  );
   return {
     rows: [r],
     details: [
-      `Cleanup: one pass over ${TASKS} expired tasks (${(bytes / 2 ** 20).toFixed(1)} MiB on disk) took a median ${median(sweeps).toFixed(0)} ms, `
-        + `${(median(sweeps) / TASKS).toFixed(2)} ms per task. Per chunk of tasks: one Redis round trip for their locks, one to re-read `
-        + "their records, one `rm -rf` process for their workspaces and one for their archives, their log streams, one round trip for the transitions to "
-        + "expired and one to release the locks; a few chunks at once. "
-        + `The bare rm -rf of the same tree took ${median(rms).toFixed(0)} ms.`,
+      `Cleanup: one pass over ${TASKS} expired tasks (${(bytes / 2 ** 20).toFixed(1)} MiB on disk) took a median ${median(sweeps).toFixed(0)} ms, ` +
+        `${(median(sweeps) / TASKS).toFixed(2)} ms per task. Per chunk of tasks: one Redis round trip for their locks, one to re-read ` +
+        "their records, one `rm -rf` process for their workspaces and one for their archives, their log streams, one round trip for the transitions to " +
+        "expired and one to release the locks; a few chunks at once. " +
+        `The bare rm -rf of the same tree took ${median(rms).toFixed(0)} ms.`,
     ],
   };
 }

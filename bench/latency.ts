@@ -3,8 +3,21 @@
 import path from "node:path";
 import { execa } from "execa";
 import {
-  describePhases, dockerRunArgs, fmtNum, interleave, median, nowMs, row, runnerDir, submitTask, taskPhases, waitArchived,
-  type BenchContext, type FigureResult, type InProcessBerth, type Phase,
+  describePhases,
+  dockerRunArgs,
+  fmtNum,
+  interleave,
+  median,
+  nowMs,
+  row,
+  runnerDir,
+  submitTask,
+  taskPhases,
+  waitArchived,
+  type BenchContext,
+  type FigureResult,
+  type InProcessBerth,
+  type Phase,
 } from "./lib.js";
 
 export async function latencyBench(ctx: BenchContext, berth: InProcessBerth): Promise<FigureResult> {
@@ -29,7 +42,12 @@ export async function latencyBench(ctx: BenchContext, berth: InProcessBerth): Pr
     return performance.now() - t0;
   };
 
-  const [b, d] = await interleave(ctx.reps.latency, [berthRun, dockerRun], { warmup: 1, signal: ctx.signal, log: ctx.log, names: ["berth", "docker run"] });
+  const [b, d] = await interleave(ctx.reps.latency, [berthRun, dockerRun], {
+    warmup: 1,
+    signal: ctx.signal,
+    log: ctx.log,
+    names: ["berth", "docker run"],
+  });
   phases.shift(); // the warm-up's
   const berthMs = b ?? [];
   const dockerMs = d ?? [];

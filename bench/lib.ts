@@ -18,7 +18,7 @@ import { buildServer } from "../src/api/server.js";
 import { createServices } from "../src/app/services.js";
 import { loadConfig, type Config } from "../src/config/config.js";
 import type { TaskView } from "../src/contract/types.js";
-import { buildDeps } from "../src/main.js";
+import { buildDeps } from "../src/app/build-deps.js";
 import { startWorker } from "../src/queue/worker.js";
 import { createDockerClient, DockerRuntime } from "../src/runner/docker-runtime.js";
 import { LABEL_NAMESPACE, LABEL_TASK_ID } from "../src/runner/labels.js";
@@ -138,7 +138,14 @@ export function formatTable(rows: readonly Row[]): string {
   // A "|" inside a cell (even in `code`) would split it in Markdown: escape it.
   const lines = rows.map((r) => {
     const ratio = ratioOf(r);
-    const cells = [r.figure, fmtValue(r.berth, r.unit), fmtValue(r.baseline, r.unit), ratio === null ? "—" : `${fmtNum(ratio, 2)}×`, String(r.runs), r.baselineIs];
+    const cells = [
+      r.figure,
+      fmtValue(r.berth, r.unit),
+      fmtValue(r.baseline, r.unit),
+      ratio === null ? "—" : `${fmtNum(ratio, 2)}×`,
+      String(r.runs),
+      r.baselineIs,
+    ];
     return cells.map((c) => c.replace(/\|/g, "\\|"));
   });
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
@@ -206,23 +213,44 @@ export function dockerRunArgs(workspace: string, command: readonly string[], run
   const c = baseConfig();
   const mem = `${c.limits.defaults.memoryMb}m`;
   return [
-    "run", "--rm", "--label", `${BENCH_LABEL}=${runId}`,
-    "--user", c.worker.runnerUser,
-    "--cap-drop", "ALL",
-    "--security-opt", "no-new-privileges",
+    "run",
+    "--rm",
+    "--label",
+    `${BENCH_LABEL}=${runId}`,
+    "--user",
+    c.worker.runnerUser,
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
     "--read-only",
-    "--tmpfs", `/tmp:rw,nosuid,nodev,size=${c.worker.tmpfsMb * 1024 * 1024},mode=1777`,
-    "--network", "none",
-    "--memory", mem, "--memory-swap", mem,
-    "--cpus", String(c.limits.defaults.cpus),
-    "--pids-limit", String(c.limits.defaults.pids),
+    "--tmpfs",
+    `/tmp:rw,nosuid,nodev,size=${c.worker.tmpfsMb * 1024 * 1024},mode=1777`,
+    "--network",
+    "none",
+    "--memory",
+    mem,
+    "--memory-swap",
+    mem,
+    "--cpus",
+    String(c.limits.defaults.cpus),
+    "--pids-limit",
+    String(c.limits.defaults.pids),
     "--init",
-    "--ipc", "private",
-    "--ulimit", "nofile=4096:4096", "--ulimit", "core=0:0",
-    "--mount", `type=bind,source=${workspace},target=/workspace`,
-    "-w", "/workspace",
-    "--log-driver", "none",
-    IMAGE, ...command,
+    "--ipc",
+    "private",
+    "--ulimit",
+    "nofile=4096:4096",
+    "--ulimit",
+    "core=0:0",
+    "--mount",
+    `type=bind,source=${workspace},target=/workspace`,
+    "-w",
+    "/workspace",
+    "--log-driver",
+    "none",
+    IMAGE,
+    ...command,
   ];
 }
 
@@ -421,7 +449,8 @@ export async function startServe(ctx: BenchContext, name: string, env: Record<st
     if (nodeArgs.length > 0) {
       const keep = path.join(tmpdir(), `berth-bench-artifacts-${ctx.runId}`, name);
       await mkdir(keep, { recursive: true });
-      for (const f of await readdir(dir)) if (f.endsWith(".cpuprofile") || f.endsWith(".heapprofile") || f === "serve.log") await cp(path.join(dir, f), path.join(keep, f));
+      for (const f of await readdir(dir))
+        if (f.endsWith(".cpuprofile") || f.endsWith(".heapprofile") || f === "serve.log") await cp(path.join(dir, f), path.join(keep, f));
       ctx.log(`serve ${name}: log and profiles kept in ${keep}`);
     }
     const r = await execa("docker", ["ps", "-aq", "--filter", `label=${LABEL_NAMESPACE}=${namespace}`], { reject: false });
@@ -438,7 +467,10 @@ export async function startServe(ctx: BenchContext, name: string, env: Record<st
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}: ${(await readFile(logFile, "utf8")).slice(-2000)}`);
-    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`serve did not answer within 30 s: ${(await readFile(logFile, "utf8")).slice(-2000)}`);
     await sleep(100);
@@ -449,7 +481,11 @@ export async function startServe(ctx: BenchContext, name: string, env: Record<st
 // ---------------------------------------------------------------- HTTP helpers
 
 export async function submitTask(url: string, body: unknown, track?: Set<string>): Promise<TaskView> {
-  const res = await fetch(`${url}/v1/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const res = await fetch(`${url}/v1/tasks`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
   const text = await res.text();
   if (res.status !== 202 && res.status !== 200) throw new Error(`submit answered ${res.status}: ${text.slice(0, 500)}`);
   const view = JSON.parse(text) as TaskView;
@@ -475,7 +511,8 @@ export async function waitArchived(url: string, id: string, intervalMs = 10, tim
   for (;;) {
     const v = await getJson<TaskView>(url, `/v1/tasks/${id}?waitSeconds=30`);
     if (isFinished(v)) {
-      if (v.status !== "succeeded" || !v.archive) throw new Error(`task ${id} ended ${v.status} (${v.reason ?? ""}: ${v.message ?? ""}), archive ${JSON.stringify(v.archive)}`);
+      if (v.status !== "succeeded" || !v.archive)
+        throw new Error(`task ${id} ended ${v.status} (${v.reason ?? ""}: ${v.message ?? ""}), archive ${JSON.stringify(v.archive)}`);
       return v;
     }
     if (Date.now() > deadline) throw new Error(`task ${id} did not finish within ${timeoutMs} ms (status ${v.status})`);
@@ -581,7 +618,19 @@ export async function procCpuMs(pid: number): Promise<number> {
 // ---------------------------------------------------------------- where a task's time goes
 
 /** Consecutive phases of one task (they add up); `inspect` and `remove` run inside `after-exit`, alongside the archive. */
-export const PHASES = ["api", "queue", "prepare", "create", "attach", "start", "run", "after-exit", "record+seen", "inspect", "remove"] as const;
+export const PHASES = [
+  "api",
+  "queue",
+  "prepare",
+  "create",
+  "attach",
+  "start",
+  "run",
+  "after-exit",
+  "record+seen",
+  "inspect",
+  "remove",
+] as const;
 export type Phase = (typeof PHASES)[number];
 const OVERLAPPED: readonly Phase[] = ["inspect", "remove"];
 

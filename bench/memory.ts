@@ -5,8 +5,19 @@ import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { TaskView } from "../src/contract/types.js";
 import {
-  fmtNum, followSse, getJson, mean, median, percentile, quarterMeans, procMemory, startServe, submitTask,
-  type BenchContext, type FigureResult, type SseResult,
+  fmtNum,
+  followSse,
+  getJson,
+  mean,
+  median,
+  percentile,
+  quarterMeans,
+  procMemory,
+  startServe,
+  submitTask,
+  type BenchContext,
+  type FigureResult,
+  type SseResult,
 } from "./lib.js";
 
 const TASKS = 10;
@@ -28,13 +39,16 @@ export async function memoryBench(ctx: BenchContext): Promise<FigureResult> {
     // Each line carries the time it was printed (ms), so the followers also measure how late lines reach them.
     const script = `for i in $(seq 1 ${LINES}); do echo "line $i of ${LINES} printed at $(date +%s%3N) by a task that prints one line every 50 ms"; sleep 0.05; done`;
     const tasks = await Promise.all(
-      Array.from({ length: TASKS }, () => submitTask(serve.url, { command: ["sh", "-c", script], labels: { bench: ctx.runId } }, serve.taskIds)),
+      Array.from({ length: TASKS }, () =>
+        submitTask(serve.url, { command: ["sh", "-c", script], labels: { bench: ctx.runId } }, serve.taskIds),
+      ),
     );
     // Followers join once every task runs, so all 10 are live while the 100 watch.
     for (const deadline = Date.now() + 60_000; ; ) {
       const views = await Promise.all(tasks.map((t) => getJson<TaskView>(serve.url, `/v1/tasks/${t.id}`)));
       if (views.every((v) => v.status === "running")) break;
-      if (views.some((v) => v.status !== "queued" && v.status !== "running")) throw new Error(`a task ended before the followers joined: ${views.map((v) => v.status).join(",")}`);
+      if (views.some((v) => v.status !== "queued" && v.status !== "running"))
+        throw new Error(`a task ended before the followers joined: ${views.map((v) => v.status).join(",")}`);
       if (Date.now() > deadline) throw new Error("the 10 tasks were not all running within 60 s");
       await sleep(50);
     }
@@ -56,7 +70,8 @@ export async function memoryBench(ctx: BenchContext): Promise<FigureResult> {
     const results: SseResult[] = await all;
     const seconds = (performance.now() - t0) / 1000;
     const incomplete = results.filter((r) => r.stdoutLines !== LINES || r.end?.status !== "succeeded");
-    if (incomplete.length > 0) throw new Error(`${incomplete.length} followers missed lines or the end, e.g. ${JSON.stringify(incomplete[0])}`);
+    if (incomplete.length > 0)
+      throw new Error(`${incomplete.length} followers missed lines or the end, e.g. ${JSON.stringify(incomplete[0])}`);
     // 3 s more after the load: does RSS fall back, or stay where the load left it?
     const after: number[] = [];
     for (let i = 0; i < 15; i++) {
@@ -70,9 +85,30 @@ export async function memoryBench(ctx: BenchContext): Promise<FigureResult> {
     const mb = (b: number) => `${fmtNum(b / 1e6, 1)} MB`;
     return {
       rows: [
-        { figure: "5. server RSS: peak while 100 SSE followers watch 10 tasks", unit: "MB", berth: peak, baseline: idleMean, baselineIs: "same server idle, before the load", runs: 1 },
-        { figure: "5. server RSS: last-quarter vs first-quarter mean (flatness)", unit: "MB", berth: q.last, baseline: q.first, baselineIs: "first-quarter mean of the same run", runs: 1 },
-        { figure: "5. line delay p99: printed in the task → parsed by a follower", unit: "ms", berth: percentile(delays, 0.99), baseline: null, baselineIs: "— (target ~100 ms)", runs: 1 },
+        {
+          figure: "5. server RSS: peak while 100 SSE followers watch 10 tasks",
+          unit: "MB",
+          berth: peak,
+          baseline: idleMean,
+          baselineIs: "same server idle, before the load",
+          runs: 1,
+        },
+        {
+          figure: "5. server RSS: last-quarter vs first-quarter mean (flatness)",
+          unit: "MB",
+          berth: q.last,
+          baseline: q.first,
+          baselineIs: "first-quarter mean of the same run",
+          runs: 1,
+        },
+        {
+          figure: "5. line delay p99: printed in the task → parsed by a follower",
+          unit: "ms",
+          berth: percentile(delays, 0.99),
+          baseline: null,
+          baselineIs: "— (target ~100 ms)",
+          runs: 1,
+        },
         { figure: "server peak RSS (VmHWM) after figure 5", unit: "MB", berth: mem.hwm, baseline: null, baselineIs: "—", runs: 1 },
       ],
       details: [

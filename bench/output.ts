@@ -5,8 +5,25 @@ import path from "node:path";
 import { execa } from "execa";
 import type { TaskView } from "../src/contract/types.js";
 import {
-  dockerRunArgs, fmtNum, followSse, getJson, interleave, median, ms, nowMs, procCpuMs, procMemory, redisCpuMs, row, runnerDir, shq, startServe,
-  submitTask, type BenchContext, type FigureResult, type Row,
+  dockerRunArgs,
+  fmtNum,
+  followSse,
+  getJson,
+  interleave,
+  median,
+  ms,
+  nowMs,
+  procCpuMs,
+  procMemory,
+  redisCpuMs,
+  row,
+  runnerDir,
+  shq,
+  startServe,
+  submitTask,
+  type BenchContext,
+  type FigureResult,
+  type Row,
 } from "./lib.js";
 
 const BYTES = 50_000_000;
@@ -15,7 +32,16 @@ const SCRIPT = `head -c ${BYTES} /dev/zero | tr '\\0' a`;
 export async function outputBench(ctx: BenchContext): Promise<FigureResult> {
   ctx.log(`figure 3: ${BYTES / 1e6} MB of stdout over SSE, ${ctx.reps.other} runs each`);
   const serve = await startServe(ctx, "output", { BERTH_MAX_OUTPUT_BYTES: String(2 * BYTES), BERTH_CONCURRENCY: "2" });
-  const runs: { total: number; view: TaskView; postAt: number; first: number; last: number; end: number; cpuMs: number; redisMs: number }[] = [];
+  const runs: {
+    total: number;
+    view: TaskView;
+    postAt: number;
+    first: number;
+    last: number;
+    end: number;
+    cpuMs: number;
+    redisMs: number;
+  }[] = [];
   let n = 0;
   const clientCpu: number[] = [];
   try {
@@ -34,7 +60,16 @@ export async function outputBench(ctx: BenchContext): Promise<FigureResult> {
         throw new Error(`SSE delivered ${r.stdoutBytes} of ${BYTES} stdout bytes, end ${JSON.stringify(r.end)}`);
       }
       const view = await getJson<TaskView>(serve.url, `/v1/tasks/${task.id}`);
-      runs.push({ total, view, postAt, first: r.firstStdoutAt, last: r.lastStdoutAt, end: r.endAt, cpuMs: (await procCpuMs(serve.pid)) - cpu0, redisMs: (await redisCpuMs()) - redis0 });
+      runs.push({
+        total,
+        view,
+        postAt,
+        first: r.firstStdoutAt,
+        last: r.lastStdoutAt,
+        end: r.endAt,
+        cpuMs: (await procCpuMs(serve.pid)) - cpu0,
+        redisMs: (await redisCpuMs()) - redis0,
+      });
       return total;
     };
 
@@ -48,7 +83,12 @@ export async function outputBench(ctx: BenchContext): Promise<FigureResult> {
       return elapsed;
     };
 
-    const [b, d] = await interleave(ctx.reps.other, [berthRun, dockerRun], { warmup: ctx.quick ? 0 : 1, signal: ctx.signal, log: ctx.log, names: ["berth SSE", "docker run | wc -c"] });
+    const [b, d] = await interleave(ctx.reps.other, [berthRun, dockerRun], {
+      warmup: ctx.quick ? 0 : 1,
+      signal: ctx.signal,
+      log: ctx.log,
+      names: ["berth SSE", "docker run | wc -c"],
+    });
     if (!ctx.quick) runs.shift(); // the warm-up's
     const mem = await procMemory(serve.pid);
     const berthMs = b ?? [];

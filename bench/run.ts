@@ -9,8 +9,16 @@ import { execa } from "execa";
 import { archiveBench } from "./archive.js";
 import { latencyBench } from "./latency.js";
 import {
-  CLI_PATH, Cleanup, IMAGE, formatTable, makeRoot, removeBaselineContainers, startInProcess,
-  type BenchContext, type FigureResult, type Row,
+  CLI_PATH,
+  Cleanup,
+  IMAGE,
+  formatTable,
+  makeRoot,
+  removeBaselineContainers,
+  startInProcess,
+  type BenchContext,
+  type FigureResult,
+  type Row,
 } from "./lib.js";
 import { memoryBench } from "./memory.js";
 import { outputBench } from "./output.js";
@@ -33,7 +41,10 @@ async function cleanupFigure(ctx: BenchContext): Promise<FigureResult> {
   const mod = (await import(url.href)) as Record<string, unknown>;
   const fn = mod.runCleanupBench ?? mod.cleanupBench ?? mod.default;
   if (typeof fn !== "function") {
-    return { rows: [], details: [`Cleanup figure: bench/cleanup.ts exports no runCleanupBench (exports: ${Object.keys(mod).join(", ")}).`] };
+    return {
+      rows: [],
+      details: [`Cleanup figure: bench/cleanup.ts exports no runCleanupBench (exports: ${Object.keys(mod).join(", ")}).`],
+    };
   }
   ctx.log("cleanup figure (bench/cleanup.ts)");
   const out = (await (fn as (c: BenchContext) => Promise<unknown>)(ctx)) as Row | Row[] | FigureResult;
@@ -44,7 +55,8 @@ async function cleanupFigure(ctx: BenchContext): Promise<FigureResult> {
 
 async function preflight(figures: Set<number>): Promise<void> {
   const image = await execa("docker", ["image", "inspect", "--format", "{{.Id}}", IMAGE], { reject: false });
-  if (image.failed) throw new Error(`${IMAGE} is not on this Docker engine (is dockerd up? run ./scripts/up first): ${image.stderr.trim()}`);
+  if (image.failed)
+    throw new Error(`${IMAGE} is not on this Docker engine (is dockerd up? run ./scripts/up first): ${image.stderr.trim()}`);
   if (figures.has(3) || figures.has(5)) {
     await access(CLI_PATH).catch(() => {
       throw new Error(`${CLI_PATH} is missing; build first: npx tsc -p tsconfig.build.json`);
@@ -64,7 +76,13 @@ async function main(): Promise<number> {
   cleanup.add("baseline containers", () => removeBaselineContainers(runId));
   const abort = new AbortController();
   const ctx: BenchContext = {
-    quick, reps: quick ? { latency: 1, other: 1 } : { latency: 5, other: 3 }, runId, root, cleanup, signal: abort.signal, log,
+    quick,
+    reps: quick ? { latency: 1, other: 1 } : { latency: 5, other: 3 },
+    runId,
+    root,
+    cleanup,
+    signal: abort.signal,
+    log,
   };
 
   let interrupted = false;

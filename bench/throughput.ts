@@ -5,8 +5,25 @@ import path from "node:path";
 import { execa } from "execa";
 import type { TaskView } from "../src/contract/types.js";
 import {
-  describePhases, dockerRunArgs, fmtNum, interleave, mean, median, ms, nowMs, row, runnerDir, shq, sum,
-  submitTask, taskPhases, waitArchived, type BenchContext, type FigureResult, type InProcessBerth, type Phase,
+  describePhases,
+  dockerRunArgs,
+  fmtNum,
+  interleave,
+  mean,
+  median,
+  ms,
+  nowMs,
+  row,
+  runnerDir,
+  shq,
+  sum,
+  submitTask,
+  taskPhases,
+  waitArchived,
+  type BenchContext,
+  type FigureResult,
+  type InProcessBerth,
+  type Phase,
 } from "./lib.js";
 
 const TASKS = 40;
@@ -51,7 +68,11 @@ export async function throughputBench(ctx: BenchContext, berth: InProcessBerth):
     return performance.now() - t0;
   };
 
-  const [b, x] = await interleave(ctx.reps.other, [berthRun, xargsRun], { signal: ctx.signal, log: ctx.log, names: ["berth", "xargs docker run"] });
+  const [b, x] = await interleave(ctx.reps.other, [berthRun, xargsRun], {
+    signal: ctx.signal,
+    log: ctx.log,
+    names: ["berth", "xargs docker run"],
+  });
   const berthMs = b ?? [];
   const xargsMs = x ?? [];
 
@@ -63,7 +84,15 @@ export async function throughputBench(ctx: BenchContext, berth: InProcessBerth):
   const lastFinished = batches.map((bt) => Math.max(...bt.views.map((v) => ms(v.finishedAt))) - bt.firstPost);
   const firstStarted = batches.map((bt) => Math.min(...bt.views.map((v) => ms(v.startedAt))) - bt.firstPost);
   return {
-    rows: [row(`2. ${TASKS} \`true\` tasks, concurrency ${PARALLEL}: until all archived`, "s", berthMs, xargsMs, `\`seq ${TASKS} | xargs -P${PARALLEL} docker run --rm\``)],
+    rows: [
+      row(
+        `2. ${TASKS} \`true\` tasks, concurrency ${PARALLEL}: until all archived`,
+        "s",
+        berthMs,
+        xargsMs,
+        `\`seq ${TASKS} | xargs -P${PARALLEL} docker run --rm\``,
+      ),
+    ],
     details: [
       `Figure 2 — berth ${fmtNum(median(berthMs) / 1000, 2)} s vs xargs ${fmtNum(median(xargsMs) / 1000, 2)} s; per task: berth ${fmtNum(median(berthMs) / TASKS, 0)} ms of wall time, xargs ${fmtNum(median(xargsMs) / TASKS, 0)} ms.`,
       `  First task started ${fmtNum(median(firstStarted))} ms after the first POST; the last finished at ${fmtNum(median(lastFinished))} ms; the bench saw it all at ${fmtNum(median(berthMs))} ms.`,

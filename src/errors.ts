@@ -67,9 +67,7 @@ export const invalidInput = (message: string, details: Record<string, unknown> =
 
 /** Extracts a numeric `statusCode` from errors thrown by HTTP-ish clients (dockerode). */
 export const statusOf = (err: unknown): number | undefined =>
-  typeof err === "object" && err !== null && "statusCode" in err && typeof err.statusCode === "number"
-    ? err.statusCode
-    : undefined;
+  typeof err === "object" && err !== null && "statusCode" in err && typeof err.statusCode === "number" ? err.statusCode : undefined;
 
 export const errnoOf = (err: unknown): string | undefined =>
   typeof err === "object" && err !== null && "code" in err && typeof err.code === "string" ? err.code : undefined;

@@ -1,66 +1,19 @@
 // The composition root: the only place that picks real implementations and wires the roles together.
-import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import { hostname } from "node:os";
-import { Redis } from "ioredis";
-import type { Logger } from "pino";
 import { buildServer } from "./api/server.js";
-import type { Deps } from "./app/deps.js";
+import { buildDeps } from "./app/build-deps.js";
 import { Lifecycle } from "./app/lifecycle.js";
 import { createServices } from "./app/services.js";
 import { startCleanup } from "./cleanup/schedule.js";
-import { loadConfig, type Config } from "./config/config.js";
-import { BerthError } from "./errors.js";
+import { loadConfig, loadDotEnv } from "./config/config.js";
 import { createRootLogger } from "./logging/logger.js";
 import { startWorker } from "./queue/worker.js";
-import { createDockerClient, DockerRuntime } from "./runner/docker-runtime.js";
 
 export type ServerRole = "serve" | "api" | "worker";
-
-/** Reads `.env` from the working directory (if present) into process.env; variables already set win. */
-export function loadDotEnv(): void {
-  if (existsSync(".env")) process.loadEnvFile(".env");
-}
-
-/** A Redis client that fails fast while Redis is down (the API answers 503 instead of hanging). */
-export async function connectRedis(url: string, logger: Logger): Promise<Redis> {
-  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 5000 });
-  redis.on("error", (err) => logger.debug({ err }, "redis connection error"));
-  try {
-    await redis.connect();
-  } catch (err) {
-    redis.disconnect();
-    const where = new URL(url);
-    throw new BerthError("dependency_unavailable",
-      `Redis at ${where.hostname}:${where.port || 6379} (BERTH_REDIS_URL) does not answer; start it, or point BERTH_REDIS_URL at a running Redis.`,
-      {}, { cause: err });
-  }
-  return redis;
-}
-
-export async function buildDeps(config: Config, logger: Logger, namespace = config.namespace): Promise<Deps & { close(): Promise<void> }> {
-  const redis = await connectRedis(config.redisUrl, logger);
-  const docker = await createDockerClient().catch(async (err: unknown) => {
-    await redis.quit();
-    throw err;
-  });
-  await mkdir(config.dirs.workspaces, { recursive: true, mode: 0o711 });
-  await mkdir(config.dirs.archives, { recursive: true, mode: 0o700 });
-  return {
-    config,
-    logger,
-    redis,
-    runtime: new DockerRuntime(docker),
-    namespace,
-    host: hostname(),
-    close: async () => void (await redis.quit()),
-  };
-}
 
 /** Runs one role (or all of them) until SIGTERM/SIGINT; a second signal exits at once. */
 export async function runServer(role: ServerRole): Promise<void> {
   loadDotEnv();
-  const config = loadConfig(process.env);
+  const config = loadConfig();
   const logger = createRootLogger({ level: config.logLevel, role });
   const lifecycle = new Lifecycle(logger);
   let stopping = false;

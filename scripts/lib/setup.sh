@@ -9,7 +9,6 @@ BERTH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BERTH_STATE_DIR=${BERTH_STATE_DIR:-$HOME/.berth}
 RUNNER_IMAGE=${BERTH_DEFAULT_IMAGE:-berth-runner:latest}
 BASE_IMAGE_LOCAL=berth-base:bookworm
-DEBIAN_MIRROR=${BERTH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 say() { printf '[berth setup] %s\n' "$*" >&2; }
 die() { printf '[berth setup] error: %s\n' "$*" >&2; exit 1; }
@@ -56,6 +55,7 @@ ensure_packages() {
   command -v pigz >/dev/null 2>&1 || missing+=(pigz)
   command -v git >/dev/null 2>&1 || missing+=(git)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
   # A docker CLI may already be on PATH without an engine; docker.io brings both.
   command -v docker >/dev/null 2>&1 || apt_install docker.io
@@ -119,10 +119,8 @@ ensure_node_deps() {
   want=$(sha256sum package-lock.json | cut -d' ' -f1)
   [ -f node_modules/.berth-lock-hash ] && have=$(cat node_modules/.berth-lock-hash)
   if [ "$want" != "$have" ]; then
-    say "installing npm dependencies"
-    # npm ci refuses lockfiles written with omit-lockfile-registry-resolved (optional platform packages are not
-    # recorded); npm install keeps the locked versions all the same.
-    npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error
+    say "installing npm dependencies (npm ci: exactly the committed lockfile)"
+    npm ci --no-audit --no-fund --loglevel=error
     printf '%s' "$want" > node_modules/.berth-lock-hash
   fi
 }
@@ -160,9 +158,12 @@ ensure_local_base() {
   if docker image inspect "$BASE_IMAGE_LOCAL" >/dev/null 2>&1; then return; fi
   local rootfs include
   include=$(grep -v '^#' "$BERTH_ROOT/runner-image/packages.txt" | paste -sd, -)
+  local mirror=${BERTH_DEBIAN_MIRROR:-}
+  # The machine's own apt mirror (a local or corporate one where it is set up so); BERTH_DEBIAN_MIRROR overrides.
+  [ -n "$mirror" ] || mirror=$(node "$BERTH_ROOT/scripts/lib/debian-mirror.mjs" bookworm) || die "no Debian mirror to bootstrap from"
   rootfs=$(mktemp -d "${TMPDIR:-/tmp}/berth-rootfs.XXXXXX")
-  say "debootstrap bookworm from $DEBIAN_MIRROR (a few minutes, once)"
-  if ! as_root debootstrap --variant=minbase --include="$include" bookworm "$rootfs" "$DEBIAN_MIRROR" \
+  say "debootstrap bookworm from $mirror (a few minutes, once)"
+  if ! as_root debootstrap --variant=minbase --include="$include" bookworm "$rootfs" "$mirror" \
       >"$BERTH_STATE_DIR/debootstrap.log" 2>&1; then
     as_root rm -rf --one-file-system "$rootfs"
     die "debootstrap failed; see $BERTH_STATE_DIR/debootstrap.log"
@@ -171,6 +172,14 @@ ensure_local_base() {
   as_root tar -C "$rootfs" --numeric-owner -c . | docker import \
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' -c 'CMD ["bash"]' - "$BASE_IMAGE_LOCAL" >/dev/null
   as_root rm -rf --one-file-system "$rootfs"
+}
+
+# What of the checkout differs from its last commit (names and content), to tell whether a run changed it.
+tree_state() {
+  git -C "$BERTH_ROOT" rev-parse --git-dir >/dev/null 2>&1 || return 0
+  git -C "$BERTH_ROOT" status --porcelain --untracked-files=all
+  git -C "$BERTH_ROOT" diff HEAD --binary | sha256sum
+  (cd "$BERTH_ROOT" && git ls-files --others --exclude-standard -z | xargs -0r sha256sum --)
 }
 
 setup_all() {

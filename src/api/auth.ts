@@ -17,7 +17,7 @@ export class Authenticator {
     if (this.entries.length === 0) return "default";
     const header = request.headers.authorization;
     const match = typeof header === "string" ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match) throw new BerthError("unauthorized", "Send your API key as \"Authorization: Bearer <key>\".");
+    if (!match) throw new BerthError("unauthorized", 'Send your API key as "Authorization: Bearer <key>".');
     const given = digest(match[1] as string);
     let tenant: string | null = null;
     // Compare against every key, so the time taken does not depend on which (if any) matched.

@@ -33,9 +33,8 @@ export function registerErrorHandler(app: FastifyInstance): void {
     }
     if (err.validation || (err.statusCode !== undefined && err.statusCode < 500)) {
       const code: ErrorCode = err.statusCode === 413 ? "too_large" : err.statusCode === 404 ? "not_found" : "invalid_input";
-      const message = err.statusCode === 413
-        ? `The request body is larger than BERTH_MAX_BODY_BYTES allows; send smaller files.`
-        : err.message;
+      const message =
+        err.statusCode === 413 ? `The request body is larger than BERTH_MAX_BODY_BYTES allows; send smaller files.` : err.message;
       return reply.code(STATUS[code]).send({ error: { code, message } });
     }
     if (isRedisDown(err)) {

@@ -1,34 +1,20 @@
 // The HTTP API (shared/API.md §3) as a Fastify instance; main.ts listens, tests use inject or listen on port 0.
 import { createHash } from "node:crypto";
 import rateLimit from "@fastify/rate-limit";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Deps } from "../app/deps.js";
 import type { Services } from "../app/services.js";
-import type { TaskRecord } from "../domain/task.js";
 import { BerthError, taskNotFound } from "../errors.js";
 import { LiveHub } from "../logs/live-hub.js";
 import { Authenticator } from "./auth.js";
+import { type ApiContext, taskIdParam } from "./context.js";
 import { registerErrorHandler } from "./error-handler.js";
 import { artifactRoutes } from "./routes/artifacts.js";
 import { fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
-import { taskIdParam, taskRoutes } from "./routes/tasks.js";
+import { taskRoutes } from "./routes/tasks.js";
 import { streamEvents, wantsEventStream } from "./sse.js";
 import { TaskWaiter } from "./task-waiter.js";
-
-export interface ApiContext {
-  readonly deps: Deps;
-  readonly services: Services;
-  readonly auth: Authenticator;
-  /** Long polls waiting for tasks to end. */
-  readonly waiter: TaskWaiter;
-  /** Whether /readyz checks Docker (an API-only process may not talk to an engine). */
-  readonly checkDocker: boolean;
-  /** The caller's task named by `:id`, or 404 (another tenant's task looks exactly like a missing one). */
-  findTask(request: FastifyRequest): Promise<TaskRecord>;
-  wantsEventStream(request: FastifyRequest): boolean;
-  streamEvents(request: FastifyRequest, reply: FastifyReply, record: TaskRecord): Promise<void>;
-}
 
 export async function buildServer(deps: Deps, services: Services, opts: { checkDocker?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({

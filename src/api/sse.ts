@@ -37,7 +37,10 @@ function render(e: StoredEntry): Buffer {
 const rendered = new WeakMap<StoredEntry, Buffer>();
 const frame = (e: StoredEntry): Buffer => {
   let f = rendered.get(e);
-  if (f === undefined) rendered.set(e, (f = render(e)));
+  if (f === undefined) {
+    f = render(e);
+    rendered.set(e, f);
+  }
   return f;
 };
 
@@ -81,7 +84,8 @@ export async function streamEvents(
   const shutdownWatch = setInterval(() => {
     if (!listening || http.listening || closed) return;
     finish();
-    if (res.writableLength > 0) res.destroy(); // a stalled client would never take the rest
+    if (res.writableLength > 0)
+      res.destroy(); // a stalled client would never take the rest
     else res.end();
   }, 1000);
   const finish = () => {
@@ -113,12 +117,17 @@ export async function streamEvents(
     }
     return "more";
   };
-  const drained = () => new Promise<void>((resolve) => {
-    if (res.writableLength < MAX_BUFFERED_BYTES || closed) return resolve();
-    const done = () => { res.off("drain", done); res.off("close", done); resolve(); };
-    res.on("drain", done);
-    res.on("close", done);
-  });
+  const drained = () =>
+    new Promise<void>((resolve) => {
+      if (res.writableLength < MAX_BUFFERED_BYTES || closed) return resolve();
+      const done = () => {
+        res.off("drain", done);
+        res.off("close", done);
+        resolve();
+      };
+      res.on("drain", done);
+      res.on("close", done);
+    });
 
   try {
     for (;;) {
@@ -145,12 +154,23 @@ export async function streamEvents(
       await new Promise<void>((resolve) => {
         // The task may end between our last read and the hub's first poll: re-check its status now and then.
         const check = setInterval(() => {
-          void deps.store.get(record.id).then((r) => { if (!r || isFinalStatus(r.status)) done(); }, () => undefined);
+          void deps.store.get(record.id).then(
+            (r) => {
+              if (!r || isFinalStatus(r.status)) done();
+            },
+            () => undefined,
+          );
         }, 1000);
-        const done = () => { clearInterval(check); wake = undefined; resolve(); };
+        const done = () => {
+          clearInterval(check);
+          wake = undefined;
+          resolve();
+        };
         wake = done;
         detach = deps.hub.follow(record.id, {
-          get lastId() { return lastId; },
+          get lastId() {
+            return lastId;
+          },
           deliver: (entries) => {
             // Falling behind (or ending) leaves the fan-out: the rest is read from the store at this client's pace.
             if (write(entries) === "more" && res.writableLength < MAX_BUFFERED_BYTES) return true;

@@ -2,8 +2,8 @@
 // status. The store's final transition publishes the task's id on a channel, whichever process made it; one
 // subscriber connection per server wakes every waiter of that id. A message missed while that connection
 // reconnects is covered by re-reading the record every few seconds.
-import { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { closeConnection, openConnection, type RedisConnection } from "../store/redis.js";
 
 /** How often a waiter re-reads the record anyway. */
 const RECHECK_MS = 2000;
@@ -11,7 +11,7 @@ const RECHECK_MS = 2000;
 export class TaskWaiter {
   private readonly waiters = new Map<string, Set<{ check: () => void; finish: () => void }>>();
   private stopping = false;
-  private subscriber: Redis | undefined;
+  private subscriber: RedisConnection | undefined;
   private subscribed: Promise<void> | undefined;
 
   constructor(
@@ -55,17 +55,27 @@ export class TaskWaiter {
         }
         checking = true;
         again = false;
-        isFinal().then((final) => { if (final) finish(); }, () => undefined).finally(() => {
-          checking = false;
-          if (again) check();
-        });
+        isFinal()
+          .then(
+            (final) => {
+              if (final) finish();
+            },
+            () => undefined,
+          )
+          .finally(() => {
+            checking = false;
+            if (again) check();
+          });
       };
       const deadline = setTimeout(finish, until - Date.now());
       const recheck = setInterval(check, RECHECK_MS);
       signal.addEventListener("abort", finish, { once: true });
       const waiter = { check, finish };
       let set = this.waiters.get(taskId);
-      if (!set) this.waiters.set(taskId, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        this.waiters.set(taskId, set);
+      }
       set.add(waiter);
       check();
     });
@@ -79,7 +89,7 @@ export class TaskWaiter {
 
   async close(): Promise<void> {
     this.release();
-    await this.subscriber?.quit().catch(() => undefined);
+    if (this.subscriber) await closeConnection(this.subscriber);
     this.subscriber = undefined;
     this.subscribed = undefined;
   }
@@ -88,8 +98,7 @@ export class TaskWaiter {
   private subscribe(): Promise<void> {
     this.subscribed ??= (async () => {
       // Connected before it subscribes: a SUBSCRIBE queued before the ready check makes ioredis's INFO fail.
-      const sub = new Redis(this.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
-      sub.on("error", (err) => this.logger.debug({ err }, "task-waiter redis connection error"));
+      const sub = openConnection(this.redisUrl, this.logger, "task-end subscriber", { lazy: true });
       sub.on("message", (_channel: string, taskId: string) => {
         for (const w of this.waiters.get(taskId) ?? []) w.check();
       });
@@ -102,7 +111,7 @@ export class TaskWaiter {
       const sub = this.subscriber;
       this.subscriber = undefined;
       this.subscribed = undefined;
-      void sub?.quit().catch(() => undefined);
+      if (sub) void closeConnection(sub);
     });
     return this.subscribed;
   }

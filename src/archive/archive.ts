@@ -13,8 +13,8 @@
 // of that listing, so none of the cases above can reach it; anything else, or any error, sends the
 // workspace down the GNU path. Both paths verify the result by reading it back with node-tar.
 import { createHash, randomBytes } from "node:crypto";
-import { constants as fsConstants, type Stats } from "node:fs";
-import { access, lstat, mkdir, open, opendir, rename, rm, type FileHandle } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { lstat, mkdir, open, opendir, rename, rm, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { Readable, Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -49,7 +49,10 @@ export interface ArchiveOptions {
 }
 
 /** A workspace path that is not in the archive, and why. */
-export interface SkippedPath { path: string; why: string }
+export interface SkippedPath {
+  path: string;
+  why: string;
+}
 
 /** What {@link createArchive} produced. */
 export interface ArchiveResult {
@@ -64,7 +67,6 @@ export interface ArchiveResult {
   /** Sum of the archived regular files' sizes: what the workspace holds, without walking it again (cleanup). */
   contentBytes: number;
 }
-
 
 /**
  * Archives `workspacePath` into `archivePath` (tar.gz with relative entry names: node-tar's ustar/pax format for
@@ -100,10 +102,15 @@ export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult
     fh = await open(tmp, "wx", 0o600);
     // A small, plain workspace is packed in-process; any other, or one node-tar refuses, by GNU find and tar.
     const small = await listSmall(workspacePath, maxFileBytes, deadline.signal);
-    const written = (small ? await writeSmall(workspacePath, small, fh) : null) ?? (await writeTarGz(workspacePath, maxFileBytes, fh, deadline.signal));
+    const written =
+      (small ? await writeSmall(workspacePath, small, fh) : null) ?? (await writeTarGz(workspacePath, maxFileBytes, fh, deadline.signal));
     const skipped = written.skipped;
     const known = new Set(skipped.map((s) => s.path));
-    for (const s of written.unreadable) if (!known.has(s.path)) (known.add(s.path), report(skipped, s));
+    for (const s of written.unreadable) {
+      if (known.has(s.path)) continue;
+      known.add(s.path);
+      report(skipped, s);
+    }
     await fh.sync();
     await fh.close();
     fh = undefined;
@@ -142,9 +149,7 @@ export function classifyStderr(stderr: string): { skipped: SkippedPath[]; unknow
     const m =
       /^tar: (.+): ((?:Cannot open|Cannot stat|Cannot readlink|Cannot savedir): [^:]+)$/.exec(line) ??
       /^tar: (.+): (File removed before we read it|file changed as we read it)$/.exec(line) ??
-      /^tar: (.+): (File shrank by \d+ bytes; padding with zeros|Read error at byte \d+, while reading \d+ bytes: [^:]+)$/.exec(
-        line,
-      ) ??
+      /^tar: (.+): (File shrank by \d+ bytes; padding with zeros|Read error at byte \d+, while reading \d+ bytes: [^:]+)$/.exec(line) ??
       /^find: ['‘](.+)['’]: (Permission denied|No such file or directory)$/.exec(line);
     // find names start with "./" (tar's come from find's %P list and do not).
     if (m?.[1] !== undefined && m[2] !== undefined) skipped.push({ path: m[1].replace(/^\.\//, ""), why: `unreadable: ${m[2]}` });
@@ -189,7 +194,8 @@ async function listSmall(root: string, maxFileBytes: number, signal: AbortSignal
     for (const [i, name] of names.entries()) {
       const st = stats[i] as Stats;
       // node-tar strips what Windows would call a root ("c:", "//x/y/") from a name; GNU tar keeps it.
-      if (Buffer.byteLength(name) > IN_PROCESS_LIMITS.pathBytes || path.win32.isAbsolute(name) || path.win32.parse(name).root !== "") return false;
+      if (Buffer.byteLength(name) > IN_PROCESS_LIMITS.pathBytes || path.win32.isAbsolute(name) || path.win32.parse(name).root !== "")
+        return false;
       if (st.isFile() && st.size > maxFileBytes) {
         report(listing.skipped, { path: name, why: tooLarge(maxFileBytes, st.size) });
       } else if (st.isFile() || st.isDirectory() || st.isSymbolicLink()) {
@@ -316,12 +322,7 @@ const IN_PROCESS_GZIP_BYTES = 1024 * 1024;
  * find | (Node: keep-list, skipped report) | tar | gzip > fh, hashing the bytes on their way to disk. Small
  * archives are compressed with node:zlib, larger ones by pigz; which one is decided by tar's actual output.
  */
-async function writeTarGz(
-  cwd: string,
-  maxFileBytes: number,
-  fh: FileHandle,
-  signal: AbortSignal,
-): Promise<WrittenArchive> {
+async function writeTarGz(cwd: string, maxFileBytes: number, fh: FileHandle, signal: AbortSignal): Promise<WrittenArchive> {
   // Resolve everything async *before* spawning: an await between spawning find and piping its
   // stdout lets execa start reading it, and the names read meanwhile are lost.
   const [gzCmd, gzArgs] = await compressor();
@@ -405,7 +406,8 @@ async function compress(tarOut: Readable, sink: Writable, signal: AbortSignal, s
   if (toGz.status === "rejected") throw toGz.reason;
 }
 
-const startCompressor = (cmd: string, args: string[], base: ReturnType<typeof childOptions>) => execa(cmd, args, { ...base, buffer: { stdout: false } });
+const startCompressor = (cmd: string, args: string[], base: ReturnType<typeof childOptions>) =>
+  execa(cmd, args, { ...base, buffer: { stdout: false } });
 type Compressor = ReturnType<typeof startCompressor>;
 
 type ChildResult = PromiseSettledResult<{ failed: boolean; exitCode?: number; stderr: string; shortMessage?: string }>;
@@ -421,11 +423,11 @@ function childWarnings(name: string, r: ChildResult, tolerate: (code: number, un
 }
 
 let compressorChoice: Promise<[string, string[]]> | undefined;
-/** pigz -p2 when on PATH (parallel, bounded to 2 cores), else gzip. */
+/** pigz -p2 when it runs here (parallel, bounded to 2 cores), else gzip. Asked once per process. */
 function compressor(): Promise<[string, string[]]> {
-  const onPath = (dir: string) => access(path.join(dir, "pigz"), fsConstants.X_OK).then(() => true, () => false);
-  compressorChoice ??= Promise.all((process.env.PATH ?? "").split(path.delimiter).filter(Boolean).map(onPath)).then(
-    (found) => (found.includes(true) ? ["pigz", ["-p", "2", "-c"]] : ["gzip", ["-c"]]),
+  compressorChoice ??= execa("pigz", ["--version"], { reject: false, timeout: 5000 }).then(
+    (r) => (r.exitCode === 0 ? ["pigz", ["-p", "2", "-c"]] : ["gzip", ["-c"]]),
+    () => ["gzip", ["-c"]],
   );
   return compressorChoice;
 }
@@ -453,7 +455,13 @@ function abortAfter(timeoutMs: number, outer?: AbortSignal): { signal: AbortSign
     ac.abort(outer?.reason instanceof TaskFailure ? outer.reason : new TaskFailure("canceled", "Archiving was canceled."));
   if (outer?.aborted) onOuter();
   else outer?.addEventListener("abort", onOuter, { once: true });
-  return { signal: ac.signal, dispose: () => (clearTimeout(timer), outer?.removeEventListener("abort", onOuter)) };
+  return {
+    signal: ac.signal,
+    dispose: () => {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", onOuter);
+    },
+  };
 }
 
 function toFailure(err: unknown, signal: AbortSignal): TaskFailure {

@@ -165,7 +165,8 @@ class EntryGate {
     if (this.throughSymlink(parts)) return "path passes through a symbolic link";
     if (e.type === "Link") {
       const target = relativeParts(e.linkpath ?? "");
-      if (!target || this.throughSymlink(target) || this.symlinks.has(target.join("/"))) return "hard link to a path outside the workspace or through a link";
+      if (!target || this.throughSymlink(target) || this.symlinks.has(target.join("/")))
+        return "hard link to a path outside the workspace or through a link";
       this.hardLinks.push({ path: parts, target });
       return "hard link (restored as a copy)";
     }
@@ -226,7 +227,8 @@ async function restoreHardLinks(destPath: string, gate: EntryGate): Promise<void
     const note = gate.skipped.findIndex((s) => s.path.replace(/\/$/, "") === rel && s.why.startsWith("hard link (restored"));
     if (!st?.isFile()) continue; // stays reported as skipped
     gate.bytes += st.size;
-    if (gate.bytes > gate.maxBytes) throw limitError(0, gate.bytes, { maxEntries: Infinity, maxTotalBytes: gate.maxBytes } as ExtractOptions);
+    if (gate.bytes > gate.maxBytes)
+      throw limitError(0, gate.bytes, { maxEntries: Infinity, maxTotalBytes: gate.maxBytes } as ExtractOptions);
     await copyFile(from, to, fsConstants.COPYFILE_EXCL);
     if (note >= 0) gate.skipped.splice(note, 1);
     gate.entries++;
@@ -253,7 +255,10 @@ function unpack(archivePath: string, destPath: string, gate: EntryGate, signal: 
       if (done) return;
       done = true;
       signal.removeEventListener("abort", onAbort);
-      if (err === undefined) return resolve();
+      if (err === undefined) {
+        resolve();
+        return;
+      }
       input.destroy();
       reject(err);
     };

@@ -10,7 +10,12 @@ import { Parser, type ReadEntry } from "tar";
 import { errnoOf, TaskFailure } from "../errors.js";
 
 /** One entry as listed by {@link listArchive}; `type` is node-tar's name (File, Directory, SymbolicLink, Link...). */
-export interface ArchiveEntry { path: string; type: string; size: number; linkpath?: string }
+export interface ArchiveEntry {
+  path: string;
+  type: string;
+  size: number;
+  linkpath?: string;
+}
 
 /** Lists every entry of a tar(.gz) file with node-tar (streaming, strict). Used by tests and tooling. */
 export async function listArchive(archivePath: string): Promise<ArchiveEntry[]> {
@@ -39,7 +44,14 @@ export async function walkArchive(file: string, visit: (entry: ReadEntry) => voi
   const source = (await readIfSmall(file, signal)) ?? file;
   let seen = 0;
   try {
-    await parseArchive(source, (e) => (seen++, visit(e)), signal);
+    await parseArchive(
+      source,
+      (e) => {
+        seen++;
+        return visit(e);
+      },
+      signal,
+    );
   } catch (err) {
     // node-tar calls an archive of only end-of-archive blocks (GNU tar's output for an empty
     // workspace) "Unrecognized archive format"; accept exactly that case and nothing else.
@@ -66,9 +78,15 @@ async function isEmptyTarGz(source: string | Buffer, signal?: AbortSignal): Prom
   }
   let size = 0;
   const check = new Writable({
-    write: (chunk: Buffer, _enc, cb) => (size += chunk.length, cb(chunk.every((b) => b === 0) ? null : new Error("data"))),
+    write: (chunk: Buffer, _enc, cb) => {
+      size += chunk.length;
+      cb(chunk.every((b) => b === 0) ? null : new Error("data"));
+    },
   });
-  const ok = await pipeline(createReadStream(source), createGunzip(), check, { signal }).then(() => true, () => false);
+  const ok = await pipeline(createReadStream(source), createGunzip(), check, { signal }).then(
+    () => true,
+    () => false,
+  );
   return ok && size > 0 && size % 512 === 0;
 }
 
@@ -81,7 +99,10 @@ function parseArchive(source: string | Buffer, visit: (entry: ReadEntry) => void
       if (done) return;
       done = true;
       signal?.removeEventListener("abort", onAbort);
-      if (err === undefined) return resolve();
+      if (err === undefined) {
+        resolve();
+        return;
+      }
       input?.destroy();
       reject(err);
     };

@@ -62,12 +62,33 @@ async function describe(root: DiskEntry["root"], dir: string, raw: Buffer): Prom
     name = null;
   }
   const st = await lstat(Buffer.concat([Buffer.from(dir + path.sep), raw])).catch(() => null);
-  const type: DiskEntry["type"] = !st ? "gone" : st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
-  const base = { root, name: name ?? printableName(raw), path: name === null ? null : path.join(dir, name), type, mtimeMs: st?.mtimeMs ?? 0 };
-  const ws = name === null ? null : root === "workspaces" ? (WORKSPACE_PATTERN.test(name) ? name : null) : (ARCHIVE_NAME.exec(name)?.[1] ?? null);
+  const type: DiskEntry["type"] = !st
+    ? "gone"
+    : st.isSymbolicLink()
+      ? "symlink"
+      : st.isDirectory()
+        ? "dir"
+        : st.isFile()
+          ? "file"
+          : "other";
+  const base = {
+    root,
+    name: name ?? printableName(raw),
+    path: name === null ? null : path.join(dir, name),
+    type,
+    mtimeMs: st?.mtimeMs ?? 0,
+  };
+  const ws =
+    name === null ? null : root === "workspaces" ? (WORKSPACE_PATTERN.test(name) ? name : null) : (ARCHIVE_NAME.exec(name)?.[1] ?? null);
   const m = ws ? WORKSPACE_PATTERN.exec(ws) : null;
   if (ws && m) {
-    return { ...base, kind: root === "workspaces" ? "workspace" : "archive", workspace: ws, taskId: m[2] ?? null, createdAtMs: Number(m[1]) };
+    return {
+      ...base,
+      kind: root === "workspaces" ? "workspace" : "archive",
+      workspace: ws,
+      taskId: m[2] ?? null,
+      createdAtMs: Number(m[1]),
+    };
   }
   const kind = name !== null && root === "archives" && TEMP_NAME.test(name) ? "temp" : "foreign";
   return { ...base, kind, workspace: null, taskId: null, createdAtMs: null };
@@ -84,7 +105,10 @@ export async function diskUsage(paths: readonly string[]): Promise<Map<string, n
   for (let i = 0; i < paths.length; i += 500) {
     const chunk = paths.slice(i, i + 500);
     // -0: NUL-terminated lines, so no path can break the parsing. `--` ends options whatever a path starts with.
-    const res = await execa("du", ["-s", "-0", "-P", "--block-size=1", "--one-file-system", "--", ...chunk], { reject: false, encoding: "utf8" });
+    const res = await execa("du", ["-s", "-0", "-P", "--block-size=1", "--one-file-system", "--", ...chunk], {
+      reject: false,
+      encoding: "utf8",
+    });
     for (const line of res.stdout.split("\0")) {
       const tab = line.indexOf("\t");
       if (tab > 0) sizes.set(line.slice(tab + 1), Number(line.slice(0, tab)));

@@ -3,9 +3,9 @@
 // (`cleanup-<host>`): processes on the same host share it (one sweep per interval per host), other hosts never
 // see it. Per-task locks in sweep.ts keep overlapping passes (a manual `berth workspace clean`) harmless.
 import { Queue, Worker } from "bullmq";
-import { Redis } from "ioredis";
 import type { Deps } from "../app/deps.js";
 import type { Services } from "../app/services.js";
+import { closeConnection, openConnection } from "../store/redis.js";
 import { sweep, type SweepResult } from "./sweep.js";
 
 const SCHEDULER_ID = "sweep";
@@ -28,21 +28,25 @@ export async function startCleanup(deps: Deps, services: Services): Promise<Clea
   const { config, logger } = deps;
   const name = cleanupQueueName(deps.host);
   const prefix = services.keys.bullPrefix;
-  const queueConnection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
-  const workerConnection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const queueConnection = openConnection(config.redisUrl, logger, "cleanup queue");
+  const workerConnection = openConnection(config.redisUrl, logger, "cleanup worker");
   const quitAll = async () => {
-    await Promise.all([queueConnection.quit().catch(() => undefined), workerConnection.quit().catch(() => undefined)]);
+    await Promise.all([closeConnection(queueConnection), closeConnection(workerConnection)]);
   };
   try {
     const queue = new Queue(name, { connection: queueConnection, prefix });
     queue.on("error", (err) => logger.error({ err, queue: name }, "cleanup queue error"));
     const intervalMs = config.retention.cleanupIntervalSeconds * 1000;
-    await queue.upsertJobScheduler(SCHEDULER_ID, { every: intervalMs }, {
-      name: SCHEDULER_ID,
-      data: {},
-      // Keep a little history for operators; never let finished cleanup jobs pile up in Redis.
-      opts: { removeOnComplete: { count: 20 }, removeOnFail: { count: 50 }, attempts: 1 },
-    });
+    await queue.upsertJobScheduler(
+      SCHEDULER_ID,
+      { every: intervalMs },
+      {
+        name: SCHEDULER_ID,
+        data: {},
+        // Keep a little history for operators; never let finished cleanup jobs pile up in Redis.
+        opts: { removeOnComplete: { count: 20 }, removeOnFail: { count: 50 }, attempts: 1 },
+      },
+    );
     const worker = new Worker(name, async () => summary(await sweep(deps, services)), {
       connection: workerConnection,
       prefix,
@@ -64,7 +68,9 @@ export async function startCleanup(deps: Deps, services: Services): Promise<Clea
             // worker.close() waits for a running pass without limit; bound it. A pass cut short is safe: each
             // task's files go before its record changes, so the next pass finishes what this one started.
             const graceful = worker.close();
-            const timer = new Promise<"timeout">((resolve) => setTimeout(resolve, config.worker.shutdownTimeoutSeconds * 1000, "timeout").unref());
+            const timer = new Promise<"timeout">((resolve) =>
+              setTimeout(resolve, config.worker.shutdownTimeoutSeconds * 1000, "timeout").unref(),
+            );
             if ((await Promise.race([graceful, timer])) === "timeout") {
               logger.warn({ queue: name }, "cleanup pass still running at shutdown; closing without waiting");
               await worker.close(true);
@@ -86,7 +92,12 @@ export async function startCleanup(deps: Deps, services: Services): Promise<Clea
 /** What the job keeps as its return value: counts, not the full lists (they are in the logs). */
 function summary(r: SweepResult) {
   return {
-    removed: r.removed.length, purged: r.purged.length, skipped: r.skipped.length, errors: r.errors.length,
-    bytesReclaimed: r.bytesReclaimed, durationMs: r.durationMs, more: r.more,
+    removed: r.removed.length,
+    purged: r.purged.length,
+    skipped: r.skipped.length,
+    errors: r.errors.length,
+    bytesReclaimed: r.bytesReclaimed,
+    durationMs: r.durationMs,
+    more: r.more,
   };
 }

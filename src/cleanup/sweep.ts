@@ -57,7 +57,15 @@ export type RemovalReason = "ttl" | "older_than" | "disk_budget" | "orphan" | "l
  * cleanup holding the task's lock, or a task that changed between planning and removal.
  */
 export type SkipReason =
-  | "foreign_name" | "stale_temp" | "no_record" | "corrupt_record" | "record_mismatch" | "other_host" | "active" | "locked" | "changed";
+  | "foreign_name"
+  | "stale_temp"
+  | "no_record"
+  | "corrupt_record"
+  | "record_mismatch"
+  | "other_host"
+  | "active"
+  | "locked"
+  | "changed";
 
 /** A task (or record-less entry) whose workspace, archive and log stream a pass removed. */
 export interface SweepRemoval {
@@ -71,9 +79,18 @@ export interface SweepRemoval {
   readonly files: readonly string[];
 }
 /** An item a pass left alone, and why. `item` is `<root>/<name>` for disk entries, else `task <id>`. */
-export interface SweepSkip { readonly item: string; readonly taskId: string | null; readonly reason: SkipReason; readonly detail: string }
+export interface SweepSkip {
+  readonly item: string;
+  readonly taskId: string | null;
+  readonly reason: SkipReason;
+  readonly detail: string;
+}
 /** An item a pass failed on; it stays as it was (files first, record last) and the next pass retries it. */
-export interface SweepError { readonly item: string; readonly taskId: string | null; readonly message: string }
+export interface SweepError {
+  readonly item: string;
+  readonly taskId: string | null;
+  readonly message: string;
+}
 
 /** What one pass did (or, with dryRun, would do). */
 export interface SweepResult {
@@ -93,7 +110,14 @@ export interface SweepResult {
   more: boolean;
 }
 
-interface Plan { id: string; workspace: string; record: TaskRecord | null; why: RemovalReason; files: string[]; bytes: number }
+interface Plan {
+  id: string;
+  workspace: string;
+  record: TaskRecord | null;
+  why: RemovalReason;
+  files: string[];
+  bytes: number;
+}
 type Outcome = "removed" | { reason: SkipReason; detail: string };
 /** What became of one item: an Error means it failed and stays for the next pass. */
 type Result = Outcome | Error;
@@ -108,8 +132,17 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
   const log = deps.logger.child({ component: "cleanup", host: deps.host, dryRun });
   const started = Date.now();
   const result: SweepResult = {
-    host: deps.host, dryRun, startedAt: new Date(started).toISOString(), durationMs: 0,
-    removed: [], purged: [], skipped: [], errors: [], bytesReclaimed: 0, disk: null, more: false,
+    host: deps.host,
+    dryRun,
+    startedAt: new Date(started).toISOString(),
+    durationMs: 0,
+    removed: [],
+    purged: [],
+    skipped: [],
+    errors: [],
+    bytesReclaimed: 0,
+    disk: null,
+    more: false,
   };
   log.info({ event: "cleanup.start", now, olderThanMs: opts.olderThanMs ?? null, all: opts.all ?? false }, "cleanup pass starting");
   const skip = (s: SweepSkip) => {
@@ -129,9 +162,15 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
   const dueSet = new Set(due);
   const local = new Map<string, DiskEntry[]>();
   for (const e of entries) {
-    if (e.kind === "foreign") skip({ item: `${e.root}/${e.name}`, taskId: null, reason: "foreign_name", detail: "not a name berth creates; left alone" });
+    if (e.kind === "foreign")
+      skip({ item: `${e.root}/${e.name}`, taskId: null, reason: "foreign_name", detail: "not a name berth creates; left alone" });
     else if (e.kind === "temp" && now - e.mtimeMs > STALE_TEMP_MS) {
-      skip({ item: `${e.root}/${e.name}`, taskId: null, reason: "stale_temp", detail: "an unfinished archive older than an hour (left by a crash?); remove it by hand" });
+      skip({
+        item: `${e.root}/${e.name}`,
+        taskId: null,
+        reason: "stale_temp",
+        detail: "an unfinished archive older than an hour (left by a crash?); remove it by hand",
+      });
     } else if (e.taskId) local.set(e.taskId, [...(local.get(e.taskId) ?? []), e]);
   }
 
@@ -170,10 +209,16 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
     }
     const mine = files.filter((f) => f.workspace === record.workspace);
     for (const f of files.filter((x) => x.workspace !== record.workspace)) {
-      skip({ item: `${f.root}/${f.name}`, taskId: id, reason: "record_mismatch", detail: `the record of task ${id} names workspace ${record.workspace}; left alone` });
+      skip({
+        item: `${f.root}/${f.name}`,
+        taskId: id,
+        reason: "record_mismatch",
+        detail: `the record of task ${id} names workspace ${record.workspace}; left alone`,
+      });
     }
     if (!isFinal(record.status)) {
-      if (dueSet.has(id)) skip({ item, taskId: id, reason: "active", detail: `task is ${record.status}; never touched until it has ended` });
+      if (dueSet.has(id))
+        skip({ item, taskId: id, reason: "active", detail: `task is ${record.status}; never touched until it has ended` });
       continue;
     }
     const foreignHost = record.host !== null && record.host !== deps.host;
@@ -203,8 +248,12 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
   // Sizes: of everything when a budget is set (the budget counts all of both roots), else of what goes.
   const budget = config.diskBudgetBytes;
   // Without a budget, a task archived by berth already knows its size (workspace files + archive): no walk needed.
-  const known = (p: Plan) => (budget === 0 && p.record?.workspaceBytes != null && p.record.archive ? p.record.workspaceBytes + p.record.archive.bytes : null);
-  const measured = budget > 0 ? entries.flatMap((e) => (e.path && e.type !== "gone" ? [e.path] : [])) : plans.flatMap((p) => (known(p) === null ? p.files : []));
+  const known = (p: Plan) =>
+    budget === 0 && p.record?.workspaceBytes != null && p.record.archive ? p.record.workspaceBytes + p.record.archive.bytes : null;
+  const measured =
+    budget > 0
+      ? entries.flatMap((e) => (e.path && e.type !== "gone" ? [e.path] : []))
+      : plans.flatMap((p) => (known(p) === null ? p.files : []));
   const sizes = measured.length > 0 ? await diskUsage(measured) : new Map<string, number>();
   const bytesOf = (p: Plan) => known(p) ?? p.files.reduce((n, f) => n + (sizes.get(f) ?? 0), 0);
   for (const p of plans) p.bytes = bytesOf(p);
@@ -230,13 +279,29 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
     if (outcome instanceof Error) fail(item, plan.id, outcome);
     else if (outcome !== "removed") skip({ item, taskId: plan.id, ...outcome });
     else {
-      result.removed.push({ taskId: plan.id, workspace: plan.workspace, tenant: plan.record?.tenant ?? null, why: plan.why, bytes: plan.bytes, files: plan.files });
+      result.removed.push({
+        taskId: plan.id,
+        workspace: plan.workspace,
+        tenant: plan.record?.tenant ?? null,
+        why: plan.why,
+        bytes: plan.bytes,
+        files: plan.files,
+      });
       result.bytesReclaimed += plan.bytes;
-      log.info({ event: "cleanup.removed", taskId: plan.id, workspace: plan.workspace, why: plan.why, bytes: plan.bytes, files: plan.files }, dryRun ? "would remove task files" : "removed task files");
+      log.info(
+        { event: "cleanup.removed", taskId: plan.id, workspace: plan.workspace, why: plan.why, bytes: plan.bytes, files: plan.files },
+        dryRun ? "would remove task files" : "removed task files",
+      );
     }
   }
   const purgeItems = purges.map((id) => ({ id }));
-  const purged = await carryOut(deps, services, dryRun, purgeItems, (held) => purge(services, held.map((x) => x.id), now));
+  const purged = await carryOut(deps, services, dryRun, purgeItems, (held) =>
+    purge(
+      services,
+      held.map((x) => x.id),
+      now,
+    ),
+  );
   for (const it of purgeItems) {
     const { id } = it;
     const outcome = purged.get(it) as Result;
@@ -250,10 +315,20 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
   if (!dryRun) for (const fix of indexFixes) await fix().catch((err: unknown) => log.warn({ err }, "expiry index repair failed"));
 
   result.durationMs = Date.now() - started;
-  log.info({
-    event: "cleanup.summary", removed: result.removed.length, purged: result.purged.length, skipped: result.skipped.length,
-    errors: result.errors.length, bytesReclaimed: result.bytesReclaimed, disk: result.disk, more: result.more, durationMs: result.durationMs,
-  }, dryRun ? "cleanup dry run finished" : "cleanup pass finished");
+  log.info(
+    {
+      event: "cleanup.summary",
+      removed: result.removed.length,
+      purged: result.purged.length,
+      skipped: result.skipped.length,
+      errors: result.errors.length,
+      bytesReclaimed: result.bytesReclaimed,
+      disk: result.disk,
+      more: result.more,
+      durationMs: result.durationMs,
+    },
+    dryRun ? "cleanup dry run finished" : "cleanup pass finished",
+  );
   return result;
 }
 
@@ -261,25 +336,39 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
  * Expires one task now (`berth workspace remove`): same lock, checks and order as a pass. Refuses queued and
  * running tasks and tasks of another host by returning the skip reason instead of "removed".
  */
-export async function expireTaskNow(deps: Deps, services: Services, record: TaskRecord, opts: { dryRun?: boolean; now?: number } = {}): Promise<{ outcome: Outcome; removal: SweepRemoval }> {
+export async function expireTaskNow(
+  deps: Deps,
+  services: Services,
+  record: TaskRecord,
+  opts: { dryRun?: boolean; now?: number } = {},
+): Promise<{ outcome: Outcome; removal: SweepRemoval }> {
   const entries = (await listLocalEntries(deps.config.dirs)).filter((e) => e.workspace === record.workspace && e.taskId === record.id);
   const files = paths(entries);
   const sizes = files.length > 0 ? await diskUsage(files) : new Map<string, number>();
   const plan: Plan = {
-    id: record.id, workspace: record.workspace, record, why: record.status === "expired" ? "leftover" : "manual", files,
+    id: record.id,
+    workspace: record.workspace,
+    record,
+    why: record.status === "expired" ? "leftover" : "manual",
+    files,
     bytes: files.reduce((n, f) => n + (sizes.get(f) ?? 0), 0),
   };
   const removal = { taskId: plan.id, workspace: plan.workspace, tenant: record.tenant, why: plan.why, bytes: plan.bytes, files };
   let outcome: Outcome;
   if (!isFinal(record.status)) outcome = { reason: "active", detail: `task is ${record.status}; cancel it first` };
-  else if (record.host !== null && record.host !== deps.host) outcome = { reason: "other_host", detail: `task ran on ${record.host}; run this there` };
+  else if (record.host !== null && record.host !== deps.host)
+    outcome = { reason: "other_host", detail: `task ran on ${record.host}; run this there` };
   else if (opts.dryRun) outcome = "removed";
   else {
     const [done] = await underLocks(deps, services, [plan], (held) => execute(deps, services, held, opts.now ?? Date.now()));
     if (done instanceof Error) throw done;
     outcome = done as Outcome;
   }
-  if (outcome === "removed") deps.logger.info({ event: "cleanup.removed", taskId: record.id, why: plan.why, bytes: plan.bytes, dryRun: opts.dryRun ?? false }, "removed task files by hand");
+  if (outcome === "removed")
+    deps.logger.info(
+      { event: "cleanup.removed", taskId: record.id, why: plan.why, bytes: plan.bytes, dryRun: opts.dryRun ?? false },
+      "removed task files by hand",
+    );
   return { outcome, removal };
 }
 
@@ -300,7 +389,10 @@ async function execute(deps: Deps, services: Services, plans: readonly Plan[], n
   const tracked = open().filter((i) => plan(i).why !== "orphan");
   const [records, exist] = await Promise.all([
     store.getMany(tracked.map((i) => plan(i).id)),
-    pipelined(deps, orphans.map((i) => ["exists", keys.task(plan(i).id)])),
+    pipelined(
+      deps,
+      orphans.map((i) => ["exists", keys.task(plan(i).id)]),
+    ),
   ]);
   orphans.forEach((i, k) => {
     const [err, n] = exist[k] ?? [null, 0];
@@ -328,15 +420,19 @@ async function execute(deps: Deps, services: Services, plans: readonly Plan[], n
 
   const logs = open();
   const unlinked = await Promise.all(logs.map((i) => services.logs.remove(plan(i).id).then(() => null, asError)));
-  logs.forEach((i, k) => (out[i] = unlinked[k] ?? null));
+  logs.forEach((i, k) => {
+    out[i] = unlinked[k] ?? null;
+  });
 
   // Files and logs are gone; only now do the records say so.
   const marks = open().filter((i) => fresh.has(i) && plan(i).why !== "leftover");
-  const applied = await store.transitionMany(marks.map((i) => {
-    const r = fresh.get(i) as TaskRecord;
-    const fields = expiredFields(r, plan(i).why, now);
-    return { id: r.id, tenant: r.tenant, from: ENDED, fields, expiryScore: (fields.expiresAtMs ?? now) + RECORD_RETENTION_MS };
-  }));
+  const applied = await store.transitionMany(
+    marks.map((i) => {
+      const r = fresh.get(i) as TaskRecord;
+      const fields = expiredFields(r, plan(i).why, now);
+      return { id: r.id, tenant: r.tenant, from: ENDED, fields, expiryScore: (fields.expiresAtMs ?? now) + RECORD_RETENTION_MS };
+    }),
+  );
   marks.forEach((i, k) => {
     const a = applied[k] ?? null;
     out[i] = a === true ? "removed" : a instanceof Error ? a : { reason: "changed", detail: `task is now ${a ?? "gone"}` };
@@ -348,18 +444,21 @@ async function execute(deps: Deps, services: Services, plans: readonly Plan[], n
 /** Under the tasks' locks: deletes expired records (and what is left of their logs) whose retention is over. */
 async function purge(services: Services, ids: readonly string[], now: number): Promise<Result[]> {
   const records = await services.store.getMany(ids);
-  return Promise.all(ids.map(async (id, k): Promise<Result> => {
-    const fresh = records[k] ?? null;
-    if (fresh instanceof Error) return fresh;
-    if (!fresh || fresh.status !== "expired" || (fresh.expiresAtMs ?? 0) + RECORD_RETENTION_MS > now) return { reason: "changed", detail: `task is now ${fresh?.status ?? "gone"}` };
-    try {
-      await services.logs.remove(id);
-      await services.store.remove(fresh);
-      return "removed";
-    } catch (err) {
-      return asError(err);
-    }
-  }));
+  return Promise.all(
+    ids.map(async (id, k): Promise<Result> => {
+      const fresh = records[k] ?? null;
+      if (fresh instanceof Error) return fresh;
+      if (fresh?.status !== "expired" || (fresh.expiresAtMs ?? 0) + RECORD_RETENTION_MS > now)
+        return { reason: "changed", detail: `task is now ${fresh?.status ?? "gone"}` };
+      try {
+        await services.logs.remove(id);
+        await services.store.remove(fresh);
+        return "removed";
+      } catch (err) {
+        return asError(err);
+      }
+    }),
+  );
 }
 
 /** The expired record keeps what a client needs to recognise its task; big, now meaningless fields are emptied. */
@@ -377,7 +476,10 @@ function expiredFields(r: TaskRecord, why: RemovalReason, now: number): Partial<
 }
 
 /** Every task's record, read in chunks of one round trip each; a record that is there but unusable is `corrupt`. */
-async function load(services: Services, ids: readonly string[]): Promise<Map<string, { record: TaskRecord | null; corrupt: string | null }>> {
+async function load(
+  services: Services,
+  ids: readonly string[],
+): Promise<Map<string, { record: TaskRecord | null; corrupt: string | null }>> {
   const loaded = new Map<string, { record: TaskRecord | null; corrupt: string | null }>();
   for (let i = 0; i < ids.length; i += 1000) {
     const chunk = ids.slice(i, i + 1000);
@@ -397,13 +499,21 @@ async function load(services: Services, ids: readonly string[]): Promise<Map<str
  * Carries out items chunk by chunk, a few chunks at once, each under its tasks' locks (underLocks); in a dry run
  * nothing is done and every item counts as "removed".
  */
-async function carryOut<T extends { id: string }>(deps: Deps, services: Services, dryRun: boolean, items: readonly T[], fn: (held: T[]) => Promise<Result[]>): Promise<Map<T, Result>> {
+async function carryOut<T extends { id: string }>(
+  deps: Deps,
+  services: Services,
+  dryRun: boolean,
+  items: readonly T[],
+  fn: (held: T[]) => Promise<Result[]>,
+): Promise<Map<T, Result>> {
   const out = new Map<T, Result>();
   if (dryRun) for (const it of items) out.set(it, "removed");
   else {
     await forEachLimit(chunks(items, CHUNK), CHUNKS_IN_FLIGHT, async (chunk) => {
       const done = await underLocks(deps, services, chunk, fn).catch((err: unknown) => chunk.map(() => asError(err)));
-      chunk.forEach((it, i) => out.set(it, done[i] as Result));
+      chunk.forEach((it, i) => {
+        out.set(it, done[i] as Result);
+      });
     });
   }
   return out;
@@ -415,14 +525,24 @@ async function carryOut<T extends { id: string }>(deps: Deps, services: Services
  * releases those locks when `fn` is done. Items whose lock is held elsewhere are `locked`. `fn` returns the
  * results of the items it was given, in order; if it throws, they all get its error.
  */
-async function underLocks<T extends { id: string }>(deps: Deps, services: Services, items: readonly T[], fn: (held: T[]) => Promise<Result[]>): Promise<Result[]> {
+async function underLocks<T extends { id: string }>(
+  deps: Deps,
+  services: Services,
+  items: readonly T[],
+  fn: (held: T[]) => Promise<Result[]>,
+): Promise<Result[]> {
   const tokens = new Map(items.map((it) => [it.id, randomBytes(12).toString("hex")]));
   const ids = [...tokens.keys()];
-  const replies = await pipelined(deps, ids.map((id) => ["set", services.keys.cleanupLock(id), tokens.get(id), "PX", LOCK_TTL_MS, "NX"]));
-  const state = new Map(ids.map((id, k): [string, Result | "held"] => {
-    const [err, res] = replies[k] ?? [null, null];
-    return [id, err ?? (res === "OK" ? "held" : LOCKED)];
-  }));
+  const replies = await pipelined(
+    deps,
+    ids.map((id) => ["set", services.keys.cleanupLock(id), tokens.get(id), "PX", LOCK_TTL_MS, "NX"]),
+  );
+  const state = new Map(
+    ids.map((id, k): [string, Result | "held"] => {
+      const [err, res] = replies[k] ?? [null, null];
+      return [id, err ?? (res === "OK" ? "held" : LOCKED)];
+    }),
+  );
   const held = items.filter((it) => state.get(it.id) === "held");
   const heldIds = ids.filter((id) => state.get(id) === "held");
   let results: Result[];
@@ -431,7 +551,10 @@ async function underLocks<T extends { id: string }>(deps: Deps, services: Servic
   } catch (err) {
     results = held.map(() => asError(err));
   } finally {
-    await pipelined(deps, heldIds.map((id) => ["eval", RELEASE, 1, services.keys.cleanupLock(id), tokens.get(id)])).catch(() => undefined);
+    await pipelined(
+      deps,
+      heldIds.map((id) => ["eval", RELEASE, 1, services.keys.cleanupLock(id), tokens.get(id)]),
+    ).catch(() => undefined);
   }
   const byItem = new Map(held.map((it, k) => [it, results[k] as Result]));
   return items.map((it) => byItem.get(it) ?? (state.get(it.id) as Result));

@@ -18,7 +18,10 @@ for (const [role, what] of [
   ["worker", "only a worker (and this host's cleanup)"],
 ] as const) {
   // Loaded on demand: client commands should not pay for loading the server (Redis, Docker, Fastify).
-  program.command(role).description(`run ${what}`).action(async () => (await import("../main.js")).runServer(role as ServerRole));
+  program
+    .command(role)
+    .description(`run ${what}`)
+    .action(async () => (await import("../main.js")).runServer(role as ServerRole));
 }
 registerClientCommands(program);
 registerWorkspaceCommands(program);
@@ -28,5 +31,5 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`berth: ${message}\n`);
   // Client errors (BerthApiError, usage): 69 unreachable, 2 invalid input, 1 otherwise (see `berth submit --help`).
-  process.exit(isBerthError(err) && err.code === "invalid_config" ? 2 : exitCodeFor(err) ?? 1);
+  process.exit(isBerthError(err) && err.code === "invalid_config" ? 2 : (exitCodeFor(err) ?? 1));
 });

@@ -1,13 +1,19 @@
 // BerthClient: the berth HTTP API (shared/API.md §3) over global fetch (Node 20).
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { MAX_WAIT_SECONDS, isFinalStatus, type FileEntry, type SubmitTaskRequest, type TaskList, type TaskStatus, type TaskView } from "../contract/types.js";
+import {
+  DEFAULT_BERTH_URL,
+  MAX_WAIT_SECONDS,
+  isFinalStatus,
+  type FileEntry,
+  type SubmitTaskRequest,
+  type TaskList,
+  type TaskStatus,
+  type TaskView,
+} from "../contract/types.js";
 import { saveArchive, streamArchive, type DownloadResult, type DownloadStreamOptions, type DownloadToFileOptions } from "./download.js";
 import { BerthApiError, errorFromResponse, isAbortError, unreachableError } from "./errors.js";
 import { followEvents, type FollowEvent, type FollowOptions } from "./follow.js";
-
-/** The address a client uses when given none. */
-export const DEFAULT_BERTH_URL = "http://127.0.0.1:8080";
 
 /** Options of {@link BerthClient}. Nothing is read from the environment: the caller decides. */
 export interface BerthClientOptions {
@@ -125,7 +131,8 @@ export class BerthClient {
       }
       // Less than a second left, or answered well before the wait asked for: pause, so the server is not asked
       // in a tight loop.
-      if (waitSeconds === 0 || Date.now() - asked < waitSeconds * 1000 - 100) await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())), undefined, signalOf(opts));
+      if (waitSeconds === 0 || Date.now() - asked < waitSeconds * 1000 - 100)
+        await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())), undefined, signalOf(opts));
     }
   }
 
@@ -153,16 +160,20 @@ export class BerthClient {
    */
   follow(id: string, opts: FollowOptions = {}): AsyncGenerator<FollowEvent, void, undefined> {
     const urlPath = `${taskPath(id)}/logs`;
-    return followEvents(id, async (lastEventId, signal) => {
-      const headers: Record<string, string> = { accept: "text/event-stream" };
-      if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
-      const res = await this.#send("GET", urlPath, { headers, signal });
-      if (!(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
-        await res.body?.cancel().catch(() => undefined);
-        throw new BerthApiError(res.status, "invalid_response", `${this.url}${urlPath} did not answer with an event stream.`);
-      }
-      return res;
-    }, opts);
+    return followEvents(
+      id,
+      async (lastEventId, signal) => {
+        const headers: Record<string, string> = { accept: "text/event-stream" };
+        if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
+        const res = await this.#send("GET", urlPath, { headers, signal });
+        if (!(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
+          await res.body?.cancel().catch(() => undefined);
+          throw new BerthApiError(res.status, "invalid_response", `${this.url}${urlPath} did not answer with an event stream.`);
+        }
+        return res;
+      },
+      opts,
+    );
   }
 
   /**
@@ -195,7 +206,11 @@ export class BerthClient {
   async readFile(id: string, filePath: string): Promise<Buffer> {
     const segments = filePath.split("/").filter((s) => s !== "");
     if (segments.length === 0 || segments.some((s) => s === "." || s === "..")) {
-      throw new BerthApiError(0, "invalid_input", `Invalid workspace path "${filePath}": name a file relative to the workspace, without "." or ".." segments.`);
+      throw new BerthApiError(
+        0,
+        "invalid_input",
+        `Invalid workspace path "${filePath}": name a file relative to the workspace, without "." or ".." segments.`,
+      );
     }
     const urlPath = `${taskPath(id)}/files/${segments.map(encodeURIComponent).join("/")}`;
     const res = await this.#send("GET", urlPath);
@@ -235,7 +250,10 @@ export class BerthClient {
       return await read(res);
     } catch (err) {
       if (isAbortError(err)) throw err;
-      if (err instanceof SyntaxError) throw new BerthApiError(res.status, "invalid_response", `${this.url}${urlPath} answered with a body that is not JSON.`, { cause: err });
+      if (err instanceof SyntaxError)
+        throw new BerthApiError(res.status, "invalid_response", `${this.url}${urlPath} answered with a body that is not JSON.`, {
+          cause: err,
+        });
       throw unreachableError(this.url, err);
     }
   }

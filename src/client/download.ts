@@ -36,10 +36,19 @@ export interface DownloadResult {
 }
 
 const checksumMismatch = (what: string, expected: string, actual: string) =>
-  new BerthApiError(0, "checksum_mismatch", `The downloaded ${what} is corrupt: sha256 ${actual}, expected ${expected}. Download it again.`);
+  new BerthApiError(
+    0,
+    "checksum_mismatch",
+    `The downloaded ${what} is corrupt: sha256 ${actual}, expected ${expected}. Download it again.`,
+  );
 
 /** Counts, hashes and reports bytes passing through; fails at the end when `expectedSha256` is given and differs. */
-function meter(res: Response, what: string, expectedSha256: string | undefined, onProgress?: DownloadProgress): Transform & { sha256(): string; bytes(): number } {
+function meter(
+  res: Response,
+  what: string,
+  expectedSha256: string | undefined,
+  onProgress?: DownloadProgress,
+): Transform & { sha256(): string; bytes(): number } {
   const hash = createHash("sha256");
   const length = res.headers.get("content-length");
   const total = length !== null && /^\d+$/.test(length) ? Number(length) : null;
@@ -82,7 +91,13 @@ export function streamArchive(res: Response, url: string, onProgress?: DownloadP
  * Writes an archive response to `file` through a temp file in the same directory, renamed into place only
  * when the bytes' sha256 equals `expectedSha256`; on any failure the temp file is removed and `file` is untouched.
  */
-export async function saveArchive(res: Response, url: string, file: string, expectedSha256: string, onProgress?: DownloadProgress): Promise<DownloadResult> {
+export async function saveArchive(
+  res: Response,
+  url: string,
+  file: string,
+  expectedSha256: string,
+  onProgress?: DownloadProgress,
+): Promise<DownloadResult> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString("hex")}.part`);
   const m = meter(res, `archive for ${file}`, expectedSha256, onProgress);
   try {

@@ -59,8 +59,7 @@ export function unreachableError(url: string, cause: unknown): BerthApiError {
 }
 
 /** True when `err` is an abort (the caller's signal), which must not be reported as "unreachable". */
-export const isAbortError = (err: unknown): boolean =>
-  err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError");
+export const isAbortError = (err: unknown): boolean => err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError");
 
 function describeCause(err: unknown): string {
   // undici reports "fetch failed" and keeps the useful part (ECONNREFUSED 127.0.0.1:1) in `cause`.

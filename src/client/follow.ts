@@ -49,7 +49,11 @@ const isRetriable = (err: unknown): boolean =>
  * Yields the events of one task's log stream. After a dropped connection it reconnects with `Last-Event-ID`
  * set to the last entry it yielded (the server resumes strictly after it), so nothing is repeated or skipped.
  */
-export async function* followEvents(taskId: string, open: OpenEventStream, opts: FollowOptions = {}): AsyncGenerator<FollowEvent, void, undefined> {
+export async function* followEvents(
+  taskId: string,
+  open: OpenEventStream,
+  opts: FollowOptions = {},
+): AsyncGenerator<FollowEvent, void, undefined> {
   const { maxRetries = 8, retryDelayMs = 250, maxRetryDelayMs = 5000 } = opts;
   const controller = new AbortController();
   const onAbort = () => controller.abort(opts.signal?.reason);
@@ -111,7 +115,12 @@ export async function* followEvents(taskId: string, open: OpenEventStream, opts:
       failures += 1;
       if (failures > maxRetries) {
         if (problem instanceof BerthApiError) throw problem;
-        throw new BerthApiError(0, UNREACHABLE, `Lost the log stream of task "${taskId}" and could not resume it after ${maxRetries} retries: ${String((problem as Error)?.message ?? problem)}.`, { cause: problem });
+        throw new BerthApiError(
+          0,
+          UNREACHABLE,
+          `Lost the log stream of task "${taskId}" and could not resume it after ${maxRetries} retries: ${String((problem as Error)?.message ?? problem)}.`,
+          { cause: problem },
+        );
       }
       opts.onReconnect?.(failures, problem);
       const delay = Math.min(maxRetryDelayMs, (serverRetryMs ?? retryDelayMs) * 2 ** (failures - 1));
@@ -131,6 +140,11 @@ function parseData<T>(data: string, taskId: string): T {
   try {
     return JSON.parse(data) as T;
   } catch (err) {
-    throw new BerthApiError(0, "invalid_response", `The log stream of task "${taskId}" carried an event that is not JSON: ${data.slice(0, 100)}`, { cause: err });
+    throw new BerthApiError(
+      0,
+      "invalid_response",
+      `The log stream of task "${taskId}" carried an event that is not JSON: ${data.slice(0, 100)}`,
+      { cause: err },
+    );
   }
 }

@@ -1,5 +1,6 @@
 // The client SDK's public surface. Explicit named exports only: nothing becomes public by accident.
-export { BerthClient, DEFAULT_BERTH_URL } from "./client.js";
+export { DEFAULT_BERTH_URL } from "../contract/types.js";
+export { BerthClient } from "./client.js";
 export type { BerthClientOptions, FileListing, ListTasksOptions, WaitOptions } from "./client.js";
 export type { DownloadProgress, DownloadResult, DownloadStreamOptions, DownloadToFileOptions } from "./download.js";
 export { BerthApiError, UNREACHABLE, isBerthApiError } from "./errors.js";

@@ -1,4 +1,5 @@
-// The only module that reads configuration from the environment (main.ts passes process.env in).
+// The only module that reads the server's configuration from the environment (and `.env`).
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import path from "node:path";
 import { z } from "zod";
@@ -13,9 +14,17 @@ const seconds = (fallback: number) => wholeNumber(1, 31_536_000, fallback);
 const csv = z
   .string()
   .default("")
-  .transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean));
+  .transform((s) =>
+    s
+      .split(",")
+      .map((p) => p.trim())
+      .filter(Boolean),
+  );
 const bool = (fallback: "true" | "false") =>
-  z.enum(["true", "false", "1", "0"], "must be true or false").default(fallback).transform((v) => v === "true" || v === "1");
+  z
+    .enum(["true", "false", "1", "0"], "must be true or false")
+    .default(fallback)
+    .transform((v) => v === "true" || v === "1");
 
 // Names are the public contract (shared/API.md §1); keep them in the order of .env.example.
 const Env = z.object({
@@ -27,7 +36,9 @@ const Env = z.object({
   BERTH_ARCHIVE_DIR: z.string().min(1).default("~/.berth/archives").transform(expandHome),
   BERTH_HOST: z.string().min(1).default("127.0.0.1"),
   BERTH_PORT: wholeNumber(0, 65_535, 8080),
-  BERTH_API_KEYS: csv.pipe(z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}:\S{8,}$/, "each entry must be tenant:key, the key at least 8 characters"))),
+  BERTH_API_KEYS: csv.pipe(
+    z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}:\S{8,}$/, "each entry must be tenant:key, the key at least 8 characters")),
+  ),
   BERTH_DEFAULT_IMAGE: z.string().min(1).default("berth-runner:latest"),
   BERTH_ALLOWED_IMAGES: csv,
   BERTH_CONCURRENCY: wholeNumber(1, 256, 2),
@@ -55,10 +66,16 @@ const Env = z.object({
   BERTH_ARCHIVE_TIMEOUT_SECONDS: seconds(600),
   BERTH_SHUTDOWN_TIMEOUT_SECONDS: wholeNumber(1, 3600, 30),
   BERTH_MAX_BODY_BYTES: wholeNumber(1024, 1_073_741_824, 16_777_216),
-  BERTH_RUNTIME: z.string().regex(/^[A-Za-z0-9_.-]*$/, "must be a Docker runtime name such as runsc").default(""),
+  BERTH_RUNTIME: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]*$/, "must be a Docker runtime name such as runsc")
+    .default(""),
   BERTH_DISK_BUDGET_BYTES: wholeNumber(0, 2 ** 53, 0),
   BERTH_RATE_LIMIT_PER_MINUTE: wholeNumber(0, 1_000_000, 1200),
-  BERTH_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be 1-40 characters of a-z, 0-9 and -").default("berth"),
+  BERTH_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be 1-40 characters of a-z, 0-9 and -")
+    .default("berth"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], "must be a pino level").default("info"),
 });
 
@@ -101,6 +118,13 @@ export interface Config {
   /** Prefix of every Redis key, queue and container label; separate berth installations on one Redis/engine differ here. */
   readonly namespace: string;
   readonly logLevel: string;
+  /** Whether LOG_LEVEL was set (the operator commands log quietly unless asked). */
+  readonly logLevelGiven: boolean;
+}
+
+/** Reads `.env` from the working directory (if present) into the environment; variables already set win. */
+export function loadDotEnv(): void {
+  if (existsSync(".env")) process.loadEnvFile(".env");
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -135,7 +159,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const inside = (a: string, b: string) => a === b || a.startsWith(b + path.sep) || b.startsWith(a + path.sep);
   if (inside(e.BERTH_WORKSPACE_DIR, e.BERTH_ARCHIVE_DIR)) {
-    throw invalid("BERTH_ARCHIVE_DIR", `must not be inside BERTH_WORKSPACE_DIR or contain it (a task could write archives), got ${e.BERTH_ARCHIVE_DIR}`);
+    throw invalid(
+      "BERTH_ARCHIVE_DIR",
+      `must not be inside BERTH_WORKSPACE_DIR or contain it (a task could write archives), got ${e.BERTH_ARCHIVE_DIR}`,
+    );
   }
   const allowed = e.BERTH_ALLOWED_IMAGES.length > 0 ? e.BERTH_ALLOWED_IMAGES : [e.BERTH_DEFAULT_IMAGE];
 
@@ -171,19 +198,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerMinute: e.BERTH_RATE_LIMIT_PER_MINUTE,
     namespace: e.BERTH_NAMESPACE,
     logLevel: e.LOG_LEVEL,
+    logLevelGiven: Boolean(env.LOG_LEVEL),
   });
 }
 
 const invalid = (name: string, problem: string) =>
   new BerthError("invalid_config", `Invalid ${name}: ${problem}. See .env.example.`, { variable: name });
 
-export const isLoopback = (host: string) =>
-  host === "localhost" || host === "::1" || host === "[::1]" || host.startsWith("127.");
+export const isLoopback = (host: string) => host === "localhost" || host === "::1" || host === "[::1]" || host.startsWith("127.");
 
 /** `*` matches any run of characters; everything else is literal. */
 export function imageAllowed(image: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => {
-    const re = new RegExp(`^${p.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+    const re = new RegExp(
+      `^${p
+        .split("*")
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+        .join(".*")}$`,
+    );
     return re.test(image);
   });
 }

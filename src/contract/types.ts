@@ -7,6 +7,8 @@ export type TaskStatus = (typeof TASK_STATUSES)[number];
 /** Statuses after which a task never changes again (except to `expired`). */
 export const FINAL_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "timed_out", "canceled", "expired"];
 export const isFinalStatus = (s: TaskStatus): boolean => FINAL_STATUSES.includes(s);
+/** Where clients look for the server when no URL is given. */
+export const DEFAULT_BERTH_URL = "http://127.0.0.1:8080";
 /** Longest long poll `GET /v1/tasks/:id?waitSeconds=N` accepts (below the idle timeouts of common proxies). */
 export const MAX_WAIT_SECONDS = 60;
 

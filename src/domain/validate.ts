@@ -6,7 +6,7 @@ import { BerthError } from "../errors.js";
 import { TASK_ID_PATTERN, type TaskSpec } from "./task.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const LABEL_KEY = /^[A-Za-z0-9_.\/-]{1,63}$/;
+const LABEL_KEY = /^[A-Za-z0-9_./-]{1,63}$/;
 
 function validFilePath(p: string): boolean {
   if (p.length === 0 || p.length > 1024 || p.startsWith("/") || p.includes("\\") || p.includes("\0")) return false;
@@ -15,22 +15,41 @@ function validFilePath(p: string): boolean {
 }
 
 const Body = z.strictObject({
-  command: z.array(z.string().max(131_072, "each argument must be at most 131072 characters"), "must be an array of strings")
-    .min(1, "must have at least 1 string").max(256, "must have at most 256 strings"),
+  command: z
+    .array(z.string().max(131_072, "each argument must be at most 131072 characters"), "must be an array of strings")
+    .min(1, "must have at least 1 string")
+    .max(256, "must have at most 256 strings"),
   image: z.string().min(1).max(255).optional(),
-  env: z.record(z.string().regex(ENV_NAME, "env names must match [A-Za-z_][A-Za-z0-9_]*"), z.string().max(131_072).refine((v) => !v.includes("\0"), "env values must not contain NUL")).optional(),
-  files: z.record(z.string().refine(validFilePath, "file paths must be relative, without '..', '.', empty parts or backslashes"), z.string()).optional(),
+  env: z
+    .record(
+      z.string().regex(ENV_NAME, "env names must match [A-Za-z_][A-Za-z0-9_]*"),
+      z
+        .string()
+        .max(131_072)
+        .refine((v) => !v.includes("\0"), "env values must not contain NUL"),
+    )
+    .optional(),
+  files: z
+    .record(z.string().refine(validFilePath, "file paths must be relative, without '..', '.', empty parts or backslashes"), z.string())
+    .optional(),
   fromTask: z.string().regex(TASK_ID_PATTERN, "must be a task id").optional(),
   timeoutSeconds: z.number().int("must be a whole number").min(1, "must be at least 1").optional(),
-  limits: z.strictObject({
-    memoryMb: z.number().int("must be a whole number").min(16, "must be at least 16").optional(),
-    cpus: z.number().positive("must be positive").optional(),
-    pids: z.number().int("must be a whole number").min(8, "must be at least 8").optional(),
-  }).optional(),
-  network: z.enum(["none", "bridge"], "must be \"none\" or \"bridge\"").optional(),
+  limits: z
+    .strictObject({
+      memoryMb: z.number().int("must be a whole number").min(16, "must be at least 16").optional(),
+      cpus: z.number().positive("must be positive").optional(),
+      pids: z.number().int("must be a whole number").min(8, "must be at least 8").optional(),
+    })
+    .optional(),
+  network: z.enum(["none", "bridge"], 'must be "none" or "bridge"').optional(),
   ttlSeconds: z.number().int("must be a whole number").min(1, "must be at least 1").optional(),
-  labels: z.record(z.string().regex(LABEL_KEY, "label keys must be 1-63 characters of [A-Za-z0-9_./-]"), z.string().max(256, "label values must be at most 256 characters"))
-    .refine((l) => Object.keys(l).length <= 32, "at most 32 labels").optional(),
+  labels: z
+    .record(
+      z.string().regex(LABEL_KEY, "label keys must be 1-63 characters of [A-Za-z0-9_./-]"),
+      z.string().max(256, "label values must be at most 256 characters"),
+    )
+    .refine((l) => Object.keys(l).length <= 32, "at most 32 labels")
+    .optional(),
   idempotencyKey: z.string().min(1).max(256, "must be at most 256 characters").optional(),
 });
 
@@ -40,19 +59,22 @@ export interface ValidatedSubmit {
   readonly idempotencyKey: string | null;
 }
 
-const bad = (field: string, problem: string) =>
-  new BerthError("invalid_input", `Invalid ${field}: ${problem}.`, { field });
+const bad = (field: string, problem: string) => new BerthError("invalid_input", `Invalid ${field}: ${problem}.`, { field });
 
 /** Checks a submit body against the schema and the configured maxima. Throws BerthError("invalid_input"). */
 export function validateSubmit(body: unknown, config: Config, idempotencyHeader?: string): ValidatedSubmit {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new BerthError("invalid_input", "The request body must be a JSON object with at least a \"command\" array.");
+    throw new BerthError("invalid_input", 'The request body must be a JSON object with at least a "command" array.');
   }
   const parsed = Body.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     if (issue?.code === "unrecognized_keys") {
-      throw new BerthError("invalid_input", `Unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}; see the API reference for the fields a task takes.`, { fields: issue.keys });
+      throw new BerthError(
+        "invalid_input",
+        `Unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}; see the API reference for the fields a task takes.`,
+        { fields: issue.keys },
+      );
     }
     const field = issue?.path.map(String).join(".") || "body";
     // A bad record key (env name, file path, label key) carries the rule in a nested issue.
@@ -83,7 +105,7 @@ export function validateSubmit(body: unknown, config: Config, idempotencyHeader?
   }
   const network = b.network ?? "none";
   if (network === "bridge" && !config.worker.allowNetwork) {
-    throw bad("network", "\"bridge\" is not allowed on this server (BERTH_ALLOW_NETWORK=false); use \"none\"");
+    throw bad("network", '"bridge" is not allowed on this server (BERTH_ALLOW_NETWORK=false); use "none"');
   }
   const headerKey = idempotencyHeader?.trim() || undefined;
   if (headerKey && b.idempotencyKey && headerKey !== b.idempotencyKey) {

@@ -132,7 +132,17 @@ export class LiveHub implements LiveListener {
   private channel(taskId: string, lastId: string): Channel {
     let ch = this.channels.get(taskId);
     if (!ch) {
-      ch = { followers: new Set(), holds: 0, recent: [], recentPrev: null, recentBytes: 0, lastId, timer: undefined, polling: false, again: false };
+      ch = {
+        followers: new Set(),
+        holds: 0,
+        recent: [],
+        recentPrev: null,
+        recentBytes: 0,
+        lastId,
+        timer: undefined,
+        polling: false,
+        again: false,
+      };
       this.channels.set(taskId, ch);
     }
     return ch;
@@ -216,7 +226,8 @@ export class LiveHub implements LiveListener {
         if (fresh.length > 0) this.deliver(taskId, f, fresh);
       }
     }
-    if (this.channels.get(taskId) === ch && ch.followers.size > 0) this.schedule(taskId, ch, ch.again || entries.length >= BATCH ? 0 : this.pollMs);
+    if (this.channels.get(taskId) === ch && ch.followers.size > 0)
+      this.schedule(taskId, ch, ch.again || entries.length >= BATCH ? 0 : this.pollMs);
   }
 }
 

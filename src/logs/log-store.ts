@@ -82,19 +82,30 @@ export class LogStore {
     // One command each rather than a pipeline: ioredis copies a Buffer argument once into its command, and a
     // pipeline would copy every command again. Sent back to back on one connection, they still go in order.
     const key = this.keys.logs(taskId);
-    const results = await Promise.all(entries.map((e) => this.redis.xadd(key, "*", "s", e.stream, "t", e.data).then(
-      (id): [Error | null, unknown] => [null, id],
-      (err: Error): [Error | null, unknown] => [err, null],
-    )));
+    const results = await Promise.all(
+      entries.map((e) =>
+        this.redis.xadd(key, "*", "s", e.stream, "t", e.data).then(
+          (id): [Error | null, unknown] => [null, id],
+          (err: Error): [Error | null, unknown] => [err, null],
+        ),
+      ),
+    );
     const ids = this.settle(taskId, results);
     this.publish(taskId, ids, (i) => {
       const e = entries[i] as NewEntry;
-      return { id: ids[i] as string, stream: e.stream, text: typeof e.data === "string" ? e.data : e.data.toString("utf8"), timeMs: timeOf(ids[i] as string) };
+      return {
+        id: ids[i] as string,
+        stream: e.stream,
+        text: typeof e.data === "string" ? e.data : e.data.toString("utf8"),
+        timeMs: timeOf(ids[i] as string),
+      };
     });
   }
 
   async appendEnd(taskId: string, end: EndEvent): Promise<void> {
-    const pipe = this.redis.pipeline().xadd(this.keys.logs(taskId), "*", "s", "end", "status", end.status, "exitCode", end.exitCode == null ? "" : String(end.exitCode));
+    const pipe = this.redis
+      .pipeline()
+      .xadd(this.keys.logs(taskId), "*", "s", "end", "status", end.status, "exitCode", end.exitCode == null ? "" : String(end.exitCode));
     const ids = this.settle(taskId, await pipe.exec());
     this.publish(taskId, ids, (i) => ({ id: ids[i] as string, stream: "end", end, timeMs: timeOf(ids[i] as string) }), true);
   }

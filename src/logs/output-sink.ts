@@ -14,7 +14,11 @@ import { AppendError, type LogStore } from "./log-store.js";
 const MAX_ENTRY_BYTES = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 
-interface PendingEntry { stream: LogStream; chunks: Buffer[]; bytes: number }
+interface PendingEntry {
+  stream: LogStream;
+  chunks: Buffer[];
+  bytes: number;
+}
 
 export class OutputSink {
   /** Per stream, the first bytes of a character whose remaining bytes have not arrived yet (at most 3). */
@@ -129,13 +133,18 @@ export class OutputSink {
       this.pending = [];
       this.pendingBytes = 0;
       // One buffer per entry (the pieces may be views of the engine's socket reads, which are not kept).
-      const entries = batch.map((e) => ({ stream: e.stream, data: e.chunks.length === 1 ? (e.chunks[0] as Buffer) : Buffer.concat(e.chunks, e.bytes) }));
+      const entries = batch.map((e) => ({
+        stream: e.stream,
+        data: e.chunks.length === 1 ? (e.chunks[0] as Buffer) : Buffer.concat(e.chunks, e.bytes),
+      }));
       for (const [i, e] of entries.entries()) (batch[i] as PendingEntry).chunks = [e.data];
       try {
         await this.store.append(this.taskId, entries);
         if (this.writeFailures > 0) {
           this.writeFailures = 0;
-          await this.store.append(this.taskId, [{ stream: "system", data: "log store was unreachable for a while; output was kept and is complete\n" }]).catch(() => undefined);
+          await this.store
+            .append(this.taskId, [{ stream: "system", data: "log store was unreachable for a while; output was kept and is complete\n" }])
+            .catch(() => undefined);
         }
       } catch (err) {
         // Keep the rest of the batch (bounded by maxBytes) in front of anything newer and try again later; the

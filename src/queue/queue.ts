@@ -36,9 +36,18 @@ export class TaskQueue {
     const { config } = this.deps;
     if (input.spec.fromTask) {
       const source = await this.store.getForTenant(tenant, input.spec.fromTask);
-      if (!source) throw new BerthError("invalid_input", `Invalid fromTask: no task "${input.spec.fromTask}" of yours exists.`, { field: "fromTask" });
-      if (source.status === "expired") throw new BerthError("invalid_input", `Invalid fromTask: task "${source.id}" has expired; its workspace is gone.`, { field: "fromTask" });
-      if (!source.archive) throw new BerthError("invalid_input", `Invalid fromTask: task "${source.id}" has no archive yet (status ${source.status}); wait until it has finished.`, { field: "fromTask" });
+      if (!source)
+        throw new BerthError("invalid_input", `Invalid fromTask: no task "${input.spec.fromTask}" of yours exists.`, { field: "fromTask" });
+      if (source.status === "expired")
+        throw new BerthError("invalid_input", `Invalid fromTask: task "${source.id}" has expired; its workspace is gone.`, {
+          field: "fromTask",
+        });
+      if (!source.archive)
+        throw new BerthError(
+          "invalid_input",
+          `Invalid fromTask: task "${source.id}" has no archive yet (status ${source.status}); wait until it has finished.`,
+          { field: "fromTask" },
+        );
     }
     const now = Date.now();
     const id = newTaskId();
@@ -85,18 +94,35 @@ export class TaskQueue {
       return { record: existing, created: false };
     }
     try {
-      await this.queue.add("run", { taskId: id }, {
-        jobId: id,
-        // A processor that throws before the task ran (Redis blip) is retried; one that finds the task already
-        // running records it as lost instead of running it twice (worker.ts).
-        attempts: 3,
-        backoff: { type: "exponential", delay: 2000 },
-        removeOnComplete: { age: 3600, count: 1000 },
-        removeOnFail: { age: 86_400, count: 5000 },
-      });
+      await this.queue.add(
+        "run",
+        { taskId: id },
+        {
+          jobId: id,
+          // A processor that throws before the task ran (Redis blip) is retried; one that finds the task already
+          // running records it as lost instead of running it twice (worker.ts).
+          attempts: 3,
+          backoff: { type: "exponential", delay: 2000 },
+          removeOnComplete: { age: 3600, count: 1000 },
+          removeOnFail: { age: 86_400, count: 5000 },
+        },
+      );
     } catch (err) {
       // The record exists but no worker will see it: end it now rather than leave it queued forever.
-      await this.store.transition(id, tenant, ["queued"], { status: "failed", reason: "internal_error", message: "The task could not be queued; submit it again.", finishedAtMs: Date.now() }, true).catch(() => undefined);
+      await this.store
+        .transition(
+          id,
+          tenant,
+          ["queued"],
+          {
+            status: "failed",
+            reason: "internal_error",
+            message: "The task could not be queued; submit it again.",
+            finishedAtMs: Date.now(),
+          },
+          true,
+        )
+        .catch(() => undefined);
       throw new BerthError("dependency_unavailable", "Redis did not accept the task; retry shortly.", {}, { cause: err });
     }
     return { record, created: true };
@@ -111,9 +137,20 @@ export class TaskQueue {
     if (!record) throw taskNotFound(id);
     if (record.status === "queued") {
       const now = Date.now();
-      const applied = await this.store.transition(id, tenant, ["queued"], {
-        status: "canceled", reason: "canceled", message: "Canceled before it started.", finishedAtMs: now, expiresAtMs: now + record.ttlSeconds * 1000, cancelRequested: true,
-      }, true);
+      const applied = await this.store.transition(
+        id,
+        tenant,
+        ["queued"],
+        {
+          status: "canceled",
+          reason: "canceled",
+          message: "Canceled before it started.",
+          finishedAtMs: now,
+          expiresAtMs: now + record.ttlSeconds * 1000,
+          cancelRequested: true,
+        },
+        true,
+      );
       if (applied === true) {
         await this.queue.remove(id).catch(() => undefined);
         await this.logs.appendEnd(id, { status: "canceled", exitCode: null });

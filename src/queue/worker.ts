@@ -2,7 +2,6 @@
 // host, via pub/sub), on a lost lock, or at shutdown, and never leaves a container behind.
 import { randomBytes } from "node:crypto";
 import { Worker, type Job } from "bullmq";
-import { Redis } from "ioredis";
 import type { Deps } from "../app/deps.js";
 import type { TaskRecord, TaskSpec } from "../domain/task.js";
 import { taskLogger } from "../logging/logger.js";
@@ -10,6 +9,7 @@ import type { LogStore } from "../logs/log-store.js";
 import { LABEL_NAMESPACE, LABEL_TASK_ID } from "../runner/labels.js";
 import { runTask, type StopCause } from "../runner/run-task.js";
 import type { Keys } from "../store/keys.js";
+import { closeConnection, openConnection } from "../store/redis.js";
 import type { TaskStore } from "../store/task-store.js";
 import { Heartbeat, reapOrphans } from "./orphans.js";
 import { QUEUE_NAME, type TaskJobData } from "./queue.js";
@@ -22,20 +22,20 @@ export interface TaskWorker {
 export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs: LogStore): Promise<TaskWorker> {
   const { config, logger } = deps;
   const running = new Map<string, AbortController>();
-  const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const connection = openConnection(config.redisUrl, logger, "worker");
   // Connected before it subscribes: a SUBSCRIBE queued before the ready check makes ioredis's INFO fail.
-  const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
-  for (const c of [connection, subscriber]) c.on("error", (err) => logger.debug({ err }, "worker redis connection error"));
+  const subscriber = openConnection(config.redisUrl, logger, "worker cancel subscriber", { lazy: true });
   await subscriber.connect();
 
   const workerId = `${deps.host}-${process.pid}-${randomBytes(4).toString("hex")}`;
   const heartbeat = new Heartbeat(deps, keys, workerId);
   await heartbeat.start();
   const stopTask = (taskId: string, cause: StopCause) => running.get(taskId)?.abort(cause);
-  const reap = () => reapOrphans(deps, keys, logger, workerId, (id) => running.has(id)).catch((err: unknown) => {
-    logger.warn({ err }, "orphan sweep failed; will retry");
-    return [];
-  });
+  const reap = () =>
+    reapOrphans(deps, keys, logger, workerId, (id) => running.has(id)).catch((err: unknown) => {
+      logger.warn({ err }, "orphan sweep failed; will retry");
+      return [];
+    });
   // Containers left by a worker that died are stopped before this one takes work, then checked every minute.
   await reap();
   const reaper = setInterval(() => void reap(), 60_000);
@@ -46,7 +46,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   const processJob = async (job: Job<TaskJobData>) => {
     const { taskId } = job.data;
     const [record, spec] = await Promise.all([store.get(taskId), store.getSpec(taskId)]);
-    if (!record || record.status !== "queued" && record.status !== "running") return; // canceled or deleted before it started
+    if (!record || (record.status !== "queued" && record.status !== "running")) return; // canceled or deleted before it started
     const log = taskLogger(logger, { taskId, tenant: record.tenant, workspace: record.workspace, attempt: job.attemptsMade + 1 });
     const controller = new AbortController();
     running.set(taskId, controller);
@@ -60,15 +60,31 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
       }
       // A re-delivered task keeps its first start and host: its workspace lives on that host's disk.
       const applied = await store.transition(taskId, record.tenant, ["queued", "running"], {
-        status: "running", startedAtMs: record.startedAtMs ?? Date.now(), host: record.host ?? deps.host,
+        status: "running",
+        startedAtMs: record.startedAtMs ?? Date.now(),
+        host: record.host ?? deps.host,
       });
       if (applied !== true) return;
       if (record.cancelRequested) controller.abort("canceled" satisfies StopCause);
       // Pub/sub can miss a message while its connection reconnects: the record's flag is checked too.
       poll = setInterval(() => {
-        void store.get(taskId).then((r) => { if (r?.cancelRequested) controller.abort("canceled" satisfies StopCause); }, () => undefined);
+        void store.get(taskId).then(
+          (r) => {
+            if (r?.cancelRequested) controller.abort("canceled" satisfies StopCause);
+          },
+          () => undefined,
+        );
       }, 3000);
-      await runTask({ deps, store, logs, record: { ...record, status: "running" }, spec: spec ?? fallbackSpec(record), log, workerId, stop: controller.signal });
+      await runTask({
+        deps,
+        store,
+        logs,
+        record: { ...record, status: "running" },
+        spec: spec ?? fallbackSpec(record),
+        log,
+        workerId,
+        stop: controller.signal,
+      });
     } finally {
       clearInterval(poll);
       running.delete(taskId);
@@ -111,8 +127,8 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
           clearTimeout(deadline);
           clearInterval(reaper);
           await heartbeat.stop();
-          await subscriber.quit().catch(() => undefined);
-          await connection.quit().catch(() => undefined);
+          await closeConnection(subscriber);
+          await closeConnection(connection);
         }
       })();
       return closing;
@@ -128,7 +144,14 @@ async function removeTaskContainers(deps: Deps, taskId: string): Promise<void> {
 /** A record whose spec is gone (its earlier run finished the spec's life) can only be recorded, never run. */
 function fallbackSpec(record: TaskRecord): TaskSpec {
   return {
-    command: record.command, image: record.image, env: {}, files: {}, fromTask: null,
-    timeoutSeconds: record.timeoutSeconds, limits: record.limits, network: record.network, ttlSeconds: record.ttlSeconds,
+    command: record.command,
+    image: record.image,
+    env: {},
+    files: {},
+    fromTask: null,
+    timeoutSeconds: record.timeoutSeconds,
+    limits: record.limits,
+    network: record.network,
+    ttlSeconds: record.ttlSeconds,
   };
 }

@@ -25,9 +25,7 @@ export interface ContainerExit {
   readonly oomKilled: boolean;
 }
 
-export interface OutputHandler {
-  (stream: "stdout" | "stderr", chunk: Buffer): void;
-}
+export type OutputHandler = (stream: "stdout" | "stderr", chunk: Buffer) => void;
 
 export interface ContainerHandle {
   readonly id: string;

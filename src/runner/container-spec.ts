@@ -31,6 +31,12 @@ export function buildContainerSpec(input: {
     },
     tmpfsBytes: config.worker.tmpfsMb * 1024 * 1024,
     runtime: config.worker.runtime,
-    labels: taskLabels({ namespace: input.namespace, taskId: input.taskId, tenant: input.tenant, host: input.host, workerId: input.workerId }),
+    labels: taskLabels({
+      namespace: input.namespace,
+      taskId: input.taskId,
+      tenant: input.tenant,
+      host: input.host,
+      workerId: input.workerId,
+    }),
   };
 }

@@ -24,10 +24,18 @@ export async function createDockerClient(): Promise<Docker> {
     const v = (await probe.version()) as { ApiVersion?: string };
     version = v.ApiVersion ?? "1.41";
   } catch (err) {
-    throw new BerthError("dependency_unavailable", "Docker is not answering; is dockerd running and DOCKER_HOST right?", {}, { cause: err });
+    throw new BerthError(
+      "dependency_unavailable",
+      "Docker is not answering; is dockerd running and DOCKER_HOST right?",
+      {},
+      { cause: err },
+    );
   }
   if (compareVersions(version, MIN_API_VERSION) < 0) {
-    throw new BerthError("dependency_unavailable", `Docker Engine API ${MIN_API_VERSION} or newer is needed (Docker 17.06+); this engine speaks ${version}.`);
+    throw new BerthError(
+      "dependency_unavailable",
+      `Docker Engine API ${MIN_API_VERSION} or newer is needed (Docker 17.06+); this engine speaks ${version}.`,
+    );
   }
   const pick = compareVersions(version, MAX_API_VERSION) <= 0 ? version : MAX_API_VERSION;
   return new Docker({ version: `v${pick}` });
@@ -86,10 +94,19 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (err) {
       const status = statusOf(err);
       if (status === 404) {
-        throw new TaskFailure("image_not_found", `Image "${spec.image}" is not present on this Docker host; build or pull it there first.`, { cause: err });
+        throw new TaskFailure(
+          "image_not_found",
+          `Image "${spec.image}" is not present on this Docker host; build or pull it there first.`,
+          { cause: err },
+        );
       }
       if (status === 409) {
-        throw new BerthError("wrong_state", `A container named ${spec.name} already exists: this task is already being run.`, { name: spec.name }, { cause: err });
+        throw new BerthError(
+          "wrong_state",
+          `A container named ${spec.name} already exists: this task is already being run.`,
+          { name: spec.name },
+          { cause: err },
+        );
       }
       throw err;
     }
@@ -114,7 +131,12 @@ export class DockerRuntime implements ContainerRuntime {
         new Promise((_, reject) => setTimeout(() => reject(new Error("no answer within 3 s")), 3000).unref()),
       ]);
     } catch (err) {
-      throw new BerthError("dependency_unavailable", "Docker is not answering; is dockerd running and DOCKER_HOST right?", {}, { cause: err });
+      throw new BerthError(
+        "dependency_unavailable",
+        "Docker is not answering; is dockerd running and DOCKER_HOST right?",
+        {},
+        { cause: err },
+      );
     }
   }
 }
@@ -148,11 +170,19 @@ async function readExitCode(res: IncomingMessage): Promise<number> {
   try {
     body = JSON.parse(await text(res)) as typeof body;
   } catch (err) {
-    throw new BerthError("dependency_unavailable", "Docker stopped answering while the task ran; its exit could not be confirmed.", {}, { cause: err });
+    throw new BerthError(
+      "dependency_unavailable",
+      "Docker stopped answering while the task ran; its exit could not be confirmed.",
+      {},
+      { cause: err },
+    );
   }
   const code = body.StatusCode;
   if (body.Error?.Message || typeof code !== "number" || !Number.isInteger(code) || code < 0) {
-    throw new BerthError("dependency_unavailable", `Docker could not confirm the container's exit: ${body.Error?.Message ?? `status ${String(code)}`}.`);
+    throw new BerthError(
+      "dependency_unavailable",
+      `Docker could not confirm the container's exit: ${body.Error?.Message ?? `status ${String(code)}`}.`,
+    );
   }
   return code;
 }

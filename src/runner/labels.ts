@@ -7,7 +7,13 @@ export const LABEL_HOST = "berth.host";
 /** The worker process that runs the container; its liveness is a heartbeat key in Redis. */
 export const LABEL_WORKER = "berth.worker";
 
-export const taskLabels = (ctx: { namespace: string; taskId: string; tenant: string; host: string; workerId: string }): Record<string, string> => ({
+export const taskLabels = (ctx: {
+  namespace: string;
+  taskId: string;
+  tenant: string;
+  host: string;
+  workerId: string;
+}): Record<string, string> => ({
   [LABEL_MANAGED]: "true",
   [LABEL_NAMESPACE]: ctx.namespace,
   [LABEL_TASK_ID]: ctx.taskId,

@@ -59,15 +59,33 @@ export async function runTask(input: RunTaskInput): Promise<void> {
     });
     if (spec.fromTask) await seedFromTask(input, workspacePath);
 
-    const containerSpec = buildContainerSpec({ config, namespace: deps.namespace, host: deps.host, workerId: input.workerId, taskId: record.id, tenant: record.tenant, spec, workspacePath });
-    log.info({ image: spec.image, timeoutSeconds: spec.timeoutSeconds, limits: spec.limits, network: containerSpec.network }, "container starting");
+    const containerSpec = buildContainerSpec({
+      config,
+      namespace: deps.namespace,
+      host: deps.host,
+      workerId: input.workerId,
+      taskId: record.id,
+      tenant: record.tenant,
+      spec,
+      workspacePath,
+    });
+    log.info(
+      { image: spec.image, timeoutSeconds: spec.timeoutSeconds, limits: spec.limits, network: containerSpec.network },
+      "container starting",
+    );
     handle = await deps.runtime.run(containerSpec, (stream, chunk) => sink.write(stream, chunk));
     log.debug({ containerId: handle.id }, "container started");
 
     const stopCause = await superviseUntilExit(handle, input);
     // The engine confirmed the exit: no process of the container is left to change the workspace, so archiving
     // starts now, alongside inspect, the output drain and the removal.
-    if (await handle.exitConfirmed.then(() => true, () => false)) archiving = archiveWorkspace(input);
+    if (
+      await handle.exitConfirmed.then(
+        () => true,
+        () => false,
+      )
+    )
+      archiving = archiveWorkspace(input);
     const exit = await handle.exited;
     await Promise.race([handle.outputEnded, delay(5000)]);
     outcome = classify(exit, stopCause, spec);
@@ -77,35 +95,66 @@ export async function runTask(input: RunTaskInput): Promise<void> {
 
   const [removed] = await Promise.all([handle ? removeContainer(handle, log) : true, sink.close()]);
   if (sink.truncated && outcome.reason === null) {
-    outcome = { ...outcome, reason: "output_truncated", message: `Output passed ${config.worker.maxOutputBytes} bytes; the rest was dropped.` };
+    outcome = {
+      ...outcome,
+      reason: "output_truncated",
+      message: `Output passed ${config.worker.maxOutputBytes} bytes; the rest was dropped.`,
+    };
   }
 
   // Without a confirmed exit, the workspace is read only once the container is gone. If the engine could not
   // confirm the removal either, a process might still write (or swap links) there, so no archive is made.
   const archive = await (archiving ??
-    (removed ? archiveWorkspace(input) : { failed: "its container could not be removed (Docker unreachable?), so the workspace was not read" }));
+    (removed
+      ? archiveWorkspace(input)
+      : { failed: "its container could not be removed (Docker unreachable?), so the workspace was not read" }));
   if ("failed" in archive && outcome.status === "succeeded") {
-    outcome = { status: "failed", exitCode: outcome.exitCode, reason: "archive_failed", message: `The workspace could not be archived: ${archive.failed}` };
+    outcome = {
+      status: "failed",
+      exitCode: outcome.exitCode,
+      reason: "archive_failed",
+      message: `The workspace could not be archived: ${archive.failed}`,
+    };
   }
 
   const finishedAtMs = Date.now();
   // Recording the outcome must survive a Redis outage: retried, so a finished task is never left "running".
-  const applied = await retrying(log, "record the outcome", () => store.transition(record.id, record.tenant, ["running"], {
-    status: outcome.status,
-    exitCode: outcome.exitCode,
-    reason: outcome.reason,
-    message: "failed" in archive && outcome.reason !== "archive_failed" ? joinMessages(outcome.message, `Archive failed: ${archive.failed}`) : outcome.message,
-    startedAtMs: record.startedAtMs ?? startedAtMs,
-    finishedAtMs,
-    expiresAtMs: finishedAtMs + spec.ttlSeconds * 1000,
-    archive: "failed" in archive ? null : { bytes: archive.bytes, sha256: archive.sha256 },
-    archiveSkipped: "failed" in archive ? [] : archive.skipped.slice(0, 1000),
-    workspaceBytes: "failed" in archive ? null : archive.contentBytes,
-    outputTruncated: sink.truncated,
-  }, true));
+  const applied = await retrying(log, "record the outcome", () =>
+    store.transition(
+      record.id,
+      record.tenant,
+      ["running"],
+      {
+        status: outcome.status,
+        exitCode: outcome.exitCode,
+        reason: outcome.reason,
+        message:
+          "failed" in archive && outcome.reason !== "archive_failed"
+            ? joinMessages(outcome.message, `Archive failed: ${archive.failed}`)
+            : outcome.message,
+        startedAtMs: record.startedAtMs ?? startedAtMs,
+        finishedAtMs,
+        expiresAtMs: finishedAtMs + spec.ttlSeconds * 1000,
+        archive: "failed" in archive ? null : { bytes: archive.bytes, sha256: archive.sha256 },
+        archiveSkipped: "failed" in archive ? [] : archive.skipped.slice(0, 1000),
+        workspaceBytes: "failed" in archive ? null : archive.contentBytes,
+        outputTruncated: sink.truncated,
+      },
+      true,
+    ),
+  );
   if (applied !== true) log.warn({ status: applied }, "task changed while it ran (deleted?); outcome not recorded");
   await retrying(log, "end the log stream", () => logs.appendEnd(record.id, { status: outcome.status, exitCode: outcome.exitCode }));
-  log.info({ status: outcome.status, exitCode: outcome.exitCode, reason: outcome.reason, durationMs: finishedAtMs - startedAtMs, outputBytes: sink.bytesKept }, "task finished");
+  log.info(
+    {
+      status: outcome.status,
+      exitCode: outcome.exitCode,
+      reason: outcome.reason,
+      durationMs: finishedAtMs - startedAtMs,
+      outputBytes: sink.bytesKept,
+    },
+    "task finished",
+  );
 }
 
 /** Waits for the container to exit, stopping it on timeout or when asked to stop. Returns why berth stopped it. */
@@ -133,11 +182,23 @@ async function superviseUntilExit(handle: ContainerHandle, input: RunTaskInput):
 }
 
 function classify(exit: ContainerExit, cause: StopCause | null, spec: TaskSpec): Outcome {
-  if (cause === "timeout") return { status: "timed_out", exitCode: exit.exitCode, reason: "timeout", message: `Stopped after its timeout of ${spec.timeoutSeconds} s.` };
+  if (cause === "timeout")
+    return {
+      status: "timed_out",
+      exitCode: exit.exitCode,
+      reason: "timeout",
+      message: `Stopped after its timeout of ${spec.timeoutSeconds} s.`,
+    };
   if (cause === "canceled") return { status: "canceled", exitCode: exit.exitCode, reason: "canceled", message: "Canceled while running." };
   if (cause) return { status: "failed", exitCode: exit.exitCode, reason: cause, message: stopMessage(cause, spec) };
   // The engine's OOM flag, not exit code 137 alone: 137 is any SIGKILL.
-  if (exit.oomKilled) return { status: "failed", exitCode: exit.exitCode, reason: "oom_killed", message: `Killed for exceeding its memory limit of ${spec.limits.memoryMb} MB.` };
+  if (exit.oomKilled)
+    return {
+      status: "failed",
+      exitCode: exit.exitCode,
+      reason: "oom_killed",
+      message: `Killed for exceeding its memory limit of ${spec.limits.memoryMb} MB.`,
+    };
   if (exit.exitCode === 0) return { status: "succeeded", exitCode: 0, reason: null, message: null };
   return { status: "failed", exitCode: exit.exitCode, reason: null, message: null };
 }
@@ -155,16 +216,21 @@ function failureOutcome(err: unknown, log: Logger): Outcome {
 }
 
 const isEngineError = (err: unknown) =>
-  err instanceof Error && /ECONNREFUSED|ENOENT.*docker\.sock|socket hang up|ECONNRESET/.test(`${err.message} ${(err as { code?: string }).code ?? ""}`);
+  err instanceof Error &&
+  /ECONNREFUSED|ENOENT.*docker\.sock|socket hang up|ECONNRESET/.test(`${err.message} ${(err as { code?: string }).code ?? ""}`);
 
 const stopReason = (signal: AbortSignal): FailureReason => (signal.reason as StopCause) ?? "canceled";
 
 function stopMessage(cause: StopCause, spec: TaskSpec): string {
   switch (cause) {
-    case "timeout": return `Stopped after its timeout of ${spec.timeoutSeconds} s.`;
-    case "canceled": return "Canceled.";
-    case "worker_shutdown": return "The worker running it shut down before it finished; submit it again.";
-    case "worker_lost": return "The worker running it lost track of it; it was stopped so it cannot run twice.";
+    case "timeout":
+      return `Stopped after its timeout of ${spec.timeoutSeconds} s.`;
+    case "canceled":
+      return "Canceled.";
+    case "worker_shutdown":
+      return "The worker running it shut down before it finished; submit it again.";
+    case "worker_lost":
+      return "The worker running it lost track of it; it was stopped so it cannot run twice.";
   }
 }
 
@@ -224,7 +290,10 @@ async function seedFromTask(input: RunTaskInput, workspacePath: string): Promise
   // Restore only the archive berth recorded: a file changed on disk since then is refused.
   const digest = await sha256File(file).catch(() => null);
   if (digest !== source.archive.sha256) {
-    throw new TaskFailure("workspace_failed", `The archive of fromTask "${source.id}" does not match its recorded sha256; nothing was restored.`);
+    throw new TaskFailure(
+      "workspace_failed",
+      `The archive of fromTask "${source.id}" does not match its recorded sha256; nothing was restored.`,
+    );
   }
   await extractArchive({
     archivePath: file,

@@ -55,10 +55,7 @@ end
 return cur
 `;
 
-export type SubmitOutcome =
-  | { kind: "created"; id: string }
-  | { kind: "existing"; id: string }
-  | { kind: "over_limit"; active: number };
+export type SubmitOutcome = { kind: "created"; id: string } | { kind: "existing"; id: string } | { kind: "over_limit"; active: number };
 
 const PATCH = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end";
 
@@ -130,7 +127,13 @@ export class TaskStore {
    * quota slot, deletes the stored spec, schedules expiry at `fields.expiresAtMs` and announces the task's id on
    * the finished channel.
    */
-  async transition(id: string, tenant: string, from: readonly TaskStatus[], fields: Partial<TaskRecord>, final = false): Promise<true | TaskStatus | null> {
+  async transition(
+    id: string,
+    tenant: string,
+    from: readonly TaskStatus[],
+    fields: Partial<TaskRecord>,
+    final = false,
+  ): Promise<true | TaskStatus | null> {
     const expires = fields.expiresAtMs != null ? String(fields.expiresAtMs) : "";
     const res = (await this.run(
       "berthTransition",
@@ -152,12 +155,7 @@ export class TaskStore {
 
   /** Sets fields whatever the status (flags such as cancelRequested or outputTruncated). No-op for a missing task. */
   async patch(id: string, fields: Partial<TaskRecord>): Promise<void> {
-    await this.run(
-      "berthPatch",
-      1,
-      this.keys.task(id),
-      ...encode(fields),
-    );
+    await this.run("berthPatch", 1, this.keys.task(id), ...encode(fields));
   }
 
   /**
@@ -176,7 +174,7 @@ export class TaskStore {
     let scanned = 0;
     for (;;) {
       const batch = Math.min(200, opts.limit * 2 + 10);
-      const members = await this.redis.call("ZRANGE", key, from, "-", "BYLEX", "REV", "LIMIT", "0", String(batch)) as string[];
+      const members = (await this.redis.call("ZRANGE", key, from, "-", "BYLEX", "REV", "LIMIT", "0", String(batch))) as string[];
       if (members.length === 0) return { records: out, nextCursor: null };
       const pipe = this.redis.pipeline();
       for (const m of members) pipe.hgetall(this.keys.task(m.slice(m.indexOf("|") + 1)));
@@ -188,7 +186,7 @@ export class TaskStore {
         if (rec && matches(rec, opts)) {
           out.push(rec);
           if (out.length === opts.limit) {
-            const more = await this.redis.call("ZRANGE", key, `(${member}`, "-", "BYLEX", "REV", "LIMIT", "0", "1") as string[];
+            const more = (await this.redis.call("ZRANGE", key, `(${member}`, "-", "BYLEX", "REV", "LIMIT", "0", "1")) as string[];
             return { records: out, nextCursor: more.length > 0 ? member : null };
           }
         }
@@ -234,17 +232,34 @@ export class TaskStore {
    * the task's score in the expiry index once the change applies (instead of `fields.expiresAtMs`). Per item:
    * true when applied, the current status, null when the task does not exist, or the error Redis answered.
    */
-  async transitionMany(items: readonly {
-    id: string; tenant: string; from: readonly TaskStatus[]; fields: Partial<TaskRecord>; final?: boolean; expiryScore?: number;
-  }[]): Promise<(true | TaskStatus | null | Error)[]> {
+  async transitionMany(
+    items: readonly {
+      id: string;
+      tenant: string;
+      from: readonly TaskStatus[];
+      fields: Partial<TaskRecord>;
+      final?: boolean;
+      expiryScore?: number;
+    }[],
+  ): Promise<(true | TaskStatus | null | Error)[]> {
     if (items.length === 0) return [];
     const pipe = this.redis.pipeline();
     const transition = (pipe as unknown as Record<ScriptName, (numKeys: number, ...args: string[]) => unknown>).berthTransition;
     for (const it of items) {
       const score = it.expiryScore ?? it.fields.expiresAtMs;
       transition.call(
-        pipe, 6, this.keys.task(it.id), this.keys.tenantActive(it.tenant), this.keys.expiry, it.id, this.keys.spec(it.id), this.keys.finishedChannel,
-        it.from.join(","), score != null ? String(score) : "", it.final ? "1" : "0", ...encode(it.fields),
+        pipe,
+        6,
+        this.keys.task(it.id),
+        this.keys.tenantActive(it.tenant),
+        this.keys.expiry,
+        it.id,
+        this.keys.spec(it.id),
+        this.keys.finishedChannel,
+        it.from.join(","),
+        score != null ? String(score) : "",
+        it.final ? "1" : "0",
+        ...encode(it.fields),
       );
     }
     const rows = (await pipe.exec()) ?? [];

@@ -216,10 +216,7 @@ export interface ListOptions {
  * @returns `truncated: true` when a limit was reached and entries may be missing.
  * @throws BerthError `not_found` when the workspace itself does not exist.
  */
-export async function listWorkspace(
-  root: string,
-  opts: ListOptions = {},
-): Promise<{ files: WorkspaceEntry[]; truncated: boolean }> {
+export async function listWorkspace(root: string, opts: ListOptions = {}): Promise<{ files: WorkspaceEntry[]; truncated: boolean }> {
   const maxEntries = opts.maxEntries ?? 10_000;
   const maxDepth = opts.maxDepth ?? 64;
   // Skipped entries (FIFOs, bad names) do not count towards maxEntries, so bound the total work separately.

@@ -101,16 +101,18 @@ const RM_MAX_ARG_BYTES = 256 * 1024;
  */
 export async function removeTrees(dirs: readonly string[], files: readonly string[] = []): Promise<Map<string, Error>> {
   const failed = new Map<string, Error>();
-  const isTree = await Promise.all(dirs.map(async (dir) => {
-    try {
-      if ((await lstat(dir)).isDirectory()) return true;
-      // A link (or anything else) where a directory was expected is removed itself, never what it points to.
-      await rm(dir, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") failed.set(dir, err as Error);
-    }
-    return false;
-  }));
+  const isTree = await Promise.all(
+    dirs.map(async (dir) => {
+      try {
+        if ((await lstat(dir)).isDirectory()) return true;
+        // A link (or anything else) where a directory was expected is removed itself, never what it points to.
+        await rm(dir, { force: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") failed.set(dir, err as Error);
+      }
+      return false;
+    }),
+  );
   const trees = dirs.filter((_, i) => isTree[i]);
   if (!isRoot()) {
     // Without root, a mode-000 directory cannot be listed: open the modes up first (chmod -R never follows links).
@@ -147,7 +149,10 @@ async function rmRf(paths: readonly string[], failed: Map<string, Error>): Promi
   const res = await execa("rm", ["-rf", "--one-file-system", "--", ...paths], { reject: false });
   if (res.exitCode === 0) return;
   for (const p of paths) {
-    const left = await lstat(p).then(() => true, (err: NodeJS.ErrnoException) => err.code !== "ENOENT");
+    const left = await lstat(p).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => err.code !== "ENOENT",
+    );
     if (!left) continue;
     const one = await execa("rm", ["-rf", "--one-file-system", "--", p], { reject: false });
     if (one.exitCode !== 0) failed.set(p, new Error(`rm -rf ${p} failed: ${one.stderr.slice(0, 500)}`));

@@ -34,7 +34,11 @@ afterAll(async () => {
 function berth(args: string[], opts: Options & { url?: string } = {}) {
   const { url = h.url, ...rest } = opts;
   return execa("node", [CLI, ...args], {
-    cwd: dir, reject: false, timeout: 150_000, stripFinalNewline: false, ...rest,
+    cwd: dir,
+    reject: false,
+    timeout: 150_000,
+    stripFinalNewline: false,
+    ...rest,
     env: { BERTH_URL: url, BERTH_API_KEY: "", ...rest.env },
   });
 }
@@ -82,7 +86,18 @@ describe("submit", () => {
     const b = path.join(dir, "notes.md");
     await writeFile(a, "héllo from a file\nline 2\n");
     await writeFile(b, "# notes\n");
-    const r = await berth(["submit", "--file", `${a}:input/data.txt`, "--file", b, "--follow", "--", "sh", "-c", "cat input/data.txt notes.md"]);
+    const r = await berth([
+      "submit",
+      "--file",
+      `${a}:input/data.txt`,
+      "--file",
+      b,
+      "--follow",
+      "--",
+      "sh",
+      "-c",
+      "cat input/data.txt notes.md",
+    ]);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toBe("héllo from a file\nline 2\n# notes\n");
   });
@@ -92,7 +107,9 @@ describe("submit", () => {
     await writeFile(bin, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x00, 0xff, 0xfe]));
     const r = await berth(["submit", "--file", bin, "--", "true"]);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toBe(`berth: --file ${bin}: not UTF-8 text. Only text files can be uploaded; for binary data, upload it base64-encoded and decode it in the task.\n`);
+    expect(r.stderr).toBe(
+      `berth: --file ${bin}: not UTF-8 text. Only text files can be uploaded; for binary data, upload it base64-encoded and decode it in the task.\n`,
+    );
   });
 
   it("exits 124 when the task times out", async () => {
@@ -150,7 +167,9 @@ describe("status, logs, list, download, cancel, delete", () => {
   });
 
   it("downloads the archive; its sha256 equals the view's archive.sha256", async () => {
-    const id = String((await berth(["submit", "--", "sh", "-c", "mkdir -p src && echo a > src/a.txt && head -c 50000 /dev/urandom > blob"])).stdout).trim();
+    const id = String(
+      (await berth(["submit", "--", "sh", "-c", "mkdir -p src && echo a > src/a.txt && head -c 50000 /dev/urandom > blob"])).stdout,
+    ).trim();
     const view = await h.waitFinished(id, 150_000);
     expect(view.archive).not.toBeNull();
     const out = path.join(dir, "named.tar.gz");
@@ -158,17 +177,28 @@ describe("status, logs, list, download, cancel, delete", () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toBe(`${out}\n`);
     expect(r.stderr).toBe(""); // no progress bar: stderr is not a TTY
-    const sha = createHash("sha256").update(await readFile(out)).digest("hex");
+    const sha = createHash("sha256")
+      .update(await readFile(out))
+      .digest("hex");
     expect(sha).toBe(view.archive!.sha256);
     const byDefault = await berth(["download", id]);
     expect(byDefault.exitCode).toBe(0);
-    expect(createHash("sha256").update(await readFile(path.join(dir, `${view.workspace}.tar.gz`))).digest("hex")).toBe(view.archive!.sha256);
+    expect(
+      createHash("sha256")
+        .update(await readFile(path.join(dir, `${view.workspace}.tar.gz`)))
+        .digest("hex"),
+    ).toBe(view.archive!.sha256);
   });
 
   it("cancels a running task; following it then exits 130; a second cancel is refused", async () => {
     const id = String((await berth(["submit", "--", "sleep", "60"])).stdout).trim();
     const follower = berth(["logs", id, "-f"]);
-    await waitFor(`task ${id} to run`, () => h.get(id), (t) => t.status === "running", { timeoutMs: 120_000 });
+    await waitFor(
+      `task ${id} to run`,
+      () => h.get(id),
+      (t) => t.status === "running",
+      { timeoutMs: 120_000 },
+    );
     const r = await berth(["cancel", id]);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toBe(`${id}\n`);
@@ -202,7 +232,10 @@ async function freePort(): Promise<number> {
 
 /** True when `built` is missing or older than any .ts file under `srcDir`. */
 async function isStale(built: string, srcDir: string): Promise<boolean> {
-  const builtAt = await stat(built).then((s) => s.mtimeMs, () => 0);
+  const builtAt = await stat(built).then(
+    (s) => s.mtimeMs,
+    () => 0,
+  );
   const entries = await readdir(srcDir, { recursive: true, withFileTypes: true });
   for (const e of entries) {
     if (e.isFile() && e.name.endsWith(".ts") && (await stat(path.join(e.parentPath, e.name))).mtimeMs > builtAt) return true;

@@ -37,8 +37,20 @@ async function collect(events: AsyncIterable<FollowEvent>, onLog?: (e: FollowLog
       onLog?.(e);
     }
   }
-  const text = (stream: string) => logs.filter((e) => e.stream === stream).map((e) => e.text).join("");
-  return { logs, ends, text, output: logs.filter((e) => e.stream !== "system").map((e) => e.text).join("") };
+  const text = (stream: string) =>
+    logs
+      .filter((e) => e.stream === stream)
+      .map((e) => e.text)
+      .join("");
+  return {
+    logs,
+    ends,
+    text,
+    output: logs
+      .filter((e) => e.stream !== "system")
+      .map((e) => e.text)
+      .join(""),
+  };
 }
 
 /** Entry ids (`<ms>-<seq>`) must strictly increase: no duplicate, no reordering. */
@@ -51,7 +63,8 @@ function expectIncreasingIds(logs: readonly FollowLogEvent[]): void {
 }
 
 describe("SseParser", () => {
-  const stream = "\uFEFF: hello\r\nid: 1-0\r\nevent: log\r\ndata: {\"a\":1}\r\n\r\n" +
+  const stream =
+    '\uFEFF: hello\r\nid: 1-0\r\nevent: log\r\ndata: {"a":1}\r\n\r\n' +
     "event: log\rdata:first\rdata: second\r\rretry: 1500\n: comment\nid: 2-5\ndata\n\n" +
     "event: end\ndata: {}\n\nevent: log\ndata: cut off";
   const expected: SseMessage[] = [
@@ -76,7 +89,10 @@ describe("SseParser", () => {
 
 describe("tasks", () => {
   it("submits, gets, waits, reads logs and files", async () => {
-    const t = await client.submit({ command: ["sh", "-c", "mkdir -p src && echo hi > 'src/a b.txt' && echo done"], labels: { suite: "client" } });
+    const t = await client.submit({
+      command: ["sh", "-c", "mkdir -p src && echo hi > 'src/a b.txt' && echo done"],
+      labels: { suite: "client" },
+    });
     expect(t.id).toMatch(/^[A-Za-z0-9_-]{8,64}$/);
     expect((await client.get(t.id)).command).toEqual(t.command);
     const done = await client.wait(t.id, WAIT);
@@ -139,12 +155,16 @@ describe("follow", () => {
   }, 180_000);
 
   it("resumes after dropped connections without gaps or duplicates", async () => {
-    const proxy = new Proxy(Number(new URL(h.url).port));
+    const proxy = new CuttingProxy(Number(new URL(h.url).port));
     const port = await proxy.start(0);
     try {
       const viaProxy = new BerthClient({ url: `http://127.0.0.1:${port}` });
       const t = await viaProxy.submit({
-        command: ["sh", "-c", "head -c 300000 /dev/urandom | base64; for i in $(seq 1 30); do echo tick $i; echo tock $i >&2; sleep 0.1; done"],
+        command: [
+          "sh",
+          "-c",
+          "head -c 300000 /dev/urandom | base64; for i in $(seq 1 30); do echo tick $i; echo tock $i >&2; sleep 0.1; done",
+        ],
       });
       // The first connection is cut mid-event after 100 kB; later, the proxy dies and comes back on the same port.
       proxy.cutAfter(100_000);
@@ -184,7 +204,9 @@ describe("follow", () => {
 describe("download", () => {
   let id: string;
   beforeAll(async () => {
-    const t = await client.submit({ command: ["sh", "-c", "mkdir -p src && echo hello > src/a.txt && head -c 200000 /dev/urandom > blob"] });
+    const t = await client.submit({
+      command: ["sh", "-c", "mkdir -p src && echo hello > src/a.txt && head -c 200000 /dev/urandom > blob"],
+    });
     id = (await client.wait(t.id, WAIT)).id;
   }, 180_000);
 
@@ -224,7 +246,10 @@ describe("download", () => {
 
   it("answers 409 archive_not_ready for a task that is still running", async () => {
     const t = await client.submit({ command: ["sleep", "30"] });
-    await expect(client.download(t.id, { file: path.join(dir, "never.tar.gz") })).rejects.toMatchObject({ status: 409, code: "archive_not_ready" });
+    await expect(client.download(t.id, { file: path.join(dir, "never.tar.gz") })).rejects.toMatchObject({
+      status: 409,
+      code: "archive_not_ready",
+    });
     await client.cancel(t.id);
     expect((await client.wait(t.id, WAIT)).status).toBe("canceled");
   });
@@ -239,7 +264,7 @@ async function freePort(): Promise<number> {
 }
 
 /** A TCP proxy to the server that can cut a connection mid-stream, or die entirely and come back. */
-class Proxy {
+class CuttingProxy {
   cuts = 0;
   #budget: number | undefined;
   #server: Server | undefined;

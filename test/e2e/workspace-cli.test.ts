@@ -26,14 +26,23 @@ afterAll(async () => {
 
 function berth(args: string[]) {
   return execa("node", [CLI, "workspace", ...args], {
-    cwd, reject: false, timeout: 60_000,
+    cwd,
+    reject: false,
+    timeout: 60_000,
     env: {
-      BERTH_REDIS_URL: h.deps.config.redisUrl, BERTH_WORKSPACE_DIR: h.deps.config.dirs.workspaces,
-      BERTH_ARCHIVE_DIR: h.deps.config.dirs.archives, BERTH_NAMESPACE: h.namespace, LOG_LEVEL: "",
+      BERTH_REDIS_URL: h.deps.config.redisUrl,
+      BERTH_WORKSPACE_DIR: h.deps.config.dirs.workspaces,
+      BERTH_ARCHIVE_DIR: h.deps.config.dirs.archives,
+      BERTH_NAMESPACE: h.namespace,
+      LOG_LEVEL: "",
     },
   });
 }
-const present = (p: string) => lstat(p).then(() => true, () => false);
+const present = (p: string) =>
+  lstat(p).then(
+    () => true,
+    () => false,
+  );
 const wsOf = (t: TaskView) => path.join(h.deps.config.dirs.workspaces, t.workspace);
 async function finished(command: string, extra: Record<string, unknown> = {}): Promise<TaskView> {
   const t = await h.submit({ command: ["sh", "-c", command], ...extra });
@@ -45,8 +54,23 @@ it("lists workspaces with their task's status and size, and entries berth did no
   await mkdir(path.join(h.deps.config.dirs.workspaces, "not-berth"));
   const r = await berth(["list", "--json"]);
   expect(r.exitCode).toBe(0);
-  const { entries } = JSON.parse(String(r.stdout)) as { entries: { name: string; taskId: string | null; status: string | null; bytes: number; workspaceDir: boolean; archive: boolean; note: string }[] };
-  expect(entries.find((e) => e.taskId === t.id)).toMatchObject({ name: t.workspace, status: "succeeded", workspaceDir: true, archive: true });
+  const { entries } = JSON.parse(String(r.stdout)) as {
+    entries: {
+      name: string;
+      taskId: string | null;
+      status: string | null;
+      bytes: number;
+      workspaceDir: boolean;
+      archive: boolean;
+      note: string;
+    }[];
+  };
+  expect(entries.find((e) => e.taskId === t.id)).toMatchObject({
+    name: t.workspace,
+    status: "succeeded",
+    workspaceDir: true,
+    archive: true,
+  });
   expect(entries.find((e) => e.taskId === t.id)?.bytes).toBeGreaterThanOrEqual(100_000);
   expect(entries.find((e) => e.name === "workspaces/not-berth")).toMatchObject({ taskId: null, note: "not made by berth; never removed" });
   const table = await berth(["list"]);
@@ -57,7 +81,12 @@ it("lists workspaces with their task's status and size, and entries berth did no
 
 it("shows one task, and refuses to remove a running task's workspace", async () => {
   const t = await h.submit({ command: ["sleep", "60"] });
-  await waitFor("the task to run", () => h.get(t.id), (v) => v.status === "running", { timeoutMs: 60_000 });
+  await waitFor(
+    "the task to run",
+    () => h.get(t.id),
+    (v) => v.status === "running",
+    { timeoutMs: 60_000 },
+  );
   const info = await berth(["info", t.id, "--json"]);
   expect(info.exitCode).toBe(0);
   expect(JSON.parse(String(info.stdout))).toMatchObject({ id: t.id, status: "running", files: { workspace: { exists: true } } });
@@ -88,10 +117,18 @@ it("removes one finished task by hand: files gone, task expired", async () => {
 
 it("clean: a dry run reports what the real pass removes; options are checked", async () => {
   const t = await finished("echo bye > out.txt", { ttlSeconds: 1 });
-  await waitFor("the ttl to run out", async () => Date.now(), (now) => now > Date.parse(t.expiresAt ?? "") + 10);
+  await waitFor(
+    "the ttl to run out",
+    async () => Date.now(),
+    (now) => now > Date.parse(t.expiresAt ?? "") + 10,
+  );
   const dry = await berth(["clean", "--dry-run", "--json"]);
   expect(dry.exitCode).toBe(0);
-  const planned = JSON.parse(String(dry.stdout)) as { dryRun: boolean; removed: { taskId: string; why: string }[]; skipped: { item: string; reason: string }[] };
+  const planned = JSON.parse(String(dry.stdout)) as {
+    dryRun: boolean;
+    removed: { taskId: string; why: string }[];
+    skipped: { item: string; reason: string }[];
+  };
   expect(planned.dryRun).toBe(true);
   expect(planned.removed).toContainEqual(expect.objectContaining({ taskId: t.id, why: "ttl" }));
   expect(planned.skipped).toContainEqual(expect.objectContaining({ item: "workspaces/not-berth", reason: "foreign_name" }));

@@ -18,15 +18,35 @@ describe("Redis unreachable", () => {
   let server: ServerProcess | undefined;
   const redisUrl = () => `redis://127.0.0.1:${port}`;
   const startRedis = () =>
-    execa("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--daemonize", "yes", "--dir", dir,
-      "--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction", "--save", ""]);
+    execa("redis-server", [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--daemonize",
+      "yes",
+      "--dir",
+      dir,
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      "always",
+      "--maxmemory-policy",
+      "noeviction",
+      "--save",
+      "",
+    ]);
   const stopRedis = () => execa("redis-cli", ["-p", String(port), "shutdown"], { reject: false });
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), "berth-redis-"));
     port = 16_000 + Math.floor(Math.random() * 2000);
     await startRedis();
-    await waitFor("private redis", () => execa("redis-cli", ["-p", String(port), "ping"], { reject: false }).then((r) => r.stdout), (o) => o === "PONG");
+    await waitFor(
+      "private redis",
+      () => execa("redis-cli", ["-p", String(port), "ping"], { reject: false }).then((r) => r.stdout),
+      (o) => o === "PONG",
+    );
   });
 
   afterAll(async () => {
@@ -41,7 +61,11 @@ describe("Redis unreachable", () => {
     // A task that prints before the outage, then prints again and ends while Redis is down.
     const submitted = await httpRequest(s.url, "POST", "/v1/tasks", { command: ["sh", "-c", "echo before; sleep 2; echo after"] });
     const id = submitted.json().id as string;
-    await waitFor("the task's first output", () => httpRequest(s.url, "GET", `/v1/tasks/${id}/logs`), (r) => r.body === "before\n");
+    await waitFor(
+      "the task's first output",
+      () => httpRequest(s.url, "GET", `/v1/tasks/${id}/logs`),
+      (r) => r.body === "before\n",
+    );
 
     await stopRedis();
     const t0 = Date.now();
@@ -57,15 +81,30 @@ describe("Redis unreachable", () => {
 
     await new Promise((r) => setTimeout(r, 6000)); // the task ends meanwhile
     await startRedis();
-    await waitFor("readyz to recover", () => httpRequest(s.url, "GET", "/readyz"), (r) => r.statusCode === 200, { timeoutMs: 30_000 });
-    const done = await waitFor(`task ${id} to finish`, () => view(s, id), (v) => FINAL.includes(v.status), { timeoutMs: 60_000 });
+    await waitFor(
+      "readyz to recover",
+      () => httpRequest(s.url, "GET", "/readyz"),
+      (r) => r.statusCode === 200,
+      { timeoutMs: 30_000 },
+    );
+    const done = await waitFor(
+      `task ${id} to finish`,
+      () => view(s, id),
+      (v) => FINAL.includes(v.status),
+      { timeoutMs: 60_000 },
+    );
     expect(done).toMatchObject({ status: "succeeded", exitCode: 0 });
     const logs = await httpRequest(s.url, "GET", `/v1/tasks/${id}/logs`);
     expect(logs.body).toBe("before\nafter\n");
 
     const again = await httpRequest(s.url, "POST", "/v1/tasks", { command: ["echo", "back"] });
     expect(again.statusCode).toBe(202);
-    const v2 = await waitFor("new task", () => view(s, again.json().id), (v) => FINAL.includes(v.status), { timeoutMs: 60_000 });
+    const v2 = await waitFor(
+      "new task",
+      () => view(s, again.json().id),
+      (v) => FINAL.includes(v.status),
+      { timeoutMs: 60_000 },
+    );
     expect(v2.status).toBe("succeeded");
   }, 180_000);
 });
@@ -79,18 +118,37 @@ describe("Docker engine restarted mid-task", () => {
     const s = server;
     const submitted = await httpRequest(s.url, "POST", "/v1/tasks", { command: ["sleep", "600"] });
     const id = submitted.json().id as string;
-    await waitFor("task to run", () => view(s, id), (v) => v.status === "running");
+    await waitFor(
+      "task to run",
+      () => view(s, id),
+      (v) => v.status === "running",
+    );
 
     await restartDockerd();
-    const done = await waitFor(`task ${id} to end`, () => view(s, id), (v) => FINAL.includes(v.status), { timeoutMs: 120_000, intervalMs: 500 });
+    const done = await waitFor(
+      `task ${id} to end`,
+      () => view(s, id),
+      (v) => FINAL.includes(v.status),
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
     expect(done.status).toBe("failed");
     expect(done.reason === "docker_unavailable" || typeof done.exitCode === "number").toBe(true);
     expect(done.message ?? `exit ${done.exitCode}`).not.toBe("");
-    await waitFor("no container left", () => namespaceContainers(s.namespace), (c) => c.length === 0, { timeoutMs: 60_000 });
+    await waitFor(
+      "no container left",
+      () => namespaceContainers(s.namespace),
+      (c) => c.length === 0,
+      { timeoutMs: 60_000 },
+    );
 
     // The server still runs tasks after the engine came back.
     const next = await httpRequest(s.url, "POST", "/v1/tasks", { command: ["echo", "ok"] });
-    const v = await waitFor("a task after the restart", () => view(s, next.json().id), (x) => FINAL.includes(x.status), { timeoutMs: 60_000 });
+    const v = await waitFor(
+      "a task after the restart",
+      () => view(s, next.json().id),
+      (x) => FINAL.includes(x.status),
+      { timeoutMs: 60_000 },
+    );
     expect(v.status).toBe("succeeded");
   }, 240_000);
 });
@@ -104,8 +162,18 @@ async function restartDockerd(): Promise<void> {
     const { stdout } = await execa("pgrep", ["-x", "dockerd"]);
     const pid = Number(stdout.split("\n")[0]);
     process.kill(pid, "SIGTERM");
-    await waitFor("dockerd to exit", () => execa("pgrep", ["-x", "dockerd"], { reject: false }).then((r) => r.stdout), (o) => o === "", { timeoutMs: 60_000 });
-    await execa("sh", ["-c", "nohup dockerd > \"${HOME}/.berth/dockerd.log\" 2>&1 &"]);
+    await waitFor(
+      "dockerd to exit",
+      () => execa("pgrep", ["-x", "dockerd"], { reject: false }).then((r) => r.stdout),
+      (o) => o === "",
+      { timeoutMs: 60_000 },
+    );
+    await execa("sh", ["-c", 'nohup dockerd > "$HOME/.berth/dockerd.log" 2>&1 &']);
   }
-  await waitFor("dockerd to answer", () => execa("docker", ["info"], { reject: false }).then((r) => r.exitCode), (c) => c === 0, { timeoutMs: 60_000 });
+  await waitFor(
+    "dockerd to answer",
+    () => execa("docker", ["info"], { reject: false }).then((r) => r.exitCode),
+    (c) => c === 0,
+    { timeoutMs: 60_000 },
+  );
 }

@@ -27,7 +27,12 @@ const submit = async (s: ServerProcess, body: unknown) => {
 };
 const view = async (s: ServerProcess, id: string) => (await httpRequest(s.url, "GET", `/v1/tasks/${id}`)).json();
 const waitStatus = (s: ServerProcess, id: string, ok: (status: string) => boolean, timeoutMs = 60_000) =>
-  waitFor(`task ${id} status`, () => view(s, id), (v) => ok(v.status), { timeoutMs, intervalMs: 200 });
+  waitFor(
+    `task ${id} status`,
+    () => view(s, id),
+    (v) => ok(v.status),
+    { timeoutMs, intervalMs: 200 },
+  );
 
 describe("SIGTERM", () => {
   it("lets a running task finish, records it, and exits with no container left", async () => {
@@ -64,7 +69,11 @@ describe("SIGTERM", () => {
     const id = await submit(s, { command: ["sleep", "600"] });
     await waitStatus(s, id, (st) => st === "running");
     s.proc.kill("SIGTERM");
-    await waitFor("shutdown to begin", async () => s.output(), (o) => o.includes("shutting down"));
+    await waitFor(
+      "shutdown to begin",
+      async () => s.output(),
+      (o) => o.includes("shutting down"),
+    );
     const t0 = Date.now();
     s.proc.kill("SIGTERM");
     const result = await s.proc;
@@ -77,20 +86,34 @@ describe("SIGKILL mid-task", () => {
   it("ends the task in a final state after a restart, with never two containers for it and none left", async () => {
     const s = await start();
     const id = await submit(s, { command: ["sh", "-c", "echo started; sleep 600"] });
-    await waitFor("the task's first output", () => httpRequest(s.url, "GET", `/v1/tasks/${id}/logs`), (r) => r.body.includes("started"));
+    await waitFor(
+      "the task's first output",
+      () => httpRequest(s.url, "GET", `/v1/tasks/${id}/logs`),
+      (r) => r.body.includes("started"),
+    );
     s.proc.kill("SIGKILL");
     await s.proc;
     await s.restart();
     let most = 0;
-    const v = await waitFor(`task ${id} to reach a final state`, async () => {
-      const { stdout } = await execa("docker", ["ps", "-q", "--filter", `label=berth.task-id=${id}`]);
-      most = Math.max(most, stdout.split("\n").filter(Boolean).length);
-      return view(s, id);
-    }, (x) => FINAL.includes(x.status), { timeoutMs: 150_000, intervalMs: 500 });
+    const v = await waitFor(
+      `task ${id} to reach a final state`,
+      async () => {
+        const { stdout } = await execa("docker", ["ps", "-q", "--filter", `label=berth.task-id=${id}`]);
+        most = Math.max(most, stdout.split("\n").filter(Boolean).length);
+        return view(s, id);
+      },
+      (x) => FINAL.includes(x.status),
+      { timeoutMs: 150_000, intervalMs: 500 },
+    );
     expect(v).toMatchObject({ status: "failed", reason: "worker_lost" });
     expect(v.message).toMatch(/lost track/);
     expect(most).toBeLessThanOrEqual(1);
-    await waitFor("the orphan container to be removed", () => namespaceContainers(s.namespace), (c) => c.length === 0, { timeoutMs: 30_000 });
+    await waitFor(
+      "the orphan container to be removed",
+      () => namespaceContainers(s.namespace),
+      (c) => c.length === 0,
+      { timeoutMs: 30_000 },
+    );
     const logs = await httpRequest(s.url, "GET", `/v1/tasks/${id}/logs`);
     expect(logs.body).toContain("started");
   }, 240_000);

@@ -12,7 +12,7 @@ import { createServices, type Services } from "../../src/app/services.js";
 import { loadConfig } from "../../src/config/config.js";
 import type { TaskView } from "../../src/contract/types.js";
 import { createRootLogger } from "../../src/logging/logger.js";
-import { buildDeps } from "../../src/main.js";
+import { buildDeps } from "../../src/app/build-deps.js";
 import { startWorker, type TaskWorker } from "../../src/queue/worker.js";
 import { LABEL_NAMESPACE } from "../../src/runner/labels.js";
 import { unlinkNamespaceKeys } from "./sweep.js";
@@ -69,7 +69,13 @@ export async function startHarness(
   const inject = (method: "GET" | "POST" | "DELETE", urlPath: string, body?: unknown, headers: Record<string, string> = {}) =>
     httpRequest(url, method, urlPath, body, headers);
   const h: Harness = {
-    deps, services, app, worker, root, namespace, url,
+    deps,
+    services,
+    app,
+    worker,
+    root,
+    namespace,
+    url,
     request: inject,
     async submit(body, headers = {}) {
       const res = await inject("POST", "/v1/tasks", body, headers);
@@ -85,7 +91,12 @@ export async function startHarness(
       return waitFor(`task ${id} to finish`, () => h.get(id, headers), FINISHED, { timeoutMs });
     },
     async leftoverContainers() {
-      await waitFor("the queue to drain", () => services.queue.counts(), (c) => (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0, { timeoutMs: 120_000 });
+      await waitFor(
+        "the queue to drain",
+        () => services.queue.counts(),
+        (c) => (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0,
+        { timeoutMs: 120_000 },
+      );
       return h.containers();
     },
     async containers() {
@@ -114,7 +125,13 @@ export interface HttpResult {
   json(): any; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-export async function httpRequest(base: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
+export async function httpRequest(
+  base: string,
+  method: string,
+  urlPath: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
   const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
     init.body = typeof body === "string" ? body : JSON.stringify(body);

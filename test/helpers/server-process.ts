@@ -49,8 +49,15 @@ export async function spawnServer(env: Record<string, string> = {}, role: "serve
   const start = async () => {
     const proc = execa("node", ["dist/cli/main.js", role], { env: fullEnv, reject: false, all: true, cwd: process.cwd() });
     const from = out.length;
-    proc.all?.on("data", (d: Buffer) => { out += d.toString(); });
-    await waitFor(`berth (${namespace}) to listen`, async () => out.slice(from), (o) => o.includes("listening on") || proc.exitCode !== null, { timeoutMs: 30_000 });
+    proc.all?.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    await waitFor(
+      `berth (${namespace}) to listen`,
+      async () => out.slice(from),
+      (o) => o.includes("listening on") || proc.exitCode !== null,
+      { timeoutMs: 30_000 },
+    );
     if (proc.exitCode !== null) throw new Error(`berth exited at start: ${out}`);
     // Wrapped: returning the (thenable) process from an async function would wait for it to exit.
     return { proc };
@@ -77,4 +84,5 @@ export async function spawnServer(env: Record<string, string> = {}, role: "serve
   return sp;
 }
 
-export const redisFor = (url?: string) => new Redis(url ?? process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+export const redisFor = (url?: string) =>
+  new Redis(url ?? process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });

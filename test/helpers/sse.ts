@@ -146,7 +146,10 @@ export const logData = (events: readonly SseEvent[]): (LogData & { id: string | 
 
 /** Concatenated text of one stream's log events. */
 export const streamText = (events: readonly SseEvent[], stream: LogData["stream"]): string =>
-  logData(events).filter((d) => d.stream === stream).map((d) => d.text).join("");
+  logData(events)
+    .filter((d) => d.stream === stream)
+    .map((d) => d.text)
+    .join("");
 
 export const endEvents = (events: readonly SseEvent[]) => events.filter((e) => e.event === "end");
 
@@ -154,7 +157,10 @@ export const endEvents = (events: readonly SseEvent[]) => events.filter((e) => e
  * An SSE request over node:http whose response is NOT read until `resume()` is called: the socket stays
  * unread, so the server sees a stalled client. `done` resolves with everything once the server ends the stream.
  */
-export function stalledSse(url: string, headers: Record<string, string> = {}): Promise<{
+export function stalledSse(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{
   status: number;
   headers: http.IncomingHttpHeaders;
   resume(): void;

@@ -94,7 +94,8 @@ describe("validation: 400 with a code and message, and nothing queued", () => {
 describe("listing", () => {
   it("lists newest first, filters by status and label, and pages with a cursor", async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await h.submit({ command: ["sh", "-c", `exit ${i % 2}`], labels: { batch: "list-test", n: String(i) } }, GLOBEX)).id);
+    for (let i = 0; i < 5; i++)
+      ids.push((await h.submit({ command: ["sh", "-c", `exit ${i % 2}`], labels: { batch: "list-test", n: String(i) } }, GLOBEX)).id);
     for (const id of ids) await h.waitFinished(id, 60_000, GLOBEX);
 
     const all = (await call("GET", "/v1/tasks?label=batch:list-test", undefined, GLOBEX)).json();
@@ -106,8 +107,9 @@ describe("listing", () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: { tasks: { id: string }[]; nextCursor: string | null } =
-        (await call("GET", `/v1/tasks?label=batch:list-test&limit=2${cursor ? `&cursor=${cursor}` : ""}`, undefined, GLOBEX)).json();
+      const page: { tasks: { id: string }[]; nextCursor: string | null } = (
+        await call("GET", `/v1/tasks?label=batch:list-test&limit=2${cursor ? `&cursor=${cursor}` : ""}`, undefined, GLOBEX)
+      ).json();
       expect(page.tasks.length).toBeLessThanOrEqual(2);
       seen.push(...page.tasks.map((t) => t.id));
       cursor = page.nextCursor;

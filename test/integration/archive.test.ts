@@ -279,13 +279,16 @@ describe("createArchive", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await readdir(a.outDir)).toEqual([]);
     // No find/tar/pigz is still running in the workspace.
-    const cwds = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map((p) => {
-      try {
-        return fs.readlinkSync(`/proc/${p}/cwd`);
-      } catch {
-        return "";
-      }
-    });
+    const cwds = fs
+      .readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .map((p) => {
+        try {
+          return fs.readlinkSync(`/proc/${p}/cwd`);
+        } catch {
+          return "";
+        }
+      });
     expect(cwds).not.toContain(ws);
   });
 
@@ -349,7 +352,14 @@ describe("createArchive", () => {
 
 // --- extraction of untrusted archives -------------------------------------------------------
 
-type RawEntry = { path: string; type: "File" | "Directory" | "SymbolicLink" | "Link" | "FIFO"; linkpath?: string; body?: string; mode?: number; uid?: number };
+type RawEntry = {
+  path: string;
+  type: "File" | "Directory" | "SymbolicLink" | "Link" | "FIFO";
+  linkpath?: string;
+  body?: string;
+  mode?: number;
+  uid?: number;
+};
 
 /** Hand-made tar.gz: every name and link target exactly as a hostile task would write it. */
 const hostileTgz = (entries: RawEntry[]): string => {
@@ -409,7 +419,16 @@ describe("extractArchive", () => {
     expect(fs.readdirSync(path.dirname(dest)).filter((f) => f.startsWith("pwned"))).toEqual([]);
     expect(tree(dest)).toEqual(["l", "ok.txt", "rel"]);
     expect(fs.readlinkSync(path.join(dest, "rel"))).toBe("ok.txt");
-    expect(res.skipped.map((s) => s.path).sort()).toEqual(["evil", "evil/pwned", "late", "late/pwned3", "m", "m/pwned4", "up", "up/pwned2"]);
+    expect(res.skipped.map((s) => s.path).sort()).toEqual([
+      "evil",
+      "evil/pwned",
+      "late",
+      "late/pwned3",
+      "m",
+      "m/pwned4",
+      "up",
+      "up/pwned2",
+    ]);
     expect(res.entries).toBe(3);
   });
 
@@ -470,8 +489,19 @@ describe("extractArchive", () => {
   });
 
   it.each([
-    ["maxEntries", { maxTotalBytes: 1 << 20, maxEntries: 10 }, Array.from({ length: 20 }, (_, i) => ({ path: `f${i}`, type: "File" as const, body: "x" }))],
-    ["maxTotalBytes", { maxTotalBytes: 4096, maxEntries: 100 }, [{ path: "ok", type: "File" as const, body: "x" }, { path: "big", type: "File" as const, body: "y".repeat(5000) }]],
+    [
+      "maxEntries",
+      { maxTotalBytes: 1 << 20, maxEntries: 10 },
+      Array.from({ length: 20 }, (_, i) => ({ path: `f${i}`, type: "File" as const, body: "x" })),
+    ],
+    [
+      "maxTotalBytes",
+      { maxTotalBytes: 4096, maxEntries: 100 },
+      [
+        { path: "ok", type: "File" as const, body: "x" },
+        { path: "big", type: "File" as const, body: "y".repeat(5000) },
+      ],
+    ],
   ])("refuses an archive over %s and writes nothing", async (limit, limits, entries) => {
     const dest = freshDir("dest");
     const err = await rejection(extract(hostileTgz(entries), dest, limits));

@@ -30,7 +30,11 @@ afterAll(async () => {
 
 const wsOf = (workspace: string) => path.join(h.deps.config.dirs.workspaces, workspace);
 const arOf = (workspace: string) => path.join(h.deps.config.dirs.archives, `${workspace}.tar.gz`);
-const present = (p: string | Buffer) => lstat(p).then(() => true, () => false);
+const present = (p: string | Buffer) =>
+  lstat(p).then(
+    () => true,
+    () => false,
+  );
 const sh = (script: string, extra: Record<string, unknown> = {}) => ({ command: ["sh", "-c", script], ...extra });
 
 async function finishedTask(body: Record<string, unknown>) {
@@ -47,23 +51,70 @@ async function canaryIntact(): Promise<void> {
 }
 
 /** A finished task made directly in Redis and on disk (no container): for tests about many tasks at once. */
-async function fakeTask(opts: { expiresAtMs: number; finishedAtMs?: number; host?: string | null; fileBytes?: number; createdAtMs?: number }) {
+async function fakeTask(opts: {
+  expiresAtMs: number;
+  finishedAtMs?: number;
+  host?: string | null;
+  fileBytes?: number;
+  createdAtMs?: number;
+}) {
   const id = newTaskId();
   const createdAtMs = opts.createdAtMs ?? Date.now();
   const finishedAtMs = opts.finishedAtMs ?? createdAtMs + 1000;
   const limits = { memoryMb: 512, cpus: 1, pids: 256 };
   const record: TaskRecord = {
-    id, tenant: "default", workspace: workspaceName(createdAtMs, id), status: "queued", image: "berth-runner:latest", command: ["true"],
-    labels: {}, createdAtMs, startedAtMs: null, finishedAtMs: null, expiresAtMs: null, exitCode: null, reason: null, message: null,
-    timeoutSeconds: 60, limits, network: "none", ttlSeconds: 60, archive: null, archiveSkipped: [], outputTruncated: false, cancelRequested: false, host: null,
+    id,
+    tenant: "default",
+    workspace: workspaceName(createdAtMs, id),
+    status: "queued",
+    image: "berth-runner:latest",
+    command: ["true"],
+    labels: {},
+    createdAtMs,
+    startedAtMs: null,
+    finishedAtMs: null,
+    expiresAtMs: null,
+    exitCode: null,
+    reason: null,
+    message: null,
+    timeoutSeconds: 60,
+    limits,
+    network: "none",
+    ttlSeconds: 60,
+    archive: null,
+    archiveSkipped: [],
+    outputTruncated: false,
+    cancelRequested: false,
+    host: null,
   };
-  const spec = { command: ["true"], image: record.image, env: {}, files: {}, fromTask: null, timeoutSeconds: 60, limits, network: "none" as const, ttlSeconds: 60 };
+  const spec = {
+    command: ["true"],
+    image: record.image,
+    env: {},
+    files: {},
+    fromTask: null,
+    timeoutSeconds: 60,
+    limits,
+    network: "none" as const,
+    ttlSeconds: 60,
+  };
   await h.services.store.create(record, spec, { maxActive: 1_000_000, idempotencyKeyHash: null, idempotencyTtlSeconds: 60 });
   const archiveBytes = randomBytes(opts.fileBytes ?? 4096);
-  await h.services.store.transition(id, "default", ["queued"], {
-    status: "succeeded", exitCode: 0, startedAtMs: createdAtMs, finishedAtMs, expiresAtMs: opts.expiresAtMs,
-    host: opts.host === undefined ? h.deps.host : opts.host, archive: { bytes: archiveBytes.length, sha256: createHash("sha256").update(archiveBytes).digest("hex") },
-  }, true);
+  await h.services.store.transition(
+    id,
+    "default",
+    ["queued"],
+    {
+      status: "succeeded",
+      exitCode: 0,
+      startedAtMs: createdAtMs,
+      finishedAtMs,
+      expiresAtMs: opts.expiresAtMs,
+      host: opts.host === undefined ? h.deps.host : opts.host,
+      archive: { bytes: archiveBytes.length, sha256: createHash("sha256").update(archiveBytes).digest("hex") },
+    },
+    true,
+  );
   const ws = wsOf(record.workspace);
   await mkdir(path.join(ws, "sub"), { recursive: true });
   for (let i = 0; i < 5; i++) await writeFile(path.join(ws, "sub", `f${i}`), randomBytes(opts.fileBytes ?? 4096));
@@ -81,7 +132,11 @@ describe("expiry", () => {
     expect(t.status).toBe("succeeded");
     expect(await present(wsOf(t.workspace))).toBe(true);
     expect(await present(arOf(t.workspace))).toBe(true);
-    await waitFor("the ttl to run out", async () => Date.now(), (now) => now > Date.parse(t.expiresAt ?? "") + 10);
+    await waitFor(
+      "the ttl to run out",
+      async () => Date.now(),
+      (now) => now > Date.parse(t.expiresAt ?? "") + 10,
+    );
 
     const result = await sweep(h.deps, h.services);
     const mine = result.removed.find((r) => r.taskId === t.id);
@@ -114,7 +169,12 @@ describe("expiry", () => {
 
   it("never touches a running task, whatever its expiry says", async () => {
     const t = await h.submit(sh("sleep 60"));
-    await waitFor("the task to run", () => h.get(t.id), (v) => v.status === "running", { timeoutMs: 60_000 });
+    await waitFor(
+      "the task to run",
+      () => h.get(t.id),
+      (v) => v.status === "running",
+      { timeoutMs: 60_000 },
+    );
     await h.services.store.patch(t.id, { expiresAtMs: Date.now() - DAY });
     await h.deps.redis.zadd(h.services.keys.expiry, Date.now() - DAY, t.id);
 
@@ -132,7 +192,12 @@ describe("expiry", () => {
     const deps: Deps = { ...h.deps, config: { ...h.deps.config, retention: { ...h.deps.config.retention, cleanupIntervalSeconds: 1 } } };
     const cleanup = await startCleanup(deps, h.services);
     try {
-      await waitFor("the scheduled pass", () => h.get(f.id), (v) => v.status === "expired", { timeoutMs: 30_000 });
+      await waitFor(
+        "the scheduled pass",
+        () => h.get(f.id),
+        (v) => v.status === "expired",
+        { timeoutMs: 30_000 },
+      );
       const schedulerKeys = await h.deps.redis.keys(`${h.services.keys.bullPrefix}:cleanup-*`);
       expect(schedulerKeys.some((k) => k.includes(`:cleanup-${h.deps.host.replace(/[^A-Za-z0-9._-]/g, "-")}:`))).toBe(true);
       expect((await cleanup.runNow()).errors).toEqual([]);
@@ -145,8 +210,16 @@ describe("expiry", () => {
 
 describe("safe deletion", () => {
   it("never follows symbolic links, at any depth, inside a workspace or in place of one", async () => {
-    const links = [`ln -s ${canary} top`, "mkdir -p a/b/c/d/e", `ln -s ${canary} a/l1`, `ln -s ${canary}/precious a/b/l2`,
-      `ln -s ${canary}/sub a/b/c/d/e/l5`, "ln -s ../../../../../.. a/b/c/up", "ln -s / root", `ln -s ${h.deps.config.dirs.archives} ar`];
+    const links = [
+      `ln -s ${canary} top`,
+      "mkdir -p a/b/c/d/e",
+      `ln -s ${canary} a/l1`,
+      `ln -s ${canary}/precious a/b/l2`,
+      `ln -s ${canary}/sub a/b/c/d/e/l5`,
+      "ln -s ../../../../../.. a/b/c/up",
+      "ln -s / root",
+      `ln -s ${h.deps.config.dirs.archives} ar`,
+    ];
     const t = await finishedTask(sh(links.join(" && ")));
     const ws = wsOf(t.workspace);
     expect((await lstat(path.join(ws, "a/b/c/d/e/l5"))).isSymbolicLink()).toBe(true);
@@ -179,8 +252,12 @@ describe("safe deletion", () => {
   it("removes names that are not UTF-8 and a 3,000-deep directory", async () => {
     const t = await finishedTask(sh("printf x > \"$(printf 'top\\377name')\""));
     const ws = wsOf(t.workspace);
-    await execa("perl", ["-e", 'chdir $ARGV[0] or die; for (1..3000) { mkdir "d" or die "$!"; chdir "d" or die "$!"; } '
-      + 'open(F, ">", "bad\\xff\\xfename") or die "$!"; print F "x"; close F; mkdir "dir\\xc3\\x28" or die "$!";', ws]);
+    await execa("perl", [
+      "-e",
+      'chdir $ARGV[0] or die; for (1..3000) { mkdir "d" or die "$!"; chdir "d" or die "$!"; } ' +
+        'open(F, ">", "bad\\xff\\xfename") or die "$!"; print F "x"; close F; mkdir "dir\\xc3\\x28" or die "$!";',
+      ws,
+    ]);
     expect((await readdir(ws, { encoding: "buffer" })).some((n) => n.includes(0xff))).toBe(true);
     const result = await sweep(h.deps, h.services, { now: Date.now() + 60 * DAY });
     expect(result.errors).toEqual([]);
@@ -246,7 +323,8 @@ describe("safe deletion", () => {
       expect(result.skipped).toContainEqual(expect.objectContaining({ taskId: elsewhere.id, reason: "other_host" }));
       expect(removedIds(result)).not.toContain(elsewhere.id);
     }
-    for (const d of ["not-berth", "task-123-bad", orphan, corruptWs, wrongName, path.basename(elsewhere.ws)]) expect(await present(wsOf(d))).toBe(true);
+    for (const d of ["not-berth", "task-123-bad", orphan, corruptWs, wrongName, path.basename(elsewhere.ws)])
+      expect(await present(wsOf(d))).toBe(true);
     expect((await h.get(elsewhere.id)).status).toBe("succeeded");
   });
 });
@@ -269,7 +347,8 @@ describe("passes", () => {
     }
     expect(await present(wsOf(orphan))).toBe(true);
     const real = await sweep(h.deps, h.services, opts);
-    const key = (r: SweepResult) => r.removed.map((x) => ({ ...x, files: [...x.files].sort() })).sort((a, b) => a.workspace.localeCompare(b.workspace));
+    const key = (r: SweepResult) =>
+      r.removed.map((x) => ({ ...x, files: [...x.files].sort() })).sort((a, b) => a.workspace.localeCompare(b.workspace));
     expect(key(real)).toEqual(key(dry));
     expect(real.purged.sort()).toEqual(dry.purged.sort());
     expect(real.bytesReclaimed).toBe(dry.bytesReclaimed);
@@ -304,7 +383,9 @@ describe("passes", () => {
     } finally {
       await immutable(path.join(bad.ws, "sub", "f3"), false);
     }
-    expect(result.errors).toEqual([expect.objectContaining({ item: bad.workspace, taskId: bad.id, message: expect.stringMatching(/Operation not permitted/) })]);
+    expect(result.errors).toEqual([
+      expect.objectContaining({ item: bad.workspace, taskId: bad.id, message: expect.stringMatching(/Operation not permitted/) }),
+    ]);
     expect(removedIds(result)).toEqual(expect.arrayContaining(due.filter((f) => f !== bad).map((f) => f.id)));
     expect(removedIds(result)).not.toContain(bad.id);
     expect((await h.get(bad.id)).status).toBe("succeeded");
@@ -349,12 +430,20 @@ describe("passes", () => {
     // Finished in 2001, so they are older than anything else here; 1 MiB files make the sizes clear.
     const base = 1_000_000_000_000;
     const tasks = [];
-    for (let i = 0; i < 4; i++) tasks.push(await fakeTask({ createdAtMs: base + i * 1000, finishedAtMs: base + i * 1000 + 1, expiresAtMs: Date.now() + DAY, fileBytes: 1 << 20 }));
+    for (let i = 0; i < 4; i++)
+      tasks.push(
+        await fakeTask({
+          createdAtMs: base + i * 1000,
+          finishedAtMs: base + i * 1000 + 1,
+          expiresAtMs: Date.now() + DAY,
+          fileBytes: 1 << 20,
+        }),
+      );
     const entries = await listLocalEntries(h.deps.config.dirs);
     const sizes = await diskUsage(entries.flatMap((e) => (e.path ? [e.path] : [])));
     const used = [...sizes.values()].reduce((x, y) => x + y, 0);
     const sizeOf = (f: { ws: string; ar: string }) => (sizes.get(f.ws) ?? 0) + (sizes.get(f.ar) ?? 0);
-    const [t0, t1, t2, t3] = tasks as [typeof tasks[number], typeof tasks[number], typeof tasks[number], typeof tasks[number]];
+    const [t0, t1, t2, t3] = tasks as [(typeof tasks)[number], (typeof tasks)[number], (typeof tasks)[number], (typeof tasks)[number]];
     const budget = used - sizeOf(t0) - Math.floor(sizeOf(t1) / 2);
     const deps: Deps = { ...h.deps, config: { ...h.deps.config, diskBudgetBytes: budget } };
 

@@ -25,7 +25,9 @@ afterAll(async () => {
 });
 
 it("records archive_failed, keeps the workspace and serves no partial archive when the disk is full", async () => {
-  const t = await h.waitFinished((await h.submit({ command: ["sh", "-c", "head -c 6000000 /dev/urandom > big.bin; echo kept > note.txt"] })).id);
+  const t = await h.waitFinished(
+    (await h.submit({ command: ["sh", "-c", "head -c 6000000 /dev/urandom > big.bin; echo kept > note.txt"] })).id,
+  );
   expect(t).toMatchObject({ status: "failed", exitCode: 0, reason: "archive_failed", archive: null });
   expect(t.message).toMatch(/could not be archived/);
 

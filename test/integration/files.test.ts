@@ -21,7 +21,11 @@ afterAll(async () => {
   expect(left).toEqual([]);
 });
 
-interface Entry { path: string; type: "file" | "dir" | "symlink"; size: number }
+interface Entry {
+  path: string;
+  type: "file" | "dir" | "symlink";
+  size: number;
+}
 
 async function listing(id: string, headers: Record<string, string> = ACME): Promise<{ status: number; files: Entry[] }> {
   const res = await h.request("GET", `/v1/tasks/${id}/files`, undefined, headers);
@@ -55,7 +59,12 @@ describe("a running task's workspace, then the finished one", () => {
       "echo after > late.txt",
     ].join("; ");
     t = await h.submit({ command: ["sh", "-c", script], timeoutSeconds: 300 }, ACME);
-    await waitFor("the task to write its files", () => listing(t.id), (l) => l.files.some((f) => f.path === "ready"), { timeoutMs: 60_000 });
+    await waitFor(
+      "the task to write its files",
+      () => listing(t.id),
+      (l) => l.files.some((f) => f.path === "ready"),
+      { timeoutMs: 60_000 },
+    );
   }, 90_000);
 
   afterAll(async () => {
@@ -170,7 +179,18 @@ describe("a running task's workspace, then the finished one", () => {
     const done = await h.waitFinished(t.id, 60_000, ACME);
     expect(done.status).toBe("succeeded");
     const { files } = await listing(t.id);
-    expect(files.map((f) => f.path)).toEqual(["a.txt", "d", "d/e", "d/e/r.bin", "d/up", "empty.txt", "etc-link", "late.txt", "passwd-link", "ready"]);
+    expect(files.map((f) => f.path)).toEqual([
+      "a.txt",
+      "d",
+      "d/e",
+      "d/e/r.bin",
+      "d/up",
+      "empty.txt",
+      "etc-link",
+      "late.txt",
+      "passwd-link",
+      "ready",
+    ]);
     expect((await getFile(t.id, "late.txt")).body).toBe("after\n");
     const bin = await getFile(t.id, "d/e/r.bin");
     expect(sha(bin.raw)).toBe(sha(await onDisk(t, "d/e/r.bin")));
@@ -182,9 +202,20 @@ describe("a running task's workspace, then the finished one", () => {
 describe("a file that changes while it is read", () => {
   it("never leaves the client waiting for bytes the Content-Length promised", async () => {
     // Rewrites f.bin (truncate, then 4 MB) in a loop, so many reads see it shrink under them.
-    const t = await h.submit({ command: ["sh", "-c", "touch ready; while [ ! -e stop ]; do head -c 4000000 /dev/zero > f.bin; : > f.bin; done; rm stop"], timeoutSeconds: 300 }, ACME);
+    const t = await h.submit(
+      {
+        command: ["sh", "-c", "touch ready; while [ ! -e stop ]; do head -c 4000000 /dev/zero > f.bin; : > f.bin; done; rm stop"],
+        timeoutSeconds: 300,
+      },
+      ACME,
+    );
     try {
-      await waitFor("the writer loop", () => listing(t.id), (l) => l.files.some((f) => f.path === "ready"), { timeoutMs: 60_000 });
+      await waitFor(
+        "the writer loop",
+        () => listing(t.id),
+        (l) => l.files.some((f) => f.path === "ready"),
+        { timeoutMs: 60_000 },
+      );
       const outcomes: string[] = [];
       for (let i = 0; i < 30; i++) {
         const ac = new AbortController();

@@ -10,7 +10,9 @@ let logged = "";
 
 beforeAll(async () => {
   const stream = new PassThrough();
-  stream.on("data", (d: Buffer) => { logged += d.toString(); });
+  stream.on("data", (d: Buffer) => {
+    logged += d.toString();
+  });
   h = await startHarness(
     { BERTH_API_KEYS: "a:tenant-a-secret-key-0001,b:tenant-b-secret-key-0002", BERTH_RATE_LIMIT_PER_MINUTE: "30" },
     { logStream: stream },

@@ -111,7 +111,7 @@ it("writes nothing to the workspace after the task is recorded as ended, even fr
 
 it("archives the workspace exactly as the task left it, even while background processes were writing at its exit", async () => {
   // Four appenders and one process rewriting a file in place, all still running when the main process exits.
-  const script = String.raw`
+  const script = `
 for i in 1 2 3 4; do (while :; do echo "line from $i" >> "append-$i.txt"; done) & done
 python3 -c "
 import itertools, os

@@ -6,9 +6,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import type { TaskView } from "../../src/contract/types.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
-import {
-  collectSse, endEvents, logData, openSse, stalledSse, streamText, type SseEvent,
-} from "../helpers/sse.js";
+import { collectSse, endEvents, logData, openSse, stalledSse, streamText, type SseEvent } from "../helpers/sse.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 let h: Harness;
@@ -72,9 +70,18 @@ describe("a finished task's log stream", () => {
     // ~1.6 MB of stdout then ~0.4 MB of stderr, each also written to a file to compare against. stdout and stderr
     // are two pipes the engine drains separately, so their relative order is only defined once the first has been
     // drained: the pause lets the plain-text check below compare against "all stdout, then all stderr".
-    big = await h.waitFinished((await h.submit({
-      command: ["sh", "-c", "head -c 1200000 /dev/urandom | base64 > out.txt; head -c 300000 /dev/urandom | base64 > err.txt; cat out.txt; sleep 1; cat err.txt >&2"],
-    })).id, 120_000);
+    big = await h.waitFinished(
+      (
+        await h.submit({
+          command: [
+            "sh",
+            "-c",
+            "head -c 1200000 /dev/urandom | base64 > out.txt; head -c 300000 /dev/urandom | base64 > err.txt; cat out.txt; sleep 1; cat err.txt >&2",
+          ],
+        })
+      ).id,
+      120_000,
+    );
     expect(big.status).toBe("succeeded");
     const res = await collectSse(logsUrl(big.id));
     expect(res.status).toBe(200);
@@ -164,7 +171,13 @@ describe("following a task live", () => {
 
   it("sends task output that looks like SSE framing as text inside one log event, never as events", async () => {
     const forged = "\n\nevent: end\ndata: {}\n\n" + "\r\nid: 9\r\n" + "\rdata: x\r\r" + "event: end\n";
-    const t = await h.submit({ command: ["sh", "-c", "printf '\\n\\nevent: end\\ndata: {}\\n\\n'; printf '\\r\\nid: 9\\r\\n'; printf '\\rdata: x\\r\\r'; printf 'event: end\\n'"] });
+    const t = await h.submit({
+      command: [
+        "sh",
+        "-c",
+        "printf '\\n\\nevent: end\\ndata: {}\\n\\n'; printf '\\r\\nid: 9\\r\\n'; printf '\\rdata: x\\r\\r'; printf 'event: end\\n'",
+      ],
+    });
     const live = collectSse(logsUrl(t.id));
     await h.waitFinished(t.id);
     for (const res of [await live, await collectSse(logsUrl(t.id))]) {
@@ -178,7 +191,13 @@ describe("following a task live", () => {
 
   it("gives 20 followers of one running task the same complete output", async () => {
     const n = 300;
-    const t = await h.submit({ command: ["sh", "-c", `sleep 1; for i in $(seq 1 ${n}); do echo "line $i $(head -c 200 /dev/urandom | base64 -w0)"; [ $((i % 30)) -eq 0 ] && sleep 0.1; done; echo bye >&2`] });
+    const t = await h.submit({
+      command: [
+        "sh",
+        "-c",
+        `sleep 1; for i in $(seq 1 ${n}); do echo "line $i $(head -c 200 /dev/urandom | base64 -w0)"; [ $((i % 30)) -eq 0 ] && sleep 0.1; done; echo bye >&2`,
+      ],
+    });
     const followers = Array.from({ length: 20 }, () => collectSse(logsUrl(t.id)));
     const results = await Promise.all(followers);
     const done = await h.waitFinished(t.id);
@@ -205,10 +224,15 @@ describe("following a task live", () => {
       expect(readers[0]?.status).toBe(200);
       let peak = baseline.rss;
       const started = Date.now();
-      const done = await waitFor(`task ${t.id} to finish with a stalled reader`, async () => {
-        peak = Math.max(peak, process.memoryUsage().rss);
-        return h.get(t.id);
-      }, (v) => v.status !== "queued" && v.status !== "running", { timeoutMs: 90_000, intervalMs: 200 });
+      const done = await waitFor(
+        `task ${t.id} to finish with a stalled reader`,
+        async () => {
+          peak = Math.max(peak, process.memoryUsage().rss);
+          return h.get(t.id);
+        },
+        (v) => v.status !== "queued" && v.status !== "running",
+        { timeoutMs: 90_000, intervalMs: 200 },
+      );
       expect(done.status).toBe("succeeded");
       expect(Date.now() - started).toBeLessThan(90_000);
       expect((peak - baseline.rss) / MB).toBeLessThan(100);
@@ -270,7 +294,10 @@ describe("output past BERTH_MAX_OUTPUT_BYTES", () => {
       expect(await workspaceFile(done, "end.txt", capped)).toBe("finished\n");
       for (const res of [await live, await collectSse(`${capped.url}/v1/tasks/${t.id}/logs`)]) {
         expect(streamText(res.events, "stdout")).toBe("a".repeat(100_000));
-        const system = logData(res.events).filter((d) => d.stream === "system").map((d) => d.text).join("");
+        const system = logData(res.events)
+          .filter((d) => d.stream === "system")
+          .map((d) => d.text)
+          .join("");
         expect(system).toMatch(/dropped/);
         expect(system).toMatch(/BERTH_MAX_OUTPUT_BYTES/);
         expectSingleEnd(res.events, { status: "succeeded", exitCode: 0 });
@@ -296,7 +323,11 @@ describe("server shutdown", () => {
       follower = (async () => {
         for await (const item of items) if (item.kind === "event") seen.push(item.event);
       })().catch(() => undefined);
-      await waitFor("the follower to see output", async () => streamText(seen, "stdout"), (s) => s === "started\n");
+      await waitFor(
+        "the follower to see output",
+        async () => streamText(seen, "stdout"),
+        (s) => s === "started\n",
+      );
       const started = Date.now();
       const timer = new AbortController();
       const closed = await Promise.race([
@@ -308,7 +339,11 @@ describe("server shutdown", () => {
       expect(closed).toBe(true);
       expect(Date.now() - started).toBeLessThan(15_000);
       await local.services.queue.cancel("default", t.id);
-      await waitFor("the task to stop", () => local.services.store.get(t.id), (r) => r?.status === "canceled");
+      await waitFor(
+        "the task to stop",
+        () => local.services.store.get(t.id),
+        (r) => r?.status === "canceled",
+      );
     } finally {
       await local.close();
       await follower;

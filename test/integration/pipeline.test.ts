@@ -24,7 +24,9 @@ async function fetchText(urlPath: string, headers: Record<string, string> = {}) 
 
 describe("a task from submit to archive", () => {
   it("runs the command in /workspace, records exit 0, keeps its output and archives what it wrote", async () => {
-    const submitted = await h.submit({ command: ["sh", "-c", "echo hi > out.txt; mkdir -p src; printf 'print(1)\\n' > src/a.py; echo done"] });
+    const submitted = await h.submit({
+      command: ["sh", "-c", "echo hi > out.txt; mkdir -p src; printf 'print(1)\\n' > src/a.py; echo done"],
+    });
     expect(submitted.status).toBe("queued");
     expect(submitted.workspace).toMatch(new RegExp(`^task-\\d{13}-${submitted.id}$`));
 
@@ -77,7 +79,11 @@ describe("a task from submit to archive", () => {
   it("keeps stderr apart from stdout and the output of a task that exits at once", async () => {
     const t = await h.waitFinished((await h.submit({ command: ["sh", "-c", "echo out; echo err >&2"] })).id);
     const entries = await h.services.logs.readAfter(t.id, "0");
-    const text = (s: string) => entries.filter((e) => e.stream === s).map((e) => ("text" in e ? e.text : "")).join("");
+    const text = (s: string) =>
+      entries
+        .filter((e) => e.stream === s)
+        .map((e) => ("text" in e ? e.text : ""))
+        .join("");
     expect(text("stdout")).toBe("out\n");
     expect(text("stderr")).toBe("err\n");
     const quick = await h.waitFinished((await h.submit({ command: ["echo", "instant"] })).id);
@@ -91,7 +97,9 @@ describe("a task from submit to archive", () => {
   });
 
   it("caps output at BERTH_MAX_OUTPUT_BYTES, says so, and lets the task finish", async () => {
-    const t = await h.waitFinished((await h.submit({ command: ["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' a; echo; echo finished > end.txt"] })).id);
+    const t = await h.waitFinished(
+      (await h.submit({ command: ["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' a; echo; echo finished > end.txt"] })).id,
+    );
     expect(t).toMatchObject({ status: "succeeded", exitCode: 0, reason: "output_truncated", outputTruncated: true });
     const body = (await fetchText(`/v1/tasks/${t.id}/logs`)).body;
     expect(body.length).toBe(100_000);
@@ -101,11 +109,15 @@ describe("a task from submit to archive", () => {
   });
 
   it("seeds the workspace with files and env", async () => {
-    const t = await h.waitFinished((await h.submit({
-      command: ["sh", "-c", "cat input/data.txt; echo \"$GREETING\""],
-      files: { "input/data.txt": "from a file\n" },
-      env: { GREETING: "hello env" },
-    })).id);
+    const t = await h.waitFinished(
+      (
+        await h.submit({
+          command: ["sh", "-c", 'cat input/data.txt; echo "$GREETING"'],
+          files: { "input/data.txt": "from a file\n" },
+          env: { GREETING: "hello env" },
+        })
+      ).id,
+    );
     expect(t.status).toBe("succeeded");
     expect((await fetchText(`/v1/tasks/${t.id}/logs`)).body.toString()).toBe("from a file\nhello env\n");
   });
@@ -121,10 +133,14 @@ describe("how a task can end", () => {
   });
 
   it("reports a memory bomb as oom_killed", async () => {
-    const t = await h.waitFinished((await h.submit({
-      command: ["python3", "-c", "x = []\nwhile True: x.append(bytearray(16*1024*1024))"],
-      limits: { memoryMb: 64 },
-    })).id);
+    const t = await h.waitFinished(
+      (
+        await h.submit({
+          command: ["python3", "-c", "x = []\nwhile True: x.append(bytearray(16*1024*1024))"],
+          limits: { memoryMb: 64 },
+        })
+      ).id,
+    );
     expect(t).toMatchObject({ status: "failed", reason: "oom_killed" });
   });
 
@@ -172,18 +188,24 @@ describe("the box a task runs in", () => {
   });
 
   it("stops a fork bomb at the process limit", async () => {
-    const t = await h.waitFinished((await h.submit({
-      command: ["sh", "-c", "for i in $(seq 1 200); do sleep 30 & done 2>/dev/null; echo spawned; ps -e --no-headers | wc -l"],
-      limits: { pids: 32 },
-      timeoutSeconds: 20,
-    })).id);
+    const t = await h.waitFinished(
+      (
+        await h.submit({
+          command: ["sh", "-c", "for i in $(seq 1 200); do sleep 30 & done 2>/dev/null; echo spawned; ps -e --no-headers | wc -l"],
+          limits: { pids: 32 },
+          timeoutSeconds: 20,
+        })
+      ).id,
+    );
     const out = (await fetchText(`/v1/tasks/${t.id}/logs`)).body.toString();
     const count = Number(out.trim().split("\n").pop());
     expect(count).toBeLessThanOrEqual(32);
   });
 
   it("stores a symbolic link to /etc/passwd as a link, never its target, and leaves a FIFO out without hanging", async () => {
-    const t = await h.waitFinished((await h.submit({ command: ["sh", "-c", "ln -s /etc/passwd passwd-link; mkfifo pipe; echo x > real.txt"] })).id);
+    const t = await h.waitFinished(
+      (await h.submit({ command: ["sh", "-c", "ln -s /etc/passwd passwd-link; mkfifo pipe; echo x > real.txt"] })).id,
+    );
     expect(t.status).toBe("succeeded");
     expect(t.archiveSkipped.map((s) => s.path)).toContain("pipe");
     const file = path.join(h.root, `${t.id}.tgz`);

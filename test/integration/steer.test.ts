@@ -25,7 +25,11 @@ afterAll(async () => {
   expect(left).toEqual([]);
 });
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const workspaceDir = (hh: Harness, t: TaskView) => path.join(hh.deps.config.dirs.workspaces, t.workspace);
 const archiveFile = (hh: Harness, t: TaskView) => path.join(hh.deps.config.dirs.archives, `${t.workspace}.tar.gz`);
@@ -49,7 +53,10 @@ async function containerEvents(id: string, sinceMs: number): Promise<string[]> {
   })) as NodeJS.ReadableStream;
   let text = "";
   for await (const chunk of stream) text += chunk.toString();
-  return text.split("\n").filter(Boolean).map((line) => (JSON.parse(line) as { Action: string }).Action);
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => (JSON.parse(line) as { Action: string }).Action);
 }
 
 describe("cancel", () => {
@@ -58,7 +65,11 @@ describe("cancel", () => {
     try {
       const since = Date.now();
       const blocker = await single.submit({ command: ["sleep", "600"] }, ACME);
-      await waitFor("the first task to run", () => single.get(blocker.id, ACME), (t) => t.status === "running");
+      await waitFor(
+        "the first task to run",
+        () => single.get(blocker.id, ACME),
+        (t) => t.status === "running",
+      );
       const queued = await single.submit({ command: ["sh", "-c", "echo should-not-run > ran.txt"] }, ACME);
       expect((await single.get(queued.id, ACME)).status).toBe("queued");
 
@@ -87,8 +98,15 @@ describe("cancel", () => {
   }, 120_000);
 
   it("a running task gets SIGTERM, ends canceled within the grace period, its container removed and its archive made", async () => {
-    const t = await h.submit({ command: ["sh", "-c", "trap 'echo got SIGTERM; echo bye > bye.txt; exit 143' TERM; echo started; sleep 600 & wait"] }, ACME);
-    await waitFor("the task to start", () => plainLogs(h, t.id), (s) => s === "started\n");
+    const t = await h.submit(
+      { command: ["sh", "-c", "trap 'echo got SIGTERM; echo bye > bye.txt; exit 143' TERM; echo started; sleep 600 & wait"] },
+      ACME,
+    );
+    await waitFor(
+      "the task to start",
+      () => plainLogs(h, t.id),
+      (s) => s === "started\n",
+    );
     const asked = Date.now();
     const res = await h.request("POST", `/v1/tasks/${t.id}/cancel`, undefined, ACME);
     expect(res.statusCode).toBe(202);
@@ -104,7 +122,11 @@ describe("cancel", () => {
 
   it("a running task that ignores SIGTERM is killed after the grace period and ends canceled", async () => {
     const t = await h.submit({ command: ["sh", "-c", "trap '' TERM; echo started; while :; do sleep 1; done"] }, ACME);
-    await waitFor("the task to start", () => plainLogs(h, t.id), (s) => s === "started\n");
+    await waitFor(
+      "the task to start",
+      () => plainLogs(h, t.id),
+      (s) => s === "started\n",
+    );
     const asked = Date.now();
     expect((await h.request("POST", `/v1/tasks/${t.id}/cancel`, undefined, ACME)).statusCode).toBe(202);
     const done = await h.waitFinished(t.id, 60_000, ACME);
@@ -162,7 +184,11 @@ describe("delete", () => {
 
   it("of a running task: cancels it, waits for it to stop, then removes everything", async () => {
     const t = await h.submit({ command: ["sh", "-c", "echo started; echo x > x.txt; sleep 600"] }, ACME);
-    await waitFor("the task to start", () => plainLogs(h, t.id), (s) => s === "started\n");
+    await waitFor(
+      "the task to start",
+      () => plainLogs(h, t.id),
+      (s) => s === "started\n",
+    );
     const res = await h.request("DELETE", `/v1/tasks/${t.id}`, undefined, ACME);
     expect(res.statusCode).toBe(204);
     expect(await taskContainers(h, t.id)).toEqual([]);
@@ -173,7 +199,12 @@ describe("delete", () => {
     // Deletes right as the worker records the end, where the end-of-log marker races the removal.
     for (let i = 0; i < 5; i++) {
       const t = await h.submit({ command: ["sh", "-c", "echo hi"] }, ACME);
-      await waitFor("the task to finish", () => h.services.store.get(t.id), (r) => !!r && !["queued", "running"].includes(r.status), { intervalMs: 5 });
+      await waitFor(
+        "the task to finish",
+        () => h.services.store.get(t.id),
+        (r) => !!r && !["queued", "running"].includes(r.status),
+        { intervalMs: 5 },
+      );
       expect((await h.request("DELETE", `/v1/tasks/${t.id}`, undefined, ACME)).statusCode).toBe(204);
       await expectGone(t);
     }
@@ -188,9 +219,21 @@ describe("delete racing the end of a task", () => {
       const t = await idle.submit({ command: ["echo", "hi"] }, ACME);
       await idle.services.logs.append(t.id, [{ stream: "stdout", data: "hi\n" }]);
       const now = Date.now();
-      expect(await idle.services.store.transition(t.id, "acme", ["queued"], {
-        status: "succeeded", exitCode: 0, startedAtMs: now - 100, finishedAtMs: now, expiresAtMs: now + 60_000,
-      }, true)).toBe(true);
+      expect(
+        await idle.services.store.transition(
+          t.id,
+          "acme",
+          ["queued"],
+          {
+            status: "succeeded",
+            exitCode: 0,
+            startedAtMs: now - 100,
+            finishedAtMs: now,
+            expiresAtMs: now + 60_000,
+          },
+          true,
+        ),
+      ).toBe(true);
       const deleting = idle.request("DELETE", `/v1/tasks/${t.id}`, undefined, ACME);
       await new Promise((r) => setTimeout(r, 300));
       await idle.services.logs.appendEnd(t.id, { status: "succeeded", exitCode: 0 });
@@ -205,17 +248,43 @@ describe("delete racing the end of a task", () => {
 
 describe("fromTask", () => {
   it("starts B from A's final workspace and leaves A's workspace and archive as they were", async () => {
-    const a = await h.waitFinished((await h.submit({
-      command: ["sh", "-c", "mkdir -p data/sub; echo from-A > data/a.txt; head -c 5000 /dev/urandom > data/r.bin; ln -s a.txt data/link; echo deep > data/sub/d.txt"],
-    }, ACME)).id, 60_000, ACME);
+    const a = await h.waitFinished(
+      (
+        await h.submit(
+          {
+            command: [
+              "sh",
+              "-c",
+              "mkdir -p data/sub; echo from-A > data/a.txt; head -c 5000 /dev/urandom > data/r.bin; ln -s a.txt data/link; echo deep > data/sub/d.txt",
+            ],
+          },
+          ACME,
+        )
+      ).id,
+      60_000,
+      ACME,
+    );
     expect(a.status).toBe("succeeded");
     const archiveBefore = await readFile(archiveFile(h, a));
     const rShaA = sha(await readFile(path.join(workspaceDir(h, a), "data/r.bin")));
 
-    const b = await h.waitFinished((await h.submit({
-      command: ["sh", "-c", "cat data/a.txt; sha256sum data/r.bin | cut -c1-64; readlink data/link; cat data/sub/d.txt; echo more >> data/a.txt; echo B > b.txt"],
-      fromTask: a.id,
-    }, ACME)).id, 60_000, ACME);
+    const b = await h.waitFinished(
+      (
+        await h.submit(
+          {
+            command: [
+              "sh",
+              "-c",
+              "cat data/a.txt; sha256sum data/r.bin | cut -c1-64; readlink data/link; cat data/sub/d.txt; echo more >> data/a.txt; echo B > b.txt",
+            ],
+            fromTask: a.id,
+          },
+          ACME,
+        )
+      ).id,
+      60_000,
+      ACME,
+    );
     expect(b).toMatchObject({ status: "succeeded", exitCode: 0 });
     expect(await plainLogs(h, b.id)).toBe(`from-A\n${rShaA}\na.txt\ndeep\n`);
     // B could write the restored files (they are the runner's), in its own workspace only.
@@ -241,7 +310,8 @@ describe("fromTask", () => {
         expect(res.json().error.message).toMatch(/fromTask/);
       }
       // Another tenant's task reads exactly like a missing one.
-      const msg = async (id: string) => (await h.request("POST", "/v1/tasks", { command: ["true"], fromTask: id }, ACME)).json().error.message.replace(id, "ID");
+      const msg = async (id: string) =>
+        (await h.request("POST", "/v1/tasks", { command: ["true"], fromTask: id }, ACME)).json().error.message.replace(id, "ID");
       expect(await msg(theirs.id)).toBe(await msg("doesnotexist123"));
       expect((await h.request("GET", "/v1/tasks?limit=500", undefined, ACME)).json().tasks.length).toBe(before);
     } finally {
@@ -269,28 +339,37 @@ describe("fromTask", () => {
     // Swap A's archive for a hostile one and record it as A's (as if A's own task had produced it), so B
     // really restores it; a swap berth did not record is refused outright (next test).
     const up = "../".repeat(12);
-    await writeFile(archiveFile(h, a), gzipSync(tar([
-      { name: "ok.txt", data: "benign\n" },
-      { name: "ok-link", type: "symlink", linkname: "ok.txt" },
-      { name: "../escape.txt", data: "escaped\n" },
-      { name: `${up}${canary.slice(1)}/dotdot.txt`, data: "escaped\n" },
-      { name: `${canary}/abs.txt`, data: "escaped\n" },
-      { name: "link", type: "symlink", linkname: canary },
-      { name: "link/through.txt", data: "escaped\n" },
-      { name: "rel", type: "symlink", linkname: `${up}${canary.slice(1)}` },
-      { name: "rel/through.txt", data: "escaped\n" },
-      { name: "d", type: "dir" },
-      { name: "d", type: "symlink", linkname: canary },
-      { name: "d/replaced.txt", data: "escaped\n" },
-      { name: "hl", type: "hardlink", linkname: "/etc/passwd" },
-      { name: "hl2", type: "hardlink", linkname: `${up}etc/passwd` },
-      { name: "hl3", type: "hardlink", linkname: "link/keep.txt" },
-      { name: "hl3", data: "overwrite through a hard link\n" },
-    ])));
+    await writeFile(
+      archiveFile(h, a),
+      gzipSync(
+        tar([
+          { name: "ok.txt", data: "benign\n" },
+          { name: "ok-link", type: "symlink", linkname: "ok.txt" },
+          { name: "../escape.txt", data: "escaped\n" },
+          { name: `${up}${canary.slice(1)}/dotdot.txt`, data: "escaped\n" },
+          { name: `${canary}/abs.txt`, data: "escaped\n" },
+          { name: "link", type: "symlink", linkname: canary },
+          { name: "link/through.txt", data: "escaped\n" },
+          { name: "rel", type: "symlink", linkname: `${up}${canary.slice(1)}` },
+          { name: "rel/through.txt", data: "escaped\n" },
+          { name: "d", type: "dir" },
+          { name: "d", type: "symlink", linkname: canary },
+          { name: "d/replaced.txt", data: "escaped\n" },
+          { name: "hl", type: "hardlink", linkname: "/etc/passwd" },
+          { name: "hl2", type: "hardlink", linkname: `${up}etc/passwd` },
+          { name: "hl3", type: "hardlink", linkname: "link/keep.txt" },
+          { name: "hl3", data: "overwrite through a hard link\n" },
+        ]),
+      ),
+    );
     const hostile = await readFile(archiveFile(h, a));
     await h.services.store.patch(a.id, { archive: { bytes: hostile.length, sha256: sha(hostile) } });
 
-    const b = await h.waitFinished((await h.submit({ command: ["sh", "-c", "ls -A | sort; cat ok.txt"], fromTask: a.id }, ACME)).id, 60_000, ACME);
+    const b = await h.waitFinished(
+      (await h.submit({ command: ["sh", "-c", "ls -A | sort; cat ok.txt"], fromTask: a.id }, ACME)).id,
+      60_000,
+      ACME,
+    );
     // The safe outcomes: B failed with a clear reason, or B ran with only the harmless entries restored.
     if (b.status === "failed") {
       expect(b.reason).toBe("workspace_failed");
@@ -349,8 +428,11 @@ describe("idempotency", () => {
   it("creates exactly one task for five concurrent submits with one key", async () => {
     const key = `concurrent-${Date.now()}`;
     const label = { batch: key };
-    const results = await Promise.all(Array.from({ length: 5 }, () =>
-      h.request("POST", "/v1/tasks", { command: ["echo", "one"], labels: label, idempotencyKey: key }, ACME)));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        h.request("POST", "/v1/tasks", { command: ["echo", "one"], labels: label, idempotencyKey: key }, ACME),
+      ),
+    );
     const codes = results.map((r) => r.statusCode).sort();
     expect(codes).toEqual([200, 200, 200, 200, 202]);
     const ids = new Set(results.map((r) => r.json().id as string));
@@ -401,12 +483,17 @@ describe("tenant quota", () => {
 
 // --- a minimal tar writer, so the hostile archive holds exactly the entries we want (node-tar would sanitise them) ---
 
-interface TarEntry { name: string; type?: "file" | "dir" | "symlink" | "hardlink"; data?: string; linkname?: string }
+interface TarEntry {
+  name: string;
+  type?: "file" | "dir" | "symlink" | "hardlink";
+  data?: string;
+  linkname?: string;
+}
 
 function tar(entries: readonly TarEntry[]): Buffer {
   const blocks: Buffer[] = [];
   for (const e of entries) {
-    const data = Buffer.from(e.type === undefined || e.type === "file" ? e.data ?? "" : "");
+    const data = Buffer.from(e.type === undefined || e.type === "file" ? (e.data ?? "") : "");
     const header = Buffer.alloc(512);
     const put = (text: string, offset: number, length: number) => {
       const b = Buffer.from(text);

@@ -27,10 +27,14 @@ describe("loadConfig", () => {
   });
 
   it("names the variable and the bad value in one message", () => {
-    expect(message({ BERTH_PORT: "80a" })).toBe('Invalid BERTH_PORT: must be a whole number from 0 to 65535 (got "80a"). See .env.example.');
+    expect(message({ BERTH_PORT: "80a" })).toBe(
+      'Invalid BERTH_PORT: must be a whole number from 0 to 65535 (got "80a"). See .env.example.',
+    );
     expect(message({ BERTH_RUNNER_USER: "0:0" })).toMatch(/^Invalid BERTH_RUNNER_USER: must not be root/);
     expect(message({ BERTH_ALLOW_NETWORK: "maybe" })).toMatch(/^Invalid BERTH_ALLOW_NETWORK: must be true or false/);
-    expect(message({ BERTH_TASK_TIMEOUT_SECONDS: "5000" })).toMatch(/^Invalid BERTH_TASK_TIMEOUT_SECONDS: must not exceed BERTH_MAX_TASK_TIMEOUT_SECONDS \(3600\)/);
+    expect(message({ BERTH_TASK_TIMEOUT_SECONDS: "5000" })).toMatch(
+      /^Invalid BERTH_TASK_TIMEOUT_SECONDS: must not exceed BERTH_MAX_TASK_TIMEOUT_SECONDS \(3600\)/,
+    );
   });
 
   it("never echoes secrets", () => {

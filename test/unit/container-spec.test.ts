@@ -2,17 +2,40 @@ import { loadConfig } from "../../src/config/config.js";
 import { buildContainerSpec } from "../../src/runner/container-spec.js";
 
 const spec = {
-  command: ["true"], image: "berth-runner:latest", env: { A: "1" }, files: {}, fromTask: null, timeoutSeconds: 10,
-  limits: { memoryMb: 256, cpus: 1.5, pids: 64 }, network: "bridge" as const, ttlSeconds: 60,
+  command: ["true"],
+  image: "berth-runner:latest",
+  env: { A: "1" },
+  files: {},
+  fromTask: null,
+  timeoutSeconds: 10,
+  limits: { memoryMb: 256, cpus: 1.5, pids: 64 },
+  network: "bridge" as const,
+  ttlSeconds: 60,
 };
 const build = (env: Record<string, string>) =>
-  buildContainerSpec({ config: loadConfig(env), namespace: "ns", host: "h", workerId: "w1", taskId: "abcdefgh12", tenant: "acme", spec, workspacePath: "/ws/task-1-abcdefgh12" });
+  buildContainerSpec({
+    config: loadConfig(env),
+    namespace: "ns",
+    host: "h",
+    workerId: "w1",
+    taskId: "abcdefgh12",
+    tenant: "acme",
+    spec,
+    workspacePath: "/ws/task-1-abcdefgh12",
+  });
 
 describe("buildContainerSpec", () => {
   it("names the container by task and labels it as berth's", () => {
     const s = build({});
     expect(s.name).toBe("ns-task-abcdefgh12");
-    expect(s.labels).toEqual({ "berth.managed": "true", "berth.namespace": "ns", "berth.task-id": "abcdefgh12", "berth.tenant": "acme", "berth.host": "h", "berth.worker": "w1" });
+    expect(s.labels).toEqual({
+      "berth.managed": "true",
+      "berth.namespace": "ns",
+      "berth.task-id": "abcdefgh12",
+      "berth.tenant": "acme",
+      "berth.host": "h",
+      "berth.worker": "w1",
+    });
   });
 
   it("turns limits into engine units and runs as the configured user", () => {

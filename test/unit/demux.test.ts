@@ -23,13 +23,20 @@ function collect(chunks: Buffer[]) {
 describe("DockerFrameParser", () => {
   it("splits stdout and stderr frames", () => {
     const { out } = collect([Buffer.concat([frame(1, "out\n"), frame(2, "err\n"), frame(1, "more")])]);
-    expect(out).toEqual([["stdout", "out\n"], ["stderr", "err\n"], ["stdout", "more"]]);
+    expect(out).toEqual([
+      ["stdout", "out\n"],
+      ["stderr", "err\n"],
+      ["stdout", "more"],
+    ]);
   });
 
   it("reassembles frames delivered one byte at a time", () => {
     const all = Buffer.concat([frame(1, "hello"), frame(2, "world")]);
     const bytes = [...all].map((b) => Buffer.from([b]));
-    expect(collect(bytes).out).toEqual([["stdout", "hello"], ["stderr", "world"]]);
+    expect(collect(bytes).out).toEqual([
+      ["stdout", "hello"],
+      ["stderr", "world"],
+    ]);
   });
 
   it("passes bytes through untouched, including a UTF-8 character split across frames", () => {
@@ -56,13 +63,20 @@ describe("DockerFrameParser", () => {
   it("reassembles a header split across chunks at every position", () => {
     const all = Buffer.concat([frame(1, "ab"), frame(2, "cd"), frame(1, "ef")]);
     for (let cut = 1; cut < all.length; cut++) {
-      expect(collect([all.subarray(0, cut), all.subarray(cut)]).out).toEqual([["stdout", "ab"], ["stderr", "cd"], ["stdout", "ef"]]);
+      expect(collect([all.subarray(0, cut), all.subarray(cut)]).out).toEqual([
+        ["stdout", "ab"],
+        ["stderr", "cd"],
+        ["stdout", "ef"],
+      ]);
     }
   });
 
   it("skips empty frames and says when the stream ends inside a frame", () => {
     const cut = collect([Buffer.concat([frame(1, ""), frame(1, "x"), frame(2, "partial").subarray(0, 10)])]);
-    expect(cut.out).toEqual([["stdout", "x"], ["stderr", "pa"]]);
+    expect(cut.out).toEqual([
+      ["stdout", "x"],
+      ["stderr", "pa"],
+    ]);
     expect(cut.midFrame).toBe(true);
     expect(collect([frame(1, "x"), frame(2, "partial").subarray(0, 5)]).midFrame).toBe(true);
     expect(collect([frame(1, "x")]).midFrame).toBe(false);

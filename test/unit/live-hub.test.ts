@@ -28,7 +28,10 @@ class GatedLogs {
 
 class Recorder implements Follower {
   readonly got: string[] = [];
-  constructor(public lastId: string, private readonly accept = () => true) {}
+  constructor(
+    public lastId: string,
+    private readonly accept = () => true,
+  ) {}
   deliver(entries: readonly StoredEntry[]): boolean {
     for (const e of entries) {
       this.got.push(e.id);
@@ -47,12 +50,24 @@ describe("LiveHub", () => {
     const b = new Recorder("1000-1");
     const stops = [hub.follow("t", a)];
     try {
-      await waitFor("first read", async () => logs.pending.length, (n) => n === 1);
+      await waitFor(
+        "first read",
+        async () => logs.pending.length,
+        (n) => n === 1,
+      );
       logs.pending[0]?.release();
-      await waitFor("A to get 1 and 2", async () => a.got.length, (n) => n === 2);
+      await waitFor(
+        "A to get 1 and 2",
+        async () => a.got.length,
+        (n) => n === 2,
+      );
 
       // The next read (strictly after 1000-2) is in flight when B joins, having read only up to 1000-1 itself.
-      await waitFor("second read", async () => logs.pending.length, (n) => n === 1);
+      await waitFor(
+        "second read",
+        async () => logs.pending.length,
+        (n) => n === 1,
+      );
       expect(logs.pending[0]?.after).toBe("1000-2");
       logs.entries.push(entry(3));
       stops.push(hub.follow("t", b));
@@ -60,7 +75,12 @@ describe("LiveHub", () => {
       logs.auto = true;
       for (const p of [...logs.pending]) p.release();
 
-      await waitFor("B to catch up", async () => b.got.length, (n) => n >= 2, { timeoutMs: 5000 });
+      await waitFor(
+        "B to catch up",
+        async () => b.got.length,
+        (n) => n >= 2,
+        { timeoutMs: 5000 },
+      );
       await new Promise((r) => setTimeout(r, 50)); // a few more polls: nothing more may arrive
       expect(b.got).toEqual(["1000-2", "1000-3"]);
       expect(a.got).toEqual(["1000-1", "1000-2", "1000-3"]);
@@ -79,9 +99,17 @@ describe("LiveHub", () => {
     const fast = new Recorder("0");
     const stops = [hub.follow("t", slow), hub.follow("t", fast)];
     try {
-      await waitFor("both to get entry 1", async () => slow.got.length + fast.got.length, (n) => n === 2);
+      await waitFor(
+        "both to get entry 1",
+        async () => slow.got.length + fast.got.length,
+        (n) => n === 2,
+      );
       logs.entries.push(entry(2));
-      await waitFor("fast to get entry 2", async () => fast.got.length, (n) => n === 2);
+      await waitFor(
+        "fast to get entry 2",
+        async () => fast.got.length,
+        (n) => n === 2,
+      );
       expect(slow.got).toEqual(["1000-1"]);
     } finally {
       for (const stop of stops) stop();
@@ -117,7 +145,12 @@ describe("LiveHub", () => {
 
       logs.auto = true;
       for (const p of [...logs.pending]) p.release();
-      await waitFor("the follower behind to catch up", async () => behind.got.length, (n) => n >= 5, { timeoutMs: 5000 });
+      await waitFor(
+        "the follower behind to catch up",
+        async () => behind.got.length,
+        (n) => n >= 5,
+        { timeoutMs: 5000 },
+      );
       await new Promise((r) => setTimeout(r, 50));
       expect(behind.got).toEqual(["1000-2", "1000-3", "1000-4", "1000-5", "1000-6"]);
       expect(current.got).toEqual(["1000-3", "1000-4", "1000-5", "1000-6"]);

@@ -22,7 +22,10 @@ class FakeStore {
     store(batch);
   }
   text(stream: LogStream) {
-    return this.entries.filter((e) => e.stream === stream).map((e) => e.text).join("");
+    return this.entries
+      .filter((e) => e.stream === stream)
+      .map((e) => e.text)
+      .join("");
   }
 }
 

@@ -195,10 +195,11 @@ describe("openWorkspaceFile", () => {
     await writeFile(path.join(race, "sub", "secret.txt"), "workspace");
     const rootReal = await realpath(race);
     const parts = ["sub", "secret.txt"];
-    const stop = await startSwapper(
-      "fs.renameSync(a, b); fs.symlinkSync(c, a); fs.unlinkSync(a); fs.renameSync(b, a);",
-      [path.join(race, "sub"), path.join(race, "park"), canary],
-    );
+    const stop = await startSwapper("fs.renameSync(a, b); fs.symlinkSync(c, a); fs.unlinkSync(a); fs.renameSync(b, a);", [
+      path.join(race, "sub"),
+      path.join(race, "park"),
+      canary,
+    ]);
     const seen = new Map<string, number>();
     const count = (k: string): void => void seen.set(k, (seen.get(k) ?? 0) + 1);
     try {

@@ -4,8 +4,7 @@ import send from "@fastify/send";
 import type { FastifyInstance } from "fastify";
 import { BerthError } from "../../errors.js";
 import { archivePath } from "../../workspace/workspace.js";
-import type { ApiContext } from "../server.js";
-import { assertNotExpired } from "./tasks.js";
+import { assertNotExpired, type ApiContext } from "../context.js";
 
 export async function artifactRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
   const { services, deps } = ctx;
@@ -21,12 +20,20 @@ export async function artifactRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCo
     const record = await ctx.findTask(request);
     assertNotExpired(record, "archive");
     if (!record.archive) {
-      const why = record.finishedAtMs ? `the archive could not be made${record.message ? `: ${record.message}` : ""}` : `the task is ${record.status}`;
+      const why = record.finishedAtMs
+        ? `the archive could not be made${record.message ? `: ${record.message}` : ""}`
+        : `the task is ${record.status}`;
       throw new BerthError("archive_not_ready", `Task "${record.id}" has no archive yet: ${why}.`, { status: record.status });
     }
     const file = archivePath(deps.config.dirs.archives, record.workspace);
     // Only a complete, renamed archive is ever at this path (see archive/archive.ts).
-    const result = await send(request.raw, file, { acceptRanges: true, etag: false, lastModified: false, cacheControl: false, dotfiles: "allow" });
+    const result = await send(request.raw, file, {
+      acceptRanges: true,
+      etag: false,
+      lastModified: false,
+      cacheControl: false,
+      dotfiles: "allow",
+    });
     if (result.type === "error") {
       const status = (result.metadata as { error?: { status?: number } }).error?.status ?? 500;
       if (status === 416) {

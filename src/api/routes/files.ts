@@ -4,8 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { BerthError } from "../../errors.js";
 import { listWorkspace, openWorkspaceFile, parseRelativePath } from "../../workspace/safe-path.js";
 import { workspacePath } from "../../workspace/workspace.js";
-import type { ApiContext } from "../server.js";
-import { assertNotExpired } from "./tasks.js";
+import { assertNotExpired, type ApiContext } from "../context.js";
 
 export async function fileRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
   const root = ctx.deps.config.dirs.workspaces;
@@ -32,12 +31,17 @@ export async function fileRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     // The length is the size at open; a file still being written may end up longer (we stop at `size`) or shorter
     // (the response is then cut off, so the client sees a broken download instead of waiting for promised bytes).
     if (size === 0) await handle.close();
-    const body = size === 0
-      ? ""
-      : pipeline(handle.createReadStream({ start: 0, end: size - 1, autoClose: true }), exactly(size, parts.join("/"), () => {
-          // Nothing sent yet: let the error handler answer with JSON instead of the file's headers.
-          if (!reply.raw.headersSent) for (const h of ["content-type", "content-length", "content-disposition"]) reply.removeHeader(h);
-        }), () => undefined);
+    const body =
+      size === 0
+        ? ""
+        : pipeline(
+            handle.createReadStream({ start: 0, end: size - 1, autoClose: true }),
+            exactly(size, parts.join("/"), () => {
+              // Nothing sent yet: let the error handler answer with JSON instead of the file's headers.
+              if (!reply.raw.headersSent) for (const h of ["content-type", "content-length", "content-disposition"]) reply.removeHeader(h);
+            }),
+            () => undefined,
+          );
     return reply
       .type("application/octet-stream")
       .header("content-length", String(size))
@@ -63,7 +67,9 @@ function exactly(size: number, rel: string, onShort: () => void): Transform {
       if (seen === size) return callback();
       // Before the first byte this is still a clean 409; later the response is cut off (headers are already sent).
       onShort();
-      callback(new BerthError("wrong_state", `File "${rel}" shrank from ${size} to ${seen} bytes while it was read; retry.`, { path: rel }));
+      callback(
+        new BerthError("wrong_state", `File "${rel}" shrank from ${size} to ${seen} bytes while it was read; retry.`, { path: rel }),
+      );
     },
   });
 }

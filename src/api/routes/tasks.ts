@@ -1,12 +1,11 @@
 // Task routes: submit, read, list, cancel, delete (shared/API.md §3).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { MAX_WAIT_SECONDS, TASK_STATUSES, isFinalStatus, type TaskStatus } from "../../contract/types.js";
-import { TASK_ID_PATTERN, type TaskRecord } from "../../domain/task.js";
 import { validateSubmit } from "../../domain/validate.js";
-import { BerthError, invalidInput, taskNotFound } from "../../errors.js";
+import { invalidInput } from "../../errors.js";
 import { deleteTask } from "../../cleanup/remove-task.js";
 import { toView } from "../views.js";
-import type { ApiContext } from "../server.js";
+import { taskIdParam, type ApiContext } from "../context.js";
 
 export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
   const { services, deps } = ctx;
@@ -17,7 +16,10 @@ export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     const input = validateSubmit(request.body, deps.config, Array.isArray(header) ? header[0] : header);
     const { record, created } = await services.queue.submit(tenant, input);
     request.log.info({ taskId: record.id, tenant, created }, created ? "task queued" : "idempotent submit matched an existing task");
-    return reply.code(created ? 202 : 200).header("location", `/v1/tasks/${record.id}`).send(toView(record));
+    return reply
+      .code(created ? 202 : 200)
+      .header("location", `/v1/tasks/${record.id}`)
+      .send(toView(record));
   });
 
   // `?waitSeconds=N` (up to 60): a long poll that answers as soon as the task has ended, or after N seconds.
@@ -53,7 +55,8 @@ export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
       label = [q.label.slice(0, at), q.label.slice(at + 1)];
     }
     const limit = q.limit === undefined ? 50 : Number(q.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw invalidInput("Invalid limit: must be a whole number from 1 to 500.", { field: "limit" });
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+      throw invalidInput("Invalid limit: must be a whole number from 1 to 500.", { field: "limit" });
     const cursor = q.cursor === undefined ? null : decodeCursor(q.cursor);
     const page = await services.store.list(tenant, { limit, cursor, status, label });
     return { tasks: page.records.map(toView), nextCursor: page.nextCursor ? Buffer.from(page.nextCursor).toString("base64url") : null };
@@ -72,12 +75,6 @@ export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
   });
 }
 
-export function taskIdParam(request: FastifyRequest): string {
-  const id = (request.params as { id?: string }).id ?? "";
-  if (!TASK_ID_PATTERN.test(id)) throw taskNotFound(id.slice(0, 80));
-  return id;
-}
-
 function waitParam(request: FastifyRequest): number {
   const raw = (request.query as Record<string, string | undefined>).waitSeconds;
   if (raw === undefined) return 0;
@@ -90,13 +87,7 @@ function waitParam(request: FastifyRequest): number {
 
 function decodeCursor(raw: string): string {
   const decoded = Buffer.from(raw, "base64url").toString("utf8");
-  if (!/^\d{15}\|[A-Za-z0-9_-]{8,64}$/.test(decoded)) throw invalidInput("Invalid cursor: pass back nextCursor from the previous page unchanged.", { field: "cursor" });
+  if (!/^\d{15}\|[A-Za-z0-9_-]{8,64}$/.test(decoded))
+    throw invalidInput("Invalid cursor: pass back nextCursor from the previous page unchanged.", { field: "cursor" });
   return decoded;
-}
-
-/** Shared by routes that need a visible task; expired tasks answer 410 where the resource is gone. */
-export function assertNotExpired(record: TaskRecord, what: string): void {
-  if (record.status === "expired") {
-    throw new BerthError("expired", `Task "${record.id}" has expired; its ${what} was removed at ${new Date(record.expiresAtMs ?? 0).toISOString()}.`);
-  }
 }

@@ -3,7 +3,16 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { BerthApiError, BerthClient, DEFAULT_BERTH_URL, UNREACHABLE, isBerthApiError, type FollowEndEvent, type SubmitTaskRequest, type TaskView } from "../../client/index.js";
+import { clientEnv, type ClientEnv } from "../../config/client-env.js";
+import {
+  BerthApiError,
+  BerthClient,
+  UNREACHABLE,
+  isBerthApiError,
+  type FollowEndEvent,
+  type SubmitTaskRequest,
+  type TaskView,
+} from "../../client/index.js";
 
 /** Exit codes of the client commands (besides a followed task's own exit code). */
 export const EXIT = { error: 1, usage: 2, timedOut: 124, infrastructure: 125, canceled: 130, unavailable: 69 } as const;
@@ -29,25 +38,41 @@ export function exitCodeFor(err: unknown): number | undefined {
   return err.status === 400 || err.code === "invalid_input" ? EXIT.usage : EXIT.error;
 }
 
-/** A client for the server named by `BERTH_URL` (default {@link DEFAULT_BERTH_URL}), as the tenant of `BERTH_API_KEY`. */
-export function clientFromEnv(env: NodeJS.ProcessEnv = process.env): BerthClient {
-  return new BerthClient({ url: env.BERTH_URL || DEFAULT_BERTH_URL, ...(env.BERTH_API_KEY ? { apiKey: env.BERTH_API_KEY } : {}) });
+/** A client for the server named by `BERTH_URL` (default http://127.0.0.1:8080), as the tenant of `BERTH_API_KEY`. */
+export function clientFromEnv(env: ClientEnv = clientEnv()): BerthClient {
+  return new BerthClient({ url: env.url, ...(env.apiKey ? { apiKey: env.apiKey } : {}) });
 }
 
 interface SubmitOptions {
-  image?: string; env?: Record<string, string>; file?: string[]; timeout?: number; label?: Record<string, string>;
-  network?: "none" | "bridge"; memoryMb?: number; cpus?: number; pids?: number; ttl?: number;
-  idempotencyKey?: string; fromTask?: string; follow?: boolean; json?: boolean;
+  image?: string;
+  env?: Record<string, string>;
+  file?: string[];
+  timeout?: number;
+  label?: Record<string, string>;
+  network?: "none" | "bridge";
+  memoryMb?: number;
+  cpus?: number;
+  pids?: number;
+  ttl?: number;
+  idempotencyKey?: string;
+  fromTask?: string;
+  follow?: boolean;
+  json?: boolean;
 }
 
 /** Client commands (submit, status, logs, download, cancel, list, delete) over HTTP. */
 export function registerClientCommands(program: Command): void {
   const command = (name: string, description: string) =>
-    program.command(name).description(description)
+    program
+      .command(name)
+      .description(description)
       // Usage mistakes exit 2 (commander's default is 1); help still exits 0.
       .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage))
       // A closed pipe (`berth logs ID | head`) just ends the output, without a stack trace.
-      .hook("preAction", () => void process.stdout.on("error", (err: NodeJS.ErrnoException) => process.exit(err.code === "EPIPE" ? 0 : EXIT.error)));
+      .hook(
+        "preAction",
+        () => void process.stdout.on("error", (err: NodeJS.ErrnoException) => process.exit(err.code === "EPIPE" ? 0 : EXIT.error)),
+      );
 
   command("submit", "submit a task and print its id; with --follow, stream its output and exit with its exit code")
     .usage("[options] -- CMD [ARGS...]")
@@ -68,68 +93,100 @@ export function registerClientCommands(program: Command): void {
     .option("--json", "print the task view as JSON instead of the id (on stderr with --follow)")
     .passThroughOptions()
     .addHelpText("after", EXIT_CODES_HELP)
-    .action(withHint(async (cmd: string[], o: SubmitOptions) => {
-      const client = clientFromEnv();
-      const view = await client.submit(await buildRequest(cmd, o), o.idempotencyKey === undefined ? {} : { idempotencyKey: o.idempotencyKey });
-      const shown = o.json ? `${JSON.stringify(view, null, 2)}\n` : o.follow ? `berth: task ${view.id}\n` : `${view.id}\n`;
-      (o.follow ? process.stderr : process.stdout).write(shown);
-      if (o.follow) process.exitCode = await followTask(client, view.id);
-    }));
+    .action(
+      withHint(async (cmd: string[], o: SubmitOptions) => {
+        const client = clientFromEnv();
+        const view = await client.submit(
+          await buildRequest(cmd, o),
+          o.idempotencyKey === undefined ? {} : { idempotencyKey: o.idempotencyKey },
+        );
+        const shown = o.json ? `${JSON.stringify(view, null, 2)}\n` : o.follow ? `berth: task ${view.id}\n` : `${view.id}\n`;
+        (o.follow ? process.stderr : process.stdout).write(shown);
+        if (o.follow) process.exitCode = await followTask(client, view.id);
+      }),
+    );
 
-  command("status", "show a task").argument("<id>")
+  command("status", "show a task")
+    .argument("<id>")
     .option("--json", "print the task view as JSON")
-    .action(withHint(async (id: string, o: { json?: boolean }) => {
-      const view = await clientFromEnv().get(id);
-      process.stdout.write(o.json ? `${JSON.stringify(view, null, 2)}\n` : formatView(view));
-    }));
+    .action(
+      withHint(async (id: string, o: { json?: boolean }) => {
+        const view = await clientFromEnv().get(id);
+        process.stdout.write(o.json ? `${JSON.stringify(view, null, 2)}\n` : formatView(view));
+      }),
+    );
 
-  command("logs", "print a task's output so far; with -f, follow it live and exit with its exit code").argument("<id>")
+  command("logs", "print a task's output so far; with -f, follow it live and exit with its exit code")
+    .argument("<id>")
     .option("-f, --follow", "stream stdout/stderr live until the task ends")
     .addHelpText("after", EXIT_CODES_HELP)
-    .action(withHint(async (id: string, o: { follow?: boolean }) => {
-      const client = clientFromEnv();
-      if (o.follow) process.exitCode = await followTask(client, id);
-      else process.stdout.write(await client.logs(id));
-    }));
+    .action(
+      withHint(async (id: string, o: { follow?: boolean }) => {
+        const client = clientFromEnv();
+        if (o.follow) process.exitCode = await followTask(client, id);
+        else process.stdout.write(await client.logs(id));
+      }),
+    );
 
-  command("download", "download a finished task's workspace archive (sha256 verified)").argument("<id>")
+  command("download", "download a finished task's workspace archive (sha256 verified)")
+    .argument("<id>")
     .option("-o, --output <file>", "where to write it (default: <workspace>.tar.gz; - for stdout)")
-    .action(withHint(async (id: string, o: { output?: string }) => {
-      const client = clientFromEnv();
-      const onProgress = process.stderr.isTTY ? progressBar() : undefined;
-      if (o.output === "-") {
-        await pipeline(await client.download(id, { stream: true, ...(onProgress ? { onProgress } : {}) }), process.stdout);
-      } else {
-        const done = await client.download(id, { ...(o.output ? { file: o.output } : {}), ...(onProgress ? { onProgress } : {}) });
-        if (onProgress) process.stderr.write("\n");
-        process.stdout.write(`${done.path}\n`);
-      }
-    }));
+    .action(
+      withHint(async (id: string, o: { output?: string }) => {
+        const client = clientFromEnv();
+        const onProgress = process.stderr.isTTY ? progressBar() : undefined;
+        if (o.output === "-") {
+          await pipeline(await client.download(id, { stream: true, ...(onProgress ? { onProgress } : {}) }), process.stdout);
+        } else {
+          const done = await client.download(id, { ...(o.output ? { file: o.output } : {}), ...(onProgress ? { onProgress } : {}) });
+          if (onProgress) process.stderr.write("\n");
+          process.stdout.write(`${done.path}\n`);
+        }
+      }),
+    );
 
-  command("cancel", "cancel a queued or running task").argument("<id>")
-    .action(withHint(async (id: string) => {
-      const view = await clientFromEnv().cancel(id);
-      process.stdout.write(`${view.id}\n`);
-    }));
+  command("cancel", "cancel a queued or running task")
+    .argument("<id>")
+    .action(
+      withHint(async (id: string) => {
+        const view = await clientFromEnv().cancel(id);
+        process.stdout.write(`${view.id}\n`);
+      }),
+    );
 
   command("list", "list tasks, newest first")
-    .addOption(new Option("--status <status>", "only tasks in this status").choices(["queued", "running", "succeeded", "failed", "timed_out", "canceled", "expired"]))
+    .addOption(
+      new Option("--status <status>", "only tasks in this status").choices([
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "timed_out",
+        "canceled",
+        "expired",
+      ]),
+    )
     .option("--label <k:v>", "only tasks with this label")
     .option("--limit <n>", "show at most this many", parseNumber, 20)
     .option("--json", "print the task views as a JSON array")
-    .action(withHint(async (o: { status?: TaskView["status"]; label?: string; limit: number; json?: boolean }) => {
-      const { tasks, more } = await listTasks(clientFromEnv(), o);
-      if (o.json) process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
-      else if (tasks.length === 0) process.stderr.write("berth: no tasks\n");
-      else process.stdout.write(formatTable(tasks));
-      if (more && !o.json) process.stderr.write(`berth: showing the newest ${tasks.length}; use --limit for more\n`);
-    }));
+    .action(
+      withHint(async (o: { status?: TaskView["status"]; label?: string; limit: number; json?: boolean }) => {
+        const { tasks, more } = await listTasks(clientFromEnv(), o);
+        if (o.json) process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
+        else if (tasks.length === 0) process.stderr.write("berth: no tasks\n");
+        else process.stdout.write(formatTable(tasks));
+        if (more && !o.json) process.stderr.write(`berth: showing the newest ${tasks.length}; use --limit for more\n`);
+      }),
+    );
 
-  command("delete", "delete a task with its workspace, archive and logs (canceling it first if needed)").argument("<id>")
-    .action(withHint(async (id: string) => {
-      await clientFromEnv().delete(id);
-      process.stdout.write(`${id}\n`);
-    }));
+  command("delete", "delete a task with its workspace, archive and logs (canceling it first if needed)")
+    .argument("<id>")
+    .action(
+      withHint(async (id: string) => {
+        await clientFromEnv().delete(id);
+        process.stdout.write(`${id}\n`);
+      }),
+    );
 }
 
 async function buildRequest(command: string[], o: SubmitOptions): Promise<SubmitTaskRequest> {
@@ -140,7 +197,11 @@ async function buildRequest(command: string[], o: SubmitOptions): Promise<Submit
   if (o.timeout !== undefined) req.timeoutSeconds = o.timeout;
   if (o.label) req.labels = o.label;
   if (o.network !== undefined) req.network = o.network;
-  const limits = { ...(o.memoryMb === undefined ? {} : { memoryMb: o.memoryMb }), ...(o.cpus === undefined ? {} : { cpus: o.cpus }), ...(o.pids === undefined ? {} : { pids: o.pids }) };
+  const limits = {
+    ...(o.memoryMb === undefined ? {} : { memoryMb: o.memoryMb }),
+    ...(o.cpus === undefined ? {} : { cpus: o.cpus }),
+    ...(o.pids === undefined ? {} : { pids: o.pids }),
+  };
   if (Object.keys(limits).length > 0) req.limits = limits;
   if (o.ttl !== undefined) req.ttlSeconds = o.ttl;
   if (o.fromTask !== undefined) req.fromTask = o.fromTask;
@@ -165,7 +226,9 @@ async function readUploads(specs: readonly string[]): Promise<Record<string, str
       if (bytes.includes(0)) throw new Error("NUL byte");
       text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
     } catch {
-      throw new CliUsageError(`--file ${local}: not UTF-8 text. Only text files can be uploaded; for binary data, upload it base64-encoded and decode it in the task.`);
+      throw new CliUsageError(
+        `--file ${local}: not UTF-8 text. Only text files can be uploaded; for binary data, upload it base64-encoded and decode it in the task.`,
+      );
     }
     if (target in files) throw new CliUsageError(`--file: two files would be written to "${target}"; name the paths with LOCAL:PATH.`);
     files[target] = text;
@@ -177,12 +240,22 @@ async function readUploads(specs: readonly string[]): Promise<Record<string, str
 async function followTask(client: BerthClient, id: string): Promise<number> {
   let end: FollowEndEvent | undefined;
   const onReconnect = (attempt: number, err: unknown) =>
-    process.stderr.write(`berth: log stream interrupted (${err instanceof Error ? err.message : String(err)}); resuming (attempt ${attempt})\n`);
+    process.stderr.write(
+      `berth: log stream interrupted (${err instanceof Error ? err.message : String(err)}); resuming (attempt ${attempt})\n`,
+    );
   for await (const e of client.follow(id, { onReconnect })) {
     if (e.type === "end") end = e;
     else if (e.stream === "stdout") await write(process.stdout, e.text);
     else if (e.stream === "stderr") await write(process.stderr, e.text);
-    else await write(process.stderr, e.text.replace(/\n$/, "").split("\n").map((l) => `berth: ${l}\n`).join(""));
+    else
+      await write(
+        process.stderr,
+        e.text
+          .replace(/\n$/, "")
+          .split("\n")
+          .map((l) => `berth: ${l}\n`)
+          .join(""),
+      );
   }
   if (!end) return EXIT.error;
   const code = exitCodeOfEnd(end);
@@ -197,11 +270,16 @@ async function followTask(client: BerthClient, id: string): Promise<number> {
 /** A finished task's status → the process exit code (see EXIT_CODES_HELP). */
 export function exitCodeOfEnd(end: { status: TaskView["status"]; exitCode: number | null }): number {
   switch (end.status) {
-    case "succeeded": return 0;
-    case "timed_out": return EXIT.timedOut;
-    case "canceled": return EXIT.canceled;
-    case "failed": return end.exitCode !== null && end.exitCode !== 0 ? end.exitCode : EXIT.infrastructure;
-    default: return EXIT.error;
+    case "succeeded":
+      return 0;
+    case "timed_out":
+      return EXIT.timedOut;
+    case "canceled":
+      return EXIT.canceled;
+    case "failed":
+      return end.exitCode !== null && end.exitCode !== 0 ? end.exitCode : EXIT.infrastructure;
+    default:
+      return EXIT.error;
   }
 }
 
@@ -214,8 +292,10 @@ async function listTasks(client: BerthClient, o: { status?: TaskView["status"]; 
   let cursor: string | undefined;
   do {
     const page = await client.list({
-      ...(o.status ? { status: o.status } : {}), ...(o.label ? { label: o.label } : {}),
-      limit: Math.min(500, Math.max(1, o.limit - tasks.length)), ...(cursor ? { cursor } : {}),
+      ...(o.status ? { status: o.status } : {}),
+      ...(o.label ? { label: o.label } : {}),
+      limit: Math.min(500, Math.max(1, o.limit - tasks.length)),
+      ...(cursor ? { cursor } : {}),
     });
     tasks.push(...page.tasks);
     cursor = page.nextCursor ?? undefined;
@@ -225,21 +305,45 @@ async function listTasks(client: BerthClient, o: { status?: TaskView["status"]; 
 
 function formatView(v: TaskView): string {
   const rows: [string, unknown][] = [
-    ["id", v.id], ["status", v.status], ["exit code", v.exitCode], ["reason", v.reason], ["message", v.message],
-    ["image", v.image], ["command", v.command.map(quoteArg).join(" ")], ["labels", Object.entries(v.labels).map(([k, x]) => `${k}=${x}`).join(", ")],
-    ["created", v.createdAt], ["started", v.startedAt], ["finished", v.finishedAt], ["expires", v.expiresAt],
-    ["workspace", v.workspace], ["archive", v.archive ? `${v.archive.bytes} bytes, sha256 ${v.archive.sha256}` : null],
+    ["id", v.id],
+    ["status", v.status],
+    ["exit code", v.exitCode],
+    ["reason", v.reason],
+    ["message", v.message],
+    ["image", v.image],
+    ["command", v.command.map(quoteArg).join(" ")],
+    [
+      "labels",
+      Object.entries(v.labels)
+        .map(([k, x]) => `${k}=${x}`)
+        .join(", "),
+    ],
+    ["created", v.createdAt],
+    ["started", v.startedAt],
+    ["finished", v.finishedAt],
+    ["expires", v.expiresAt],
+    ["workspace", v.workspace],
+    ["archive", v.archive ? `${v.archive.bytes} bytes, sha256 ${v.archive.sha256}` : null],
     ["output", v.outputTruncated ? "truncated" : null],
   ];
-  return rows.filter(([, x]) => x !== null && x !== "").map(([k, x]) => `${`${k}:`.padEnd(11)}${String(x)}\n`).join("");
+  return rows
+    .filter(([, x]) => x !== null && x !== "")
+    .map(([k, x]) => `${`${k}:`.padEnd(11)}${String(x)}\n`)
+    .join("");
 }
 
 function formatTable(tasks: readonly TaskView[]): string {
-  const rows = [["ID", "STATUS", "EXIT", "CREATED", "COMMAND"], ...tasks.map((t) => [
-    t.id, t.status, t.exitCode === null ? "-" : String(t.exitCode), t.createdAt.replace("T", " ").replace(/\.\d+Z$/, "Z"),
-    truncate(t.command.map(quoteArg).join(" "), 60),
-  ])];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  const rows = [
+    ["ID", "STATUS", "EXIT", "CREATED", "COMMAND"],
+    ...tasks.map((t) => [
+      t.id,
+      t.status,
+      t.exitCode === null ? "-" : String(t.exitCode),
+      t.createdAt.replace("T", " ").replace(/\.\d+Z$/, "Z"),
+      truncate(t.command.map(quoteArg).join(" "), 60),
+    ]),
+  ];
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ") + "\n").join("");
 }
 
@@ -282,7 +386,7 @@ function withHint<A extends unknown[]>(action: (...args: A) => Promise<void>): (
       await action(...args);
     } catch (err) {
       if (!isBerthApiError(err) || err.code !== UNREACHABLE) throw err;
-      const where = process.env.BERTH_URL ? "BERTH_URL" : `the default address; set BERTH_URL to use another server`;
+      const where = clientEnv().urlFromEnv ? "BERTH_URL" : `the default address; set BERTH_URL to use another server`;
       throw new BerthApiError(0, UNREACHABLE, `${err.message} Is berth running there? (Using ${where}.)`, { cause: err });
     }
   };

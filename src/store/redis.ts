@@ -1,0 +1,87 @@
+// Every Redis connection berth opens is made here: the API's fail-fast connection, and the long-lived ones that
+// BullMQ, pub/sub subscribers and workers hold. One place knows how to reach Redis and how to log its outages.
+import { Redis, type RedisOptions } from "ioredis";
+import type { Logger } from "pino";
+import { BerthError } from "../errors.js";
+
+/** While Redis stays unreachable, a connection logs its error at most this often (not on every retry). */
+const ERROR_LOG_INTERVAL_MS = 30_000;
+
+export type RedisConnection = Redis;
+
+/** Logs a connection's errors with backoff: the first at once, then one line per interval saying how many followed. */
+function logErrors(redis: Redis, logger: Logger, purpose: string): void {
+  let lastLogged = 0;
+  let suppressed = 0;
+  redis.on("error", (err: Error) => {
+    const now = Date.now();
+    if (now - lastLogged < ERROR_LOG_INTERVAL_MS) {
+      suppressed++;
+      return;
+    }
+    logger.warn({ err, purpose, suppressed }, "redis connection error");
+    lastLogged = now;
+    suppressed = 0;
+  });
+  redis.on("ready", () => {
+    if (lastLogged > 0) logger.info({ purpose }, "redis connection restored");
+    lastLogged = 0;
+    suppressed = 0;
+  });
+}
+
+/** "host:port" of the Redis a URL names, for messages (never the password). */
+export function describeRedis(url: string): string {
+  try {
+    const where = new URL(url);
+    return `${where.hostname}:${where.port || 6379}`;
+  } catch {
+    return "the address in BERTH_REDIS_URL";
+  }
+}
+
+/**
+ * The general-purpose connection: commands fail fast while Redis is down (the API answers 503 instead of
+ * hanging). Resolves once connected, or throws a message naming BERTH_REDIS_URL.
+ */
+export async function connectRedis(url: string, logger: Logger): Promise<RedisConnection> {
+  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 5000 });
+  logErrors(redis, logger, "commands");
+  try {
+    await redis.connect();
+  } catch (err) {
+    redis.disconnect();
+    throw new BerthError(
+      "dependency_unavailable",
+      `Redis at ${describeRedis(url)} (BERTH_REDIS_URL) does not answer; start it, or point BERTH_REDIS_URL at a running Redis.`,
+      {},
+      { cause: err },
+    );
+  }
+  return redis;
+}
+
+/**
+ * A long-lived connection that waits out outages (BullMQ's blocking reads, pub/sub subscribers): commands queue
+ * while it reconnects. `lazy`: not connected until {@link RedisConnection.connect} (subscribers connect before
+ * they subscribe).
+ */
+export function openConnection(url: string, logger: Logger, purpose: string, opts: { lazy?: boolean } = {}): RedisConnection {
+  const options: RedisOptions = { maxRetriesPerRequest: null, lazyConnect: opts.lazy ?? false };
+  const redis = new Redis(url, options);
+  logErrors(redis, logger, purpose);
+  return redis;
+}
+
+/** Closes a connection politely, or at once when Redis does not answer within `ms`. Never throws. */
+export async function closeConnection(redis: RedisConnection, ms = 2000): Promise<void> {
+  const timer = setTimeout(() => redis.disconnect(), ms);
+  timer.unref();
+  try {
+    await redis.quit();
+  } catch {
+    redis.disconnect();
+  } finally {
+    clearTimeout(timer);
+  }
+}
