@@ -37,7 +37,7 @@ const owner = (name, pkg, allowed, why) => ({
   comment: why,
   severity: "error",
   from: { path: "^src/", pathNot: allowed },
-  to: { path: `^node_modules/(${pkg})/`, dependencyTypesNot: ["type-only"] },
+  to: { path: `(^|/)node_modules/(${pkg})/`, dependencyTypesNot: ["type-only"] },
 });
 
 module.exports = {
