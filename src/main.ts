@@ -14,7 +14,7 @@ export type ServerRole = "serve" | "api" | "worker";
 export async function runServer(role: ServerRole): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
-  const logger = createRootLogger({ level: config.logLevel, role });
+  const logger = createRootLogger({ level: config.logLevel, role, format: config.logFormat });
   const lifecycle = new Lifecycle(logger);
   let stopping = false;
   for (const signal of ["SIGTERM", "SIGINT"] as const) {

@@ -129,6 +129,21 @@ build_berth() {
   cd "$BERTH_ROOT"
   say "building berth"
   npm run --silent build
+  chmod +x dist/cli/main.js
+}
+
+# `berth` on the PATH (a link to this checkout's build), unless another berth is installed there.
+link_cli() {
+  local link=/usr/local/bin/berth current
+  current=$(readlink "$link" 2>/dev/null || true)
+  [ "$current" = "$BERTH_ROOT/dist/cli/main.js" ] && return
+  if [ -e "$link" ] && [ -z "$current" ]; then
+    say "$link exists and is not a link; run this checkout's CLI as $BERTH_ROOT/dist/cli/main.js"
+    return
+  fi
+  if [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then
+    as_root ln -sfn "$BERTH_ROOT/dist/cli/main.js" "$link" && say "linked $link to this checkout's CLI"
+  fi
 }
 
 # Runner image: rebuilt only when runner-image/ changes (its hash is kept as a label on the image).

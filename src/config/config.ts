@@ -76,6 +76,7 @@ const Env = z.object({
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be 1-40 characters of a-z, 0-9 and -")
     .default("berth"),
+  BERTH_LOG_FORMAT: z.enum(["auto", "json", "pretty"], "must be auto, json or pretty").default("auto"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], "must be a pino level").default("info"),
 });
 
@@ -118,6 +119,8 @@ export interface Config {
   /** Prefix of every Redis key, queue and container label; separate berth installations on one Redis/engine differ here. */
   readonly namespace: string;
   readonly logLevel: string;
+  /** JSON lines, readable lines, or readable only when stdout is a terminal (the default). */
+  readonly logFormat: "auto" | "json" | "pretty";
   /** Whether LOG_LEVEL was set (the operator commands log quietly unless asked). */
   readonly logLevelGiven: boolean;
 }
@@ -199,6 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     namespace: e.BERTH_NAMESPACE,
     logLevel: e.LOG_LEVEL,
     logLevelGiven: Boolean(env.LOG_LEVEL),
+    logFormat: e.BERTH_LOG_FORMAT,
   });
 }
 

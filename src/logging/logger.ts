@@ -3,8 +3,14 @@ import { pino, type Logger } from "pino";
 
 export type Role = "serve" | "api" | "worker" | "cli";
 
-/** The root logger; `destination` defaults to stdout (tests pass a stream to inspect what is logged). */
-export function createRootLogger(opts: { level: string; role: Role }, destination?: NodeJS.WritableStream): Logger {
+/** How log lines look: JSON (for log shippers), readable lines (pino-pretty), or readable only on a terminal. */
+export type LogFormat = "json" | "pretty" | "auto";
+
+/**
+ * The root logger; `destination` defaults to stdout (tests pass a stream to inspect what is logged). On stdout,
+ * `pretty` (or `auto` on a terminal) writes readable lines through pino's pretty transport, in a worker thread.
+ */
+export function createRootLogger(opts: { level: string; role: Role; format?: LogFormat }, destination?: NodeJS.WritableStream): Logger {
   const options = {
     level: opts.level,
     base: { service: "berth", role: opts.role, pid: process.pid },
@@ -15,7 +21,16 @@ export function createRootLogger(opts: { level: string; role: Role }, destinatio
     },
     serializers: { err: pino.stdSerializers.err },
   };
-  return destination ? pino(options, destination) : pino(options);
+  if (destination) return pino(options, destination);
+  const pretty = opts.format === "pretty" || (opts.format === "auto" && process.stdout.isTTY === true);
+  if (!pretty) return pino(options);
+  return pino(
+    options,
+    pino.transport({
+      target: "pino-pretty",
+      options: { colorize: true, singleLine: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" },
+    }),
+  );
 }
 
 export interface TaskLogContext {
