@@ -41,7 +41,7 @@ export async function deleteTask(deps: Deps, services: Services, tenant: string,
     }
     if (!record) return;
   }
-  await waitForEndOfLog(deps, services, record);
+  await waitForEndOfLog(services, record);
   await removeTaskFiles(deps, services, record);
   await services.store.remove(record);
 }
@@ -52,13 +52,11 @@ export async function deleteTask(deps: Deps, services: Services, tenant: string,
  * by that append, leaving a stream no record points to and nothing ever expires. So for a task that finished
  * moments ago, wait (briefly, bounded) until the end marker is there.
  */
-async function waitForEndOfLog(deps: Deps, services: Services, record: TaskRecord): Promise<void> {
+async function waitForEndOfLog(services: Services, record: TaskRecord): Promise<void> {
   if (record.status === "expired" || record.finishedAtMs == null || Date.now() - record.finishedAtMs > 60_000) return;
-  const key = services.keys.logs(record.id);
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    const [last] = (await deps.redis.xrevrange(key, "+", "-", "COUNT", 1)) as [string, string[]][];
-    if (last && last[1][0] === "s" && last[1][1] === "end") return;
+    if (await services.logs.hasEnded(record.id)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -161,6 +161,12 @@ export class LogStore {
     }
   }
 
+  /** Whether the task's stream ends with its end marker (written just after the final status is recorded). */
+  async hasEnded(taskId: string): Promise<boolean> {
+    const [last] = (await this.redis.xrevrange(this.keys.logs(taskId), "+", "-", "COUNT", 1)) as [string, string[]][];
+    return last !== undefined && last[1][0] === "s" && last[1][1] === "end";
+  }
+
   async remove(taskId: string): Promise<void> {
     await this.redis.unlink(this.keys.logs(taskId));
   }

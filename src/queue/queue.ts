@@ -23,7 +23,7 @@ export class TaskQueue {
 
   constructor(
     private readonly deps: Deps,
-    private readonly keys: Keys,
+    keys: Keys,
     private readonly store: TaskStore,
     private readonly logs: LogStore,
     connection: Redis,
@@ -161,7 +161,7 @@ export class TaskQueue {
       throw wrongState(id, record.status, "canceled");
     }
     await this.store.patch(id, { cancelRequested: true });
-    await this.deps.redis.publish(this.keys.cancelChannel, id);
+    await this.store.publishCancel(id);
     return (await this.store.get(id)) ?? record;
   }
 

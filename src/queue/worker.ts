@@ -11,6 +11,7 @@ import { runTask, type StopCause } from "../runner/run-task.js";
 import type { Keys } from "../store/keys.js";
 import { closeConnection, openConnection } from "../store/redis.js";
 import type { TaskStore } from "../store/task-store.js";
+import { WorkerRegistry } from "../store/worker-registry.js";
 import { Heartbeat, reapOrphans } from "./orphans.js";
 import { QUEUE_NAME, type TaskJobData } from "./queue.js";
 
@@ -28,11 +29,12 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   await subscriber.connect();
 
   const workerId = `${deps.host}-${process.pid}-${randomBytes(4).toString("hex")}`;
-  const heartbeat = new Heartbeat(deps, keys, workerId);
+  const registry = new WorkerRegistry(deps.redis, keys);
+  const heartbeat = new Heartbeat(registry, workerId);
   await heartbeat.start();
   const stopTask = (taskId: string, cause: StopCause) => running.get(taskId)?.abort(cause);
   const reap = () =>
-    reapOrphans(deps, keys, logger, workerId, (id) => running.has(id)).catch((err: unknown) => {
+    reapOrphans(deps, registry, logger, workerId, (id) => running.has(id)).catch((err: unknown) => {
       logger.warn({ err }, "orphan sweep failed; will retry");
       return [];
     });

@@ -153,6 +153,16 @@ export class TaskStore {
     return (res as TaskStatus | null) ?? null;
   }
 
+  /** Tells whichever worker runs the task to stop it (pub/sub; the record's cancelRequested flag is the fallback). */
+  async publishCancel(id: string): Promise<void> {
+    await this.redis.publish(this.keys.cancelChannel, id);
+  }
+
+  /** Answers when Redis does (readiness). */
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
   /** Sets fields whatever the status (flags such as cancelRequested or outputTruncated). No-op for a missing task. */
   async patch(id: string, fields: Partial<TaskRecord>): Promise<void> {
     await this.run("berthPatch", 1, this.keys.task(id), ...encode(fields));

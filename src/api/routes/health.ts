@@ -7,7 +7,7 @@ export async function healthRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCont
 
   app.get("/readyz", async (_request, reply) => {
     const [redis, docker] = await Promise.all([
-      withTimeout(ctx.deps.redis.ping(), 2000).then(
+      withTimeout(ctx.services.store.ping(), 2000).then(
         () => true,
         () => false,
       ),
