@@ -3,6 +3,8 @@ import type { Redis } from "ioredis";
 import type { Deps } from "./deps.js";
 import { LogStore } from "../logs/log-store.js";
 import { TaskQueue } from "../queue/queue.js";
+import { CleanupLocks } from "../store/cleanup-locks.js";
+import { ExpiryIndex } from "../store/expiry-index.js";
 import { createKeys, type Keys } from "../store/keys.js";
 import { TaskStore } from "../store/task-store.js";
 
@@ -11,6 +13,10 @@ export interface Services {
   readonly store: TaskStore;
   readonly logs: LogStore;
   readonly queue: TaskQueue;
+  /** Per-task locks taken by every cleanup (scheduled, operator, on any host). */
+  readonly locks: CleanupLocks;
+  /** Finished tasks by when cleanup should look at them. */
+  readonly expiry: ExpiryIndex;
 }
 
 /** `queueConnection` is handed to BullMQ's Queue; by default the shared fail-fast connection. */
@@ -19,5 +25,5 @@ export function createServices(deps: Deps, queueConnection: Redis = deps.redis):
   const store = new TaskStore(deps.redis, keys);
   const logs = new LogStore(deps.redis, keys);
   const queue = new TaskQueue(deps, keys, store, logs, queueConnection);
-  return { keys, store, logs, queue };
+  return { keys, store, logs, queue, locks: new CleanupLocks(deps.redis, keys), expiry: new ExpiryIndex(deps.redis, keys) };
 }

@@ -237,6 +237,16 @@ export class TaskStore {
     });
   }
 
+  /** Whether each task has a record (readable or not), in one round trip: true, false, or the error Redis answered. */
+  async existsMany(ids: readonly string[]): Promise<(boolean | Error)[]> {
+    if (ids.length === 0) return [];
+    const rows = (await this.redis.pipeline(ids.map((id) => ["exists", this.keys.task(id)])).exec()) ?? [];
+    return ids.map((_, i) => {
+      const [err, n] = rows[i] ?? [new Error("no reply from Redis"), null];
+      return err ?? n === 1;
+    });
+  }
+
   /**
    * {@link transition} for many tasks in one round trip, each applied on its own. `expiryScore`, when given, is
    * the task's score in the expiry index once the change applies (instead of `fields.expiresAtMs`). Per item:
