@@ -16,7 +16,7 @@ import { copyFile, lstat } from "node:fs/promises";
 import path from "node:path";
 import { Unpack, type ReadEntry } from "tar";
 import { TaskFailure } from "../errors.js";
-import type { SkippedPath } from "./archive.js";
+import type { SkippedPath } from "./packing.js";
 import { walkArchive } from "./read-archive.js";
 
 /** Options for {@link extractArchive}. */

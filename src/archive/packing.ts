@@ -1,0 +1,31 @@
+// What both packers (pack-inprocess.ts, pack-gnu.ts) share: how they report the paths they leave out, and what
+// they hand back to createArchive.
+import type { Written } from "./sink.js";
+
+/** A workspace path that is not in the archive, and why. */
+export interface SkippedPath {
+  path: string;
+  why: string;
+}
+
+/** What a packer wrote into the sink, and what it archived. */
+export interface PackedArchive extends Written {
+  /** Names tar was asked to archive. */
+  listed: number;
+  skipped: SkippedPath[];
+  /** Listed names tar reported it could not read. */
+  unreadable: SkippedPath[];
+}
+
+/** Cap on a `skipped` list, so a workspace with a million FIFOs cannot blow up the task record. */
+const MAX_REPORTED = 1000;
+
+/** Adds `item` to `list` unless the list is full. */
+export function report(list: SkippedPath[], item: SkippedPath): void {
+  if (list.length < MAX_REPORTED) list.push(item);
+}
+
+/** File types never archived, by find's `%y` letter. */
+export const SPECIAL_TYPES: Record<string, string> = { p: "named pipe (FIFO)", s: "socket", b: "block device", c: "character device" };
+
+export const tooLarge = (maxFileBytes: number, size: number) => `file larger than ${maxFileBytes} bytes (${size} bytes)`;
