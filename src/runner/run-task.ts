@@ -6,18 +6,28 @@ import type { Logger } from "pino";
 import type { Deps } from "../app/deps.js";
 import { createArchive, type ArchiveResult } from "../archive/archive.js";
 import { extractArchive } from "../archive/extract.js";
-import type { TaskStatus } from "../contract/types.js";
+import { retry, type RetryPolicy } from "../domain/retry.js";
 import type { TaskRecord, TaskSpec } from "../domain/task.js";
-import { TaskFailure, isBerthError, type FailureReason } from "../errors.js";
+import { TaskFailure } from "../errors.js";
 import type { LogStore } from "../logs/log-store.js";
 import { OutputSink } from "../logs/output-sink.js";
 import type { TaskStore } from "../store/task-store.js";
 import { archivePath, chownTree, parseRunnerUser, prepareWorkspace } from "../workspace/workspace.js";
-import type { ContainerExit, ContainerHandle } from "./container-runtime.js";
+import type { ContainerHandle } from "./container-runtime.js";
 import { buildContainerSpec } from "./container-spec.js";
+import { classify, failureOutcome, type Outcome, type StopCause, stopMessage, stopReason } from "./outcome.js";
 
-/** Why berth itself stopped a container, if it did. */
-export type StopCause = "timeout" | "canceled" | "worker_shutdown" | "worker_lost";
+export type { StopCause } from "./outcome.js";
+
+/** How long a task's end waits out an outage: Redis restarting, the engine restarting (then in the background). */
+export const RETRY = {
+  /** Recording the outcome and ending the log: 30 attempts, 0.5 s more between each up to 5 s, about two minutes. */
+  redisWrite: { attempts: 30, delayMs: (failed) => Math.min(500 * failed, 5000) },
+  /** Removing the container before the task is recorded: 8 attempts, 0.5 s more between each, 14 s in all. */
+  removeContainer: { attempts: 8, delayMs: (failed) => 500 * failed },
+  /** Then in the background: every 5 s for ten minutes; after that the worker's orphan sweep takes over. */
+  removeLater: { attempts: 120, firstDelayMs: 5000, delayMs: () => 5000 },
+} as const satisfies Record<string, RetryPolicy>;
 
 export interface RunTaskInput {
   readonly deps: Deps;
@@ -30,13 +40,6 @@ export interface RunTaskInput {
   readonly workerId: string;
   /** Aborted with a StopCause as reason when the task must stop (cancel, shutdown, lost lock). */
   readonly stop: AbortSignal;
-}
-
-interface Outcome {
-  status: TaskStatus;
-  exitCode: number | null;
-  reason: FailureReason | "output_truncated" | null;
-  message: string | null;
 }
 
 export async function runTask(input: RunTaskInput): Promise<void> {
@@ -181,86 +184,29 @@ async function superviseUntilExit(handle: ContainerHandle, input: RunTaskInput):
   return cause;
 }
 
-function classify(exit: ContainerExit, cause: StopCause | null, spec: TaskSpec): Outcome {
-  if (cause === "timeout")
-    return {
-      status: "timed_out",
-      exitCode: exit.exitCode,
-      reason: "timeout",
-      message: `Stopped after its timeout of ${spec.timeoutSeconds} s.`,
-    };
-  if (cause === "canceled") return { status: "canceled", exitCode: exit.exitCode, reason: "canceled", message: "Canceled while running." };
-  if (cause) return { status: "failed", exitCode: exit.exitCode, reason: cause, message: stopMessage(cause, spec) };
-  // The engine's OOM flag, not exit code 137 alone: 137 is any SIGKILL.
-  if (exit.oomKilled)
-    return {
-      status: "failed",
-      exitCode: exit.exitCode,
-      reason: "oom_killed",
-      message: `Killed for exceeding its memory limit of ${spec.limits.memoryMb} MB.`,
-    };
-  if (exit.exitCode === 0) return { status: "succeeded", exitCode: 0, reason: null, message: null };
-  return { status: "failed", exitCode: exit.exitCode, reason: null, message: null };
-}
-
-function failureOutcome(err: unknown, log: Logger): Outcome {
-  if (err instanceof TaskFailure) {
-    log.warn({ reason: err.reason, err }, "task failed before or while running");
-    const status: TaskStatus = err.reason === "canceled" ? "canceled" : "failed";
-    return { status, exitCode: null, reason: err.reason, message: err.message };
-  }
-  log.error({ err }, "task failed with an internal error");
-  const dockerDown = isBerthError(err) && err.code === "dependency_unavailable";
-  const reason: FailureReason = dockerDown || isEngineError(err) ? "docker_unavailable" : "internal_error";
-  return { status: "failed", exitCode: null, reason, message: err instanceof Error ? err.message : String(err) };
-}
-
-const isEngineError = (err: unknown) =>
-  err instanceof Error &&
-  /ECONNREFUSED|ENOENT.*docker\.sock|socket hang up|ECONNRESET/.test(`${err.message} ${(err as { code?: string }).code ?? ""}`);
-
-const stopReason = (signal: AbortSignal): FailureReason => (signal.reason as StopCause) ?? "canceled";
-
-function stopMessage(cause: StopCause, spec: TaskSpec): string {
-  switch (cause) {
-    case "timeout":
-      return `Stopped after its timeout of ${spec.timeoutSeconds} s.`;
-    case "canceled":
-      return "Canceled.";
-    case "worker_shutdown":
-      return "The worker running it shut down before it finished; submit it again.";
-    case "worker_lost":
-      return "The worker running it lost track of it; it was stopped so it cannot run twice.";
-  }
-}
-
 /** Removes the container, retrying for a while (the engine may be restarting). Returns whether it is gone. */
 async function removeContainer(handle: ContainerHandle, log: Logger): Promise<boolean> {
-  for (let attempt = 1; attempt <= 8; attempt++) {
-    try {
-      await handle.remove();
-      return true;
-    } catch (err) {
-      log.warn({ err, attempt }, "container removal failed; retrying");
-      await delay(500 * attempt);
-    }
+  try {
+    await retry(
+      RETRY.removeContainer,
+      () => handle.remove(),
+      (err, attempt) => log.warn({ err, attempt }, "container removal failed; retrying"),
+    );
+    return true;
+  } catch {
+    log.error({ containerId: handle.id }, "container could not be removed; retrying in the background");
+    void removeLater(handle, log);
+    return false;
   }
-  log.error({ containerId: handle.id }, "container could not be removed; retrying in the background");
-  void removeLater(handle, log);
-  return false;
 }
 
 /** Keeps trying for ten minutes (the engine restarting); after that the worker's orphan sweep takes over. */
 async function removeLater(handle: ContainerHandle, log: Logger): Promise<void> {
-  for (let i = 0; i < 120; i++) {
-    await delay(5000);
-    try {
-      await handle.remove();
-      log.info({ containerId: handle.id }, "container removed after the engine came back");
-      return;
-    } catch {
-      // still unreachable; try again
-    }
+  try {
+    await retry(RETRY.removeLater, () => handle.remove());
+    log.info({ containerId: handle.id }, "container removed after the engine came back");
+  } catch {
+    // still unreachable after ten minutes: the orphan sweep removes it
   }
 }
 
@@ -312,16 +258,10 @@ async function sha256File(file: string): Promise<string> {
 }
 
 /** Retries a Redis write for about two minutes (Redis restarting), then gives up with the last error. */
-async function retrying<T>(log: Logger, what: string, op: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await op();
-    } catch (err) {
-      if (attempt >= 30) throw err;
-      if (attempt === 1) log.warn({ err }, `could not ${what}; retrying`);
-      await delay(Math.min(500 * attempt, 5000));
-    }
-  }
+function retrying<T>(log: Logger, what: string, op: () => Promise<T>): Promise<T> {
+  return retry(RETRY.redisWrite, op, (err, attempt) => {
+    if (attempt === 1) log.warn({ err }, `could not ${what}; retrying`);
+  });
 }
 
 const joinMessages = (a: string | null, b: string) => (a ? `${a} ${b}` : b);

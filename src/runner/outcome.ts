@@ -1,0 +1,74 @@
+// How a task ended, from what the engine reported and why berth stopped it (if it did): the status, exit code,
+// reason and message the task's record gets. Pure, apart from logging a failure.
+import type { Logger } from "pino";
+import type { TaskStatus } from "../contract/types.js";
+import type { TaskSpec } from "../domain/task.js";
+import { isBerthError, TaskFailure, type FailureReason } from "../errors.js";
+import type { ContainerExit } from "./container-runtime.js";
+
+/** Why berth itself stopped a container, if it did. */
+export type StopCause = "timeout" | "canceled" | "worker_shutdown" | "worker_lost";
+
+/** How a task ended, as recorded. */
+export interface Outcome {
+  status: TaskStatus;
+  exitCode: number | null;
+  reason: FailureReason | "output_truncated" | null;
+  message: string | null;
+}
+
+/** The outcome of a container that exited (or was stopped by berth for `cause`). */
+export function classify(exit: ContainerExit, cause: StopCause | null, spec: TaskSpec): Outcome {
+  if (cause === "timeout")
+    return {
+      status: "timed_out",
+      exitCode: exit.exitCode,
+      reason: "timeout",
+      message: `Stopped after its timeout of ${spec.timeoutSeconds} s.`,
+    };
+  if (cause === "canceled") return { status: "canceled", exitCode: exit.exitCode, reason: "canceled", message: "Canceled while running." };
+  if (cause) return { status: "failed", exitCode: exit.exitCode, reason: cause, message: stopMessage(cause, spec) };
+  // The engine's OOM flag, not exit code 137 alone: 137 is any SIGKILL.
+  if (exit.oomKilled)
+    return {
+      status: "failed",
+      exitCode: exit.exitCode,
+      reason: "oom_killed",
+      message: `Killed for exceeding its memory limit of ${spec.limits.memoryMb} MB.`,
+    };
+  if (exit.exitCode === 0) return { status: "succeeded", exitCode: 0, reason: null, message: null };
+  return { status: "failed", exitCode: exit.exitCode, reason: null, message: null };
+}
+
+/** The outcome of a task that failed before or while its container ran: a TaskFailure says why; anything else is berth's. */
+export function failureOutcome(err: unknown, log: Logger): Outcome {
+  if (err instanceof TaskFailure) {
+    log.warn({ reason: err.reason, err }, "task failed before or while running");
+    const status: TaskStatus = err.reason === "canceled" ? "canceled" : "failed";
+    return { status, exitCode: null, reason: err.reason, message: err.message };
+  }
+  log.error({ err }, "task failed with an internal error");
+  const dockerDown = isBerthError(err) && err.code === "dependency_unavailable";
+  const reason: FailureReason = dockerDown || isEngineError(err) ? "docker_unavailable" : "internal_error";
+  return { status: "failed", exitCode: null, reason, message: err instanceof Error ? err.message : String(err) };
+}
+
+const isEngineError = (err: unknown) =>
+  err instanceof Error &&
+  /ECONNREFUSED|ENOENT.*docker\.sock|socket hang up|ECONNRESET/.test(`${err.message} ${(err as { code?: string }).code ?? ""}`);
+
+/** The failure reason of a task stopped before it started. */
+export const stopReason = (signal: AbortSignal): FailureReason => (signal.reason as StopCause) ?? "canceled";
+
+export function stopMessage(cause: StopCause, spec: TaskSpec): string {
+  switch (cause) {
+    case "timeout":
+      return `Stopped after its timeout of ${spec.timeoutSeconds} s.`;
+    case "canceled":
+      return "Canceled.";
+    case "worker_shutdown":
+      return "The worker running it shut down before it finished; submit it again.";
+    case "worker_lost":
+      return "The worker running it lost track of it; it was stopped so it cannot run twice.";
+  }
+}
