@@ -53,6 +53,75 @@ describe("loadConfig", () => {
   });
 });
 
+describe("loadConfig, more rules", () => {
+  it("reads the server's settings into their places", () => {
+    const c = loadConfig({
+      HOME: "/home/x",
+      BERTH_WORKSPACE_DIR: "~/ws",
+      BERTH_ARCHIVE_DIR: "/srv/archives",
+      BERTH_ALLOWED_IMAGES: " berth-runner:* , python:3.* ,",
+      BERTH_DISK_BUDGET_BYTES: "1073741824",
+      BERTH_NAMESPACE: "berth-staging",
+      BERTH_ALLOW_NETWORK: "1",
+      LOG_LEVEL: "debug",
+    });
+    expect(c.dirs.archives).toBe("/srv/archives");
+    expect(c.dirs.workspaces.endsWith("/ws")).toBe(true);
+    expect(c.dirs.workspaces.startsWith("~")).toBe(false);
+    expect(c.images.allowed).toEqual(["berth-runner:*", "python:3.*"]);
+    expect(c.diskBudgetBytes).toBe(1_073_741_824);
+    expect(c.namespace).toBe("berth-staging");
+    expect(c.worker.allowNetwork).toBe(true);
+    expect(c).toMatchObject({ logLevel: "debug", logLevelGiven: true });
+    expect(loadConfig({}).logLevelGiven).toBe(false);
+  });
+
+  it("maps each API key to its tenant, and refuses a key given to two tenants", () => {
+    const c = loadConfig({ BERTH_API_KEYS: "acme:key-aaaa-1,globex:key-bbbb-2" });
+    expect([...c.apiKeys]).toEqual([
+      ["key-aaaa-1", "acme"],
+      ["key-bbbb-2", "globex"],
+    ]);
+    const m = message({ BERTH_API_KEYS: "acme:same-key-1,globex:same-key-1" });
+    expect(m).toBe("Invalid BERTH_API_KEYS: the same key is given to more than one tenant. See .env.example.");
+    expect(m).not.toContain("same-key-1");
+  });
+
+  it("never echoes the Redis URL (it may hold a password)", () => {
+    const m = message({ BERTH_REDIS_URL: "http://user:hunter2@db:6379" });
+    expect(m).toBe("Invalid BERTH_REDIS_URL: must start with redis:// or rediss://. See .env.example.");
+  });
+
+  it("refuses a default above its maximum, naming both variables", () => {
+    expect(message({ BERTH_DEFAULT_MEMORY_MB: "8192" })).toBe(
+      "Invalid BERTH_DEFAULT_MEMORY_MB: must not exceed BERTH_MAX_MEMORY_MB (4096), got 8192. See .env.example.",
+    );
+    expect(message({ BERTH_DEFAULT_CPUS: "4" })).toMatch(/^Invalid BERTH_DEFAULT_CPUS: must not exceed BERTH_MAX_CPUS \(2\)/);
+    expect(message({ BERTH_RETENTION_SECONDS: "2592001" })).toMatch(
+      /^Invalid BERTH_RETENTION_SECONDS: must not exceed BERTH_MAX_RETENTION_SECONDS/,
+    );
+  });
+
+  it("refuses values of the wrong shape, naming the variable and the value", () => {
+    expect(message({ BERTH_NAMESPACE: "Berth:prod" })).toBe(
+      'Invalid BERTH_NAMESPACE: must be 1-40 characters of a-z, 0-9 and - (got "Berth:prod"). See .env.example.',
+    );
+    expect(message({ BERTH_CONCURRENCY: "0" })).toBe(
+      'Invalid BERTH_CONCURRENCY: must be a whole number from 1 to 256 (got "0"). See .env.example.',
+    );
+    expect(message({ BERTH_RUNTIME: "runsc; rm -rf /" })).toMatch(/^Invalid BERTH_RUNTIME: must be a Docker runtime name/);
+    expect(message({ LOG_LEVEL: "verbose" })).toMatch(/^Invalid LOG_LEVEL: must be a pino level/);
+    expect(message({ BERTH_DEFAULT_CPUS: "lots" })).toMatch(/^Invalid BERTH_DEFAULT_CPUS: must be a number of CPUs/);
+  });
+
+  it("refuses a workspace directory inside the archive directory too", () => {
+    expect(message({ BERTH_WORKSPACE_DIR: "/srv/data/ws", BERTH_ARCHIVE_DIR: "/srv/data" })).toMatch(
+      /^Invalid BERTH_ARCHIVE_DIR: must not be inside/,
+    );
+    expect(message({ BERTH_WORKSPACE_DIR: "/srv/ws", BERTH_ARCHIVE_DIR: "/srv/ws-archives" })).toBe("no error");
+  });
+});
+
 describe("imageAllowed", () => {
   it("matches * as a wildcard and everything else literally", () => {
     expect(imageAllowed("berth-runner:latest", ["berth-runner:*"])).toBe(true);
