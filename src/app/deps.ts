@@ -2,7 +2,8 @@
 //   cli ─► client ─► contract
 //   main ─► api, queue, cleanup ─► runner, workspace, archive, logs, store ─► domain, errors, config, logging
 // Only runner/docker-runtime.ts imports dockerode; only queue/* and cleanup/schedule.ts import bullmq;
-// only store/keys.ts spells Redis keys; only config/config.ts reads configuration variables.
+// only store/keys.ts spells Redis keys; only store/ and logs/log-store.ts issue Redis commands (lint/no-raw-redis.grit);
+// only config/config.ts reads configuration variables.
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "../config/config.js";
