@@ -3,7 +3,7 @@
 // subscriber connection per server wakes every waiter of that id. A message missed while that connection
 // reconnects is covered by re-reading the record every few seconds.
 import type { Logger } from "pino";
-import { closeConnection, openConnection, type RedisConnection } from "../store/redis.js";
+import { closeConnection, openSubscriber, type RedisConnection } from "../store/redis.js";
 
 /** How often a waiter re-reads the record anyway. */
 const RECHECK_MS = 2000;
@@ -96,23 +96,28 @@ export class TaskWaiter {
 
   /** One subscriber connection, made on first use (servers that never long-poll never open it). */
   private subscribe(): Promise<void> {
-    this.subscribed ??= (async () => {
-      // Connected before it subscribes: a SUBSCRIBE queued before the ready check makes ioredis's INFO fail.
-      const sub = openConnection(this.redisUrl, this.logger, "task-end subscriber", { lazy: true });
-      sub.on("message", (_channel: string, taskId: string) => {
+    this.subscribed ??= openSubscriber(
+      this.redisUrl,
+      this.logger,
+      "task-end subscriber",
+      this.channel,
+      (taskId) => {
         for (const w of this.waiters.get(taskId) ?? []) w.check();
-      });
-      this.subscriber = sub;
-      await sub.connect();
-      await sub.subscribe(this.channel);
-    })().catch((err: unknown) => {
-      // Not subscribed: waiters still see the end through their periodic re-read; try again next time.
-      this.logger.warn({ err }, "could not subscribe to task ends; long polls fall back to re-reading");
-      const sub = this.subscriber;
-      this.subscriber = undefined;
-      this.subscribed = undefined;
-      if (sub) void closeConnection(sub);
-    });
+      },
+      (sub) => {
+        this.subscriber = sub;
+      },
+    ).then(
+      () => undefined,
+      (err: unknown) => {
+        // Not subscribed: waiters still see the end through their periodic re-read; try again next time.
+        this.logger.warn({ err }, "could not subscribe to task ends; long polls fall back to re-reading");
+        const sub = this.subscriber;
+        this.subscriber = undefined;
+        this.subscribed = undefined;
+        if (sub) void closeConnection(sub);
+      },
+    );
     return this.subscribed;
   }
 }

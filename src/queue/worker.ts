@@ -9,7 +9,7 @@ import type { LogStore } from "../logs/log-store.js";
 import { LABEL_NAMESPACE, LABEL_TASK_ID } from "../runner/labels.js";
 import { runTask, type StopCause } from "../runner/run-task.js";
 import type { Keys } from "../store/keys.js";
-import { closeConnection, openConnection } from "../store/redis.js";
+import { closeConnection, openConnection, openSubscriber } from "../store/redis.js";
 import type { TaskStore } from "../store/task-store.js";
 import { WorkerRegistry } from "../store/worker-registry.js";
 import { Heartbeat, reapOrphans } from "./orphans.js";
@@ -24,15 +24,16 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   const { config, logger } = deps;
   const running = new Map<string, AbortController>();
   const connection = openConnection(config.redisUrl, logger, "worker");
-  // Connected before it subscribes: a SUBSCRIBE queued before the ready check makes ioredis's INFO fail.
-  const subscriber = openConnection(config.redisUrl, logger, "worker cancel subscriber", { lazy: true });
-  await subscriber.connect();
+  const stopTask = (taskId: string, cause: StopCause) => running.get(taskId)?.abort(cause);
+  // Cancels come from whichever process took the request, on any host.
+  const subscriber = await openSubscriber(config.redisUrl, logger, "worker cancel subscriber", keys.cancelChannel, (taskId) =>
+    stopTask(taskId, "canceled"),
+  );
 
   const workerId = `${deps.host}-${process.pid}-${randomBytes(4).toString("hex")}`;
   const registry = new WorkerRegistry(deps.redis, keys);
   const heartbeat = new Heartbeat(registry, workerId);
   await heartbeat.start();
-  const stopTask = (taskId: string, cause: StopCause) => running.get(taskId)?.abort(cause);
   const reap = () =>
     reapOrphans(deps, registry, logger, workerId, (id) => running.has(id)).catch((err: unknown) => {
       logger.warn({ err }, "orphan sweep failed; will retry");
@@ -42,8 +43,6 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   await reap();
   const reaper = setInterval(() => void reap(), 60_000);
   reaper.unref();
-  await subscriber.subscribe(keys.cancelChannel);
-  subscriber.on("message", (_channel: string, taskId: string) => stopTask(taskId, "canceled"));
 
   const processJob = async (job: Job<TaskJobData>) => {
     const { taskId } = job.data;

@@ -73,6 +73,27 @@ export function openConnection(url: string, logger: Logger, purpose: string, opt
   return redis;
 }
 
+/**
+ * A new long-lived connection subscribed to `channel`; each message's text goes to `onMessage`. `opened` gets the
+ * connection before it connects, so a caller shutting down meanwhile can close it. Connected before it subscribes:
+ * a SUBSCRIBE queued before the ready check makes ioredis's INFO fail.
+ */
+export async function openSubscriber(
+  url: string,
+  logger: Logger,
+  purpose: string,
+  channel: string,
+  onMessage: (message: string) => void,
+  opened?: (connection: RedisConnection) => void,
+): Promise<RedisConnection> {
+  const sub = openConnection(url, logger, purpose, { lazy: true });
+  sub.on("message", (_channel: string, message: string) => onMessage(message));
+  opened?.(sub);
+  await sub.connect();
+  await sub.subscribe(channel);
+  return sub;
+}
+
 /** Closes a connection politely, or at once when Redis does not answer within `ms`. Never throws. */
 export async function closeConnection(redis: RedisConnection, ms = 2000): Promise<void> {
   const timer = setTimeout(() => redis.disconnect(), ms);
