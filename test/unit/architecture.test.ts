@@ -78,4 +78,18 @@ describe("the architecture's rules", () => {
     expect(log.exitCode).not.toBe(0);
     expect(log.stdout + log.stderr).toMatch(/noConsole/);
   });
+
+  it("refuses Redis commands outside src/store/ and the log store, and allows them there", async () => {
+    const raw = "export const raw = (deps: { redis: { ping(): Promise<string> } }) => deps.redis.ping();";
+    for (const file of ["src/queue/queue.ts", "src/cleanup/sweep.ts", "src/logs/live-hub.ts"]) {
+      const res = await withLine(file, raw, () => biome(file));
+      expect(res.exitCode).not.toBe(0);
+      expect(res.stdout + res.stderr).toMatch(/Redis commands belong in src\/store\//);
+    }
+    for (const file of ["src/store/task-store.ts", "src/logs/log-store.ts"]) {
+      const res = await withLine(file, raw, () => biome(file));
+      expect(res.stdout + res.stderr).not.toMatch(/Redis commands belong/);
+      expect(res.exitCode).toBe(0);
+    }
+  });
 });
