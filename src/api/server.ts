@@ -10,10 +10,13 @@ import { Authenticator } from "./auth.js";
 import { type ApiContext, taskIdParam } from "./context.js";
 import { registerErrorHandler } from "./error-handler.js";
 import { artifactRoutes } from "./routes/artifacts.js";
+import { dashboardRoutes } from "./routes/dashboard.js";
 import { fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
+import { liveRoutes } from "./routes/live.js";
 import { taskRoutes } from "./routes/tasks.js";
 import { streamEvents, wantsEventStream } from "./sse.js";
+import { TaskEvents } from "./task-events.js";
 import { TaskWaiter } from "./task-waiter.js";
 
 export async function buildServer(deps: Deps, services: Services, opts: { checkDocker?: boolean } = {}): Promise<FastifyInstance> {
@@ -65,11 +68,17 @@ export async function buildServer(deps: Deps, services: Services, opts: { checkD
   await app.register(taskRoutes, { ctx });
   await app.register(artifactRoutes, { ctx });
   await app.register(fileRoutes, { ctx });
+  const events = new TaskEvents(deps.config.redisUrl, services.keys.changesChannel, services.store, deps.logger);
+  await app.register(liveRoutes, { ctx, events });
+  await app.register(dashboardRoutes);
   // Open long polls answer at once when shutdown begins, so they never hold it up.
-  app.addHook("preClose", async () => waiter.release());
+  app.addHook("preClose", async () => {
+    waiter.release();
+    events.release();
+  });
   app.addHook("onClose", async () => {
     unlisten();
-    await waiter.close();
+    await Promise.all([waiter.close(), events.close()]);
   });
   return app;
 }

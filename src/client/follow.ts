@@ -1,5 +1,4 @@
 // Following a task's logs over SSE, resuming after dropped connections without gaps or duplicates.
-import { setTimeout as sleep } from "node:timers/promises";
 import type { EndEvent, LogEvent } from "../contract/types.js";
 import { BerthApiError, UNREACHABLE, isAbortError } from "./errors.js";
 import { SseParser } from "./sse.js";
@@ -125,7 +124,7 @@ export async function* followEvents(
       opts.onReconnect?.(failures, problem);
       const delay = Math.min(maxRetryDelayMs, (serverRetryMs ?? retryDelayMs) * 2 ** (failures - 1));
       try {
-        await sleep(delay, undefined, { signal: controller.signal });
+        await sleep(delay, controller.signal);
       } catch {
         return;
       }
@@ -134,6 +133,22 @@ export async function* followEvents(
     opts.signal?.removeEventListener("abort", onAbort);
     controller.abort();
   }
+}
+
+/** Waits `ms`, or rejects when `signal` aborts. Plain timers, so the follower also runs in a browser. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const done = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 function parseData<T>(data: string, taskId: string): T {

@@ -91,3 +91,28 @@ export interface FileEntry {
 export interface ErrorBody {
   error: { code: string; message: string };
 }
+
+/** `GET /v1/info`: what this server accepts, for forms and clients that want to check before they submit. */
+export interface ServerInfo {
+  /** The tenant the caller's key names ("default" on a server without keys). */
+  tenant: string;
+  /** Whether the server needs an API key at all. */
+  keysRequired: boolean;
+  images: { default: string; /** Patterns; `*` matches any run of characters. */ allowed: string[] };
+  timeoutSeconds: { default: number; max: number };
+  ttlSeconds: { default: number; max: number };
+  limits: { default: Required<TaskLimits>; max: Required<TaskLimits> };
+  networkBridgeAllowed: boolean;
+  /** Largest request body (a submit with its files), in bytes. */
+  maxBodyBytes: number;
+  /** Output kept per task, in bytes. */
+  maxOutputBytes: number;
+  /** Queued + running tasks the tenant may have. */
+  maxActiveTasks: number;
+}
+
+/** `GET /v1/events` `counts` event: the tenant's tasks waiting and running now. */
+export interface TaskCounts {
+  queued: number;
+  running: number;
+}

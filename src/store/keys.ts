@@ -16,6 +16,11 @@ export interface Keys {
   readonly cancelChannel: string;
   /** Pub/sub channel carrying the id of every task that reaches a final status (long-polling readers wait on it). */
   readonly finishedChannel: string;
+  /**
+   * Pub/sub channel announcing every change of a task (created, any transition, removed) as
+   * `{"tenant","id"}` (plus `"deleted": true`), for live views of a tenant's tasks.
+   */
+  readonly changesChannel: string;
   /** Heartbeat of a live worker process; containers labelled with a worker whose key is gone are orphans. */
   workerHeartbeat(workerId: string): string;
   /** BullMQ's own prefix; its keys live under `<namespace>:bull:*`. */
@@ -36,6 +41,7 @@ export function createKeys(namespace: string): Keys {
     expiry: `${ns}:expiry`,
     cancelChannel: `${ns}:cancel`,
     finishedChannel: `${ns}:finished`,
+    changesChannel: `${ns}:changes`,
     workerHeartbeat: (workerId) => `${ns}:worker:${workerId}`,
     bullPrefix: `${ns}:bull`,
   };

@@ -31,12 +31,13 @@ redis.call('SET', KEYS[5], ARGV[6])
 redis.call('ZADD', KEYS[4], 0, ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[3])
 if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[3], 'EX', tonumber(ARGV[5])) end
+redis.call('PUBLISH', KEYS[7], '{"tenant":' .. redis.call('HGET', KEYS[3], 'tenant') .. ',"id":"' .. ARGV[3] .. '"}')
 return {'created', ARGV[3]}
 `;
 
 // Changes a task only if its current status is one of ARGV[1] (comma separated). When the new status is final,
 // also drops it from the tenant's active set, deletes its spec and, given a channel as KEYS[6], publishes its id
-// there; if ARGV[2] is a number, schedules its expiry.
+// there; if ARGV[2] is a number, schedules its expiry. Every applied change is announced on KEYS[7] (as in SUBMIT).
 const TRANSITION = `
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return false end
@@ -49,6 +50,7 @@ for allowed in string.gmatch(ARGV[1], '[^,]+') do
       if KEYS[6] then redis.call('PUBLISH', KEYS[6], KEYS[4]) end
     end
     if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), KEYS[4]) end
+    redis.call('PUBLISH', KEYS[7], '{"tenant":' .. redis.call('HGET', KEYS[1], 'tenant') .. ',"id":"' .. KEYS[4] .. '"}')
     return 'ok'
   end
 end
@@ -56,6 +58,9 @@ return cur
 `;
 
 export type SubmitOutcome = { kind: "created"; id: string } | { kind: "existing"; id: string } | { kind: "over_limit"; active: number };
+
+/** Most active tasks whose status {@link TaskStore.activeCounts} reads. */
+const ACTIVE_SAMPLE = 10_000;
 
 const PATCH = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end";
 
@@ -87,13 +92,14 @@ export class TaskStore {
     const idemKey = opts.idempotencyKeyHash ? this.keys.idempotency(record.tenant, opts.idempotencyKeyHash) : this.keys.task("-");
     const [kind, value] = (await this.run(
       "berthSubmit",
-      6,
+      7,
       idemKey,
       this.keys.tenantActive(record.tenant),
       this.keys.task(record.id),
       this.keys.tenantIndex(record.tenant),
       this.keys.spec(record.id),
       this.keys.task(""),
+      this.keys.changesChannel,
       opts.idempotencyKeyHash ? "1" : "0",
       String(opts.maxActive),
       record.id,
@@ -137,13 +143,14 @@ export class TaskStore {
     const expires = fields.expiresAtMs != null ? String(fields.expiresAtMs) : "";
     const res = (await this.run(
       "berthTransition",
-      6,
+      7,
       this.keys.task(id),
       this.keys.tenantActive(tenant),
       this.keys.expiry,
       id,
       this.keys.spec(id),
       this.keys.finishedChannel,
+      this.keys.changesChannel,
       from.join(","),
       expires,
       final ? "1" : "0",
@@ -214,7 +221,25 @@ export class TaskStore {
       .zrem(this.keys.tenantIndex(record.tenant), indexMember(record))
       .srem(this.keys.tenantActive(record.tenant), record.id)
       .zrem(this.keys.expiry, record.id)
+      .publish(this.keys.changesChannel, JSON.stringify({ tenant: record.tenant, id: record.id, deleted: true }))
       .exec();
+  }
+
+  /**
+   * How many of the tenant's tasks are queued and running. Reads the status of at most ACTIVE_SAMPLE of its active
+   * tasks: exact up to that many (the tenant's BERTH_TENANT_MAX_ACTIVE is usually far below), beyond it `running`
+   * counts the sample only and `queued` the rest.
+   */
+  async activeCounts(tenant: string): Promise<{ queued: number; running: number }> {
+    const key = this.keys.tenantActive(tenant);
+    const [[, total], [, ids]] = ((await this.redis.multi().scard(key).srandmember(key, ACTIVE_SAMPLE).exec()) ?? []) as [
+      [unknown, number],
+      [unknown, string[]],
+    ];
+    if (ids.length === 0) return { queued: 0, running: 0 };
+    const rows = (await this.redis.pipeline(ids.map((id) => ["hget", this.keys.task(id), "status"])).exec()) ?? [];
+    const running = rows.filter(([, status]) => status === "running").length;
+    return { queued: Math.max(0, total - running), running };
   }
 
   /**
@@ -269,13 +294,14 @@ export class TaskStore {
       const score = it.expiryScore ?? it.fields.expiresAtMs;
       transition.call(
         pipe,
-        6,
+        7,
         this.keys.task(it.id),
         this.keys.tenantActive(it.tenant),
         this.keys.expiry,
         it.id,
         this.keys.spec(it.id),
         this.keys.finishedChannel,
+        this.keys.changesChannel,
         it.from.join(","),
         score != null ? String(score) : "",
         it.final ? "1" : "0",

@@ -1,0 +1,95 @@
+// What a live view of a tenant's tasks needs beyond §3: `GET /v1/info` (what this server accepts, for the submit
+// form) and `GET /v1/events` (the tenant's task changes as Server-Sent Events, for the task list).
+import type { FastifyInstance } from "fastify";
+import type { ServerInfo } from "../../contract/types.js";
+import { BerthError } from "../../errors.js";
+import type { ApiContext } from "../context.js";
+import { type TaskEvents, frame } from "../task-events.js";
+
+/** Event streams one tenant may hold open (tabs, people) and this server in all. */
+export const MAX_EVENT_STREAMS_PER_TENANT = 16;
+export const MAX_EVENT_STREAMS = 2000;
+/** Unsent bytes a stream may hold; a client that cannot keep up is dropped (it reconnects and re-reads). */
+const MAX_BUFFERED_BYTES = 256 * 1024;
+const HEARTBEAT_MS = 15_000;
+
+export async function liveRoutes(app: FastifyInstance, { ctx, events }: { ctx: ApiContext; events: TaskEvents }): Promise<void> {
+  const { config } = ctx.deps;
+
+  app.get("/v1/info", async (request): Promise<ServerInfo> => {
+    const tenant = ctx.auth.tenantOf(request);
+    return {
+      tenant,
+      keysRequired: config.apiKeys.size > 0,
+      images: { default: config.images.defaultImage, allowed: [...config.images.allowed] },
+      timeoutSeconds: { default: config.timeouts.defaultSeconds, max: config.timeouts.maxSeconds },
+      ttlSeconds: { default: config.retention.defaultSeconds, max: config.retention.maxSeconds },
+      limits: { default: { ...config.limits.defaults }, max: { ...config.limits.max } },
+      networkBridgeAllowed: config.worker.allowNetwork,
+      maxBodyBytes: config.http.maxBodyBytes,
+      maxOutputBytes: config.worker.maxOutputBytes,
+      maxActiveTasks: config.tenantMaxActive,
+    };
+  });
+
+  /**
+   * `event: counts` {queued, running} first and whenever they change; `event: task` with the task view of each task
+   * created or changed; `event: deleted` {id}; `event: resync` {} when changes may have been missed (re-read then).
+   * Events carry no ids and are not replayed: a client re-reads its list whenever it connects.
+   */
+  app.get("/v1/events", async (request, reply) => {
+    const tenant = ctx.auth.tenantOf(request);
+    if (events.streamsOf(tenant) >= MAX_EVENT_STREAMS_PER_TENANT || events.size >= MAX_EVENT_STREAMS) {
+      throw new BerthError(
+        "tenant_over_limit",
+        `Too many open event streams (at most ${MAX_EVENT_STREAMS_PER_TENANT} per tenant); close one and retry.`,
+        { retryAfterSeconds: 5 },
+      );
+    }
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache, no-transform",
+      "x-accel-buffering": "no",
+      connection: "keep-alive",
+    });
+    res.write(": berth task events\n\n");
+    let closed = false;
+    let stop: (() => void) | undefined;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(heartbeat);
+      stop?.();
+      if (!res.writableEnded) res.end();
+    };
+    const heartbeat = setInterval(() => {
+      if (res.writableLength < MAX_BUFFERED_BYTES) res.write(": heartbeat\n\n");
+      else res.destroy();
+    }, HEARTBEAT_MS);
+    res.on("close", close);
+    const sink = {
+      send: (text: string) => {
+        if (closed) return true;
+        if (res.writableLength >= MAX_BUFFERED_BYTES) return false;
+        res.write(text);
+        return true;
+      },
+      close: () => {
+        // Dropped for falling behind, or shutdown: anything still unsent goes with the socket.
+        if (!closed && res.writableLength >= MAX_BUFFERED_BYTES) res.destroy();
+        close();
+      },
+    };
+    try {
+      const unwatch = await events.watch(tenant, sink);
+      if (closed) unwatch();
+      else stop = unwatch;
+    } catch (err) {
+      request.log.warn({ err }, "task event stream could not start");
+      sink.send(frame("resync", {}));
+      close();
+    }
+  });
+}
