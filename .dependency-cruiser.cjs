@@ -47,7 +47,7 @@ module.exports = {
       name: "no-orphans",
       comment: "A module nobody imports is dead code (entry points and declarations excepted).",
       severity: "error",
-      from: { orphan: true, path: "^src/", pathNot: ["^src/cli/main\\.ts$", "^src/client/index\\.ts$", "\\.d\\.ts$"] },
+      from: { orphan: true, path: "^src/", pathNot: ["^src/cli/main\\.ts$", "^src/client/index\\.ts$", "^src/web/main\\.tsx$", "\\.d\\.ts$"] },
       to: {},
     },
     {
@@ -59,9 +59,9 @@ module.exports = {
     },
     {
       name: "no-dev-deps-in-src",
-      comment: "src/ runs in production: devDependencies are for tests and tools.",
+      comment: "src/ runs in production: devDependencies are for tests and tools (and src/web, which is bundled at build time).",
       severity: "error",
-      from: { path: "^src/" },
+      from: { path: "^src/", pathNot: "^src/web/" },
       to: { dependencyTypes: ["npm-dev"], dependencyTypesNot: ["type-only"] },
     },
     {
@@ -70,6 +70,21 @@ module.exports = {
       severity: "error",
       from: { path: "^src/client/" },
       to: { pathNot: ["^src/client/", "^src/contract/"], dependencyTypesNot: ["core"] },
+    },
+    {
+      name: "web-runs-in-the-browser",
+      comment:
+        "src/web is the dashboard's browser bundle: it uses the public API like any client, so it imports only itself, the wire contract, the SDK's browser-safe modules and its bundled libraries (never server code or Node built-ins).",
+      severity: "error",
+      from: { path: "^src/web/" },
+      to: { pathNot: ["^src/web/", "^src/contract/", "^src/client/(errors|follow|sse)\\.ts$", "^node_modules/(preact|anser)/"] },
+    },
+    {
+      name: "nothing-imports-web",
+      comment: "The server serves src/web's build output (dist/web) as files; no server or client module imports the bundle's code.",
+      severity: "error",
+      from: { path: "^src/", pathNot: "^src/web/" },
+      to: { path: "^src/web/" },
     },
     {
       name: "contract-stands-alone",
@@ -99,7 +114,7 @@ module.exports = {
     doNotFollow: { path: "node_modules" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.build.json" },
-    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default", "types"], extensions: [".ts", ".js"] },
+    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default", "types"], extensions: [".ts", ".tsx", ".js"] },
     moduleSystems: ["es6"],
     reporterOptions: { text: { highlightFocused: true } },
   },

@@ -56,6 +56,8 @@ ensure_packages() {
   command -v git >/dev/null 2>&1 || missing+=(git)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  # Debian's Chromium: the dashboard's tests drive it headless (nothing downloads a browser of its own).
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
   # A docker CLI may already be on PATH without an engine; docker.io brings both.
   command -v docker >/dev/null 2>&1 || apt_install docker.io
@@ -120,7 +122,7 @@ ensure_node_deps() {
   [ -f node_modules/.berth-lock-hash ] && have=$(cat node_modules/.berth-lock-hash)
   if [ "$want" != "$have" ]; then
     say "installing npm dependencies (npm ci: exactly the committed lockfile)"
-    npm ci --no-audit --no-fund --loglevel=error
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
     printf '%s' "$want" > node_modules/.berth-lock-hash
   fi
 }

@@ -98,7 +98,7 @@ export interface ServerInfo {
   tenant: string;
   /** Whether the server needs an API key at all. */
   keysRequired: boolean;
-  images: { default: string; /** Patterns; `*` matches any run of characters. */ allowed: string[] };
+  images: { default: string /** Patterns; `*` matches any run of characters. */; allowed: string[] };
   timeoutSeconds: { default: number; max: number };
   ttlSeconds: { default: number; max: number };
   limits: { default: Required<TaskLimits>; max: Required<TaskLimits> };

@@ -69,7 +69,7 @@ export class TerminalText {
       const tail = text.slice(lastEsc);
       ESCAPE.lastIndex = 0;
       const complete = ESCAPE.exec(tail);
-      if ((!complete || complete.index !== 0) && tail.length < MAX_HELD && !tail.includes("\n")) {
+      if (complete?.index !== 0 && tail.length < MAX_HELD && !tail.includes("\n")) {
         this.held = tail;
         text = text.slice(0, lastEsc);
       }
