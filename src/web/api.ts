@@ -84,13 +84,24 @@ export class Api {
     return (await this.fetch(path)).blob();
   }
 
-  /** The task's log events, live; reconnects with Last-Event-ID after a dropped connection, for as long as needed. */
-  follow(id: string, signal: AbortSignal, onReconnect: (attempt: number) => void): AsyncGenerator<FollowEvent> {
-    const open = (lastEventId: string | undefined, s: AbortSignal) =>
-      this.fetch(`/v1/tasks/${encodeURIComponent(id)}/logs`, {
+  /**
+   * The task's log events, live; reconnects with Last-Event-ID after a dropped connection, for as long as needed.
+   * `onOpen` runs whenever a connection is made, `onReconnect` before each new attempt.
+   */
+  follow(
+    id: string,
+    signal: AbortSignal,
+    on: { onOpen(): void; onReconnect(attempt: number): void },
+  ): AsyncGenerator<FollowEvent> {
+    const open = async (lastEventId: string | undefined, s: AbortSignal) => {
+      const res = await this.fetch(`/v1/tasks/${encodeURIComponent(id)}/logs`, {
         signal: s,
         headers: { accept: "text/event-stream", ...(lastEventId ? { "last-event-id": lastEventId } : {}) },
       });
+      on.onOpen();
+      return res;
+    };
+    const onReconnect = on.onReconnect;
     return followEvents(id, open, { signal, maxRetries: Number.POSITIVE_INFINITY, maxRetryDelayMs: 3000, onReconnect });
   }
 

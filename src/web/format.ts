@@ -29,7 +29,7 @@ export function formatDuration(ms: number | null): string {
 export function taskDuration(t: TaskView, now: number): number | null {
   if (!t.startedAt) return null;
   const end = t.finishedAt ? Date.parse(t.finishedAt) : now;
-  return end - Date.parse(t.startedAt);
+  return Math.max(0, end - Date.parse(t.startedAt));
 }
 
 export function formatTime(iso: string | null): string {

@@ -1,9 +1,13 @@
-// The web dashboard (shared/API.md §5): `GET /` serves its page, `/assets/*` its scripts, styles and icon, all built
+// The web dashboard (shared/API.md §5): `GET /` serves its page, `/assets/*` its script, stylesheet and icon, all built
 // into dist/web by `npm run build` (scripts/build-web.mjs). The page uses only the public API with the caller's key.
-import { existsSync, readFileSync } from "node:fs";
+// Files go out through @fastify/send (ETag, conditional requests), as archives do. @fastify/static 10 would need an
+// ESM-only package through require(), which Node 20 allows but Jest's module loader (every in-process test) does not.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
-import fastifyStatic from "@fastify/static";
+import send from "@fastify/send";
 import type { FastifyInstance } from "fastify";
+import { BerthError } from "../../errors.js";
 
 /** dist/web, from src/api/routes (tests) as from dist/api/routes (the built server): both sit three levels down. */
 export const WEB_ROOT = fileURLToPath(new URL("../../../dist/web/", import.meta.url));
@@ -35,33 +39,55 @@ const PAGE_HEADERS = {
   "cross-origin-resource-policy": "same-origin",
 };
 
+const TYPES: Record<string, string> = {
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+};
+
 export async function dashboardRoutes(app: FastifyInstance, { root = WEB_ROOT }: { root?: string } = {}): Promise<void> {
-  const indexFile = `${root}/index.html`;
+  const indexFile = path.join(root, "index.html");
   if (!existsSync(indexFile)) {
     app.get("/", async (_request, reply) =>
       reply.code(503).type("text/plain; charset=utf-8").send("The dashboard has not been built: run `npm run build`, then reload.\n"),
     );
     return;
   }
-  // Built once per start: the page names its assets by content hash, so it changes only with a new build.
+  // Read once per start: the page names its assets by content hash, so it changes only with a new build.
   const page = readFileSync(indexFile);
   app.get("/", async (_request, reply) => reply.headers(PAGE_HEADERS).type("text/html; charset=utf-8").send(page));
 
-  // Asset names carry their content's hash, so they can be cached for good; .br/.gz siblings are sent when accepted.
-  await app.register(fastifyStatic, {
-    root: `${root}/assets`,
-    prefix: "/assets/",
-    decorateReply: false,
-    index: false,
-    dotfiles: "deny",
-    preCompressed: true,
-    cacheControl: false,
-    setHeaders: (reply) => {
-      reply.headers({
+  // Only the files the build wrote are served (an allow-list, not a directory), each with its .br/.gz siblings.
+  const dir = path.join(root, "assets");
+  const files = new Set(readdirSync(dir));
+  app.get("/assets/:name", async (request, reply) => {
+    const name = (request.params as { name: string }).name;
+    const type = TYPES[path.extname(name)];
+    if (!files.has(name) || !type) throw new BerthError("not_found", "No such dashboard file.");
+    const accepts = request.headers["accept-encoding"] ?? "";
+    const encoding =
+      /\bbr\b/.test(accepts) && files.has(`${name}.br`) ? "br" : /\bgzip\b/.test(accepts) && files.has(`${name}.gz`) ? "gzip" : null;
+    const file = path.join(dir, encoding === "br" ? `${name}.br` : encoding === "gzip" ? `${name}.gz` : name);
+    const result = await send(request.raw, file, {
+      etag: true,
+      lastModified: false,
+      cacheControl: false,
+      acceptRanges: false,
+      contentType: false,
+    });
+    if (result.type === "error") throw new BerthError("not_found", "No such dashboard file.");
+    if (encoding) void reply.header("content-encoding", encoding);
+    // Names carry their content's hash: cached for good, never revalidated.
+    return reply
+      .code(result.statusCode)
+      .headers(result.headers)
+      .headers({
+        "content-type": type,
         "cache-control": "public, max-age=31536000, immutable",
+        vary: "accept-encoding",
         "x-content-type-options": "nosniff",
         "cross-origin-resource-policy": "same-origin",
-      });
-    },
+      })
+      .send(result.stream);
   });
 }

@@ -1,4 +1,5 @@
 // The live workspace: a listing and a file's raw bytes, during the run and after. Never through a symbolic link.
+import { lstat } from "node:fs/promises";
 import { pipeline, Transform } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { BerthError } from "../../errors.js";
@@ -17,6 +18,9 @@ export async function fileRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     try {
       return await listWorkspace(dir);
     } catch (err) {
+      // A task is "running" a moment before its worker (on this host) has made the workspace: nothing there yet.
+      const making = record.status === "running" && (record.host === null || record.host === ctx.deps.host);
+      if (making && !(await exists(dir))) return { files: [], truncated: false };
       throw gone(record.id, err);
     }
   });
@@ -49,6 +53,12 @@ export async function fileRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
       .send(body);
   });
 }
+
+const exists = (p: string): Promise<boolean> =>
+  lstat(p).then(
+    () => true,
+    () => false,
+  );
 
 function gone(id: string, err: unknown): BerthError {
   if (err instanceof BerthError) return err;

@@ -56,11 +56,14 @@ export function LogView({ api, id, workspace }: { api: Api; id: string; workspac
     };
     const controller = new AbortController();
     (async () => {
-      for await (const event of api.follow(id, controller.signal, (attempt) => setConnection({ state: "reconnecting", attempt }))) {
+      const on = {
+        onOpen: () => setConnection({ state: "live" }),
+        onReconnect: (attempt: number) => setConnection({ state: "reconnecting", attempt }),
+      };
+      for await (const event of api.follow(id, controller.signal, on)) {
         if (event.type === "log") {
           model.append(event.stream, event.text);
           frame ||= requestAnimationFrame(draw);
-          setConnection((c) => (c.state === "live" ? c : { state: "live" }));
         } else {
           setConnection({ state: "ended", end: event });
         }

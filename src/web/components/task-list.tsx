@@ -211,7 +211,7 @@ function Row({ task: t, now }: { task: TaskView; now: number }) {
       <td class="image wide" title={t.image}>
         {t.image}
       </td>
-      <td class="wide">
+      <td class="wide labels-cell">
         <Labels labels={t.labels} />
       </td>
       <td title={formatTime(t.createdAt)}>{formatAgo(t.createdAt, now)}</td>
