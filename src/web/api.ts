@@ -88,11 +88,7 @@ export class Api {
    * The task's log events, live; reconnects with Last-Event-ID after a dropped connection, for as long as needed.
    * `onOpen` runs whenever a connection is made, `onReconnect` before each new attempt.
    */
-  follow(
-    id: string,
-    signal: AbortSignal,
-    on: { onOpen(): void; onReconnect(attempt: number): void },
-  ): AsyncGenerator<FollowEvent> {
+  follow(id: string, signal: AbortSignal, on: { onOpen(): void; onReconnect(attempt: number): void }): AsyncGenerator<FollowEvent> {
     const open = async (lastEventId: string | undefined, s: AbortSignal) => {
       const res = await this.fetch(`/v1/tasks/${encodeURIComponent(id)}/logs`, {
         signal: s,
