@@ -64,6 +64,9 @@ describe("the architecture's rules", () => {
     ["the SDK importing server code", "src/client/index.ts", 'import "../errors.js";', /client-stands-alone/],
     ["the CLI loading server code eagerly", "src/cli/main.ts", 'import "../cleanup/sweep.js";', /cli-loads-server-lazily/],
     ["an import circle", "src/domain/task.ts", 'import "./validate.js";', /no-circular/],
+    ["the dashboard importing server code", "src/web/format.ts", 'import "../api/views.js";', /web-runs-in-the-browser/],
+    ["the dashboard importing a Node built-in", "src/web/format.ts", 'import "node:fs";', /web-runs-in-the-browser/],
+    ["server code importing the dashboard", "src/api/views.ts", 'import "../web/format.js";', /nothing-imports-web/],
   ])("refuses %s", async (_what, file, line, rule) => {
     const res = await withLine(file, line, depcruise);
     expect(res.exitCode).not.toBe(0);
