@@ -136,7 +136,7 @@ export class LogModel {
   private trim(): void {
     if (this.lines.length <= this.maxLines + Math.max(100, Math.floor(this.maxLines / 5))) return;
     const excess = this.lines.length - this.maxLines;
-    this.lines.splice(0, excess);
+    for (const gone of this.lines.splice(0, excess)) this.dirty.delete(gone);
     this.dropped += excess;
     const firstId = this.lines[0]?.id ?? this.nextId;
     for (const s of this.streams.values()) if (s.open && s.open.id < firstId) s.open = null;

@@ -7,7 +7,11 @@ import { type Api, errorText, saveBlob } from "../api.js";
 import { type LogLine, LogModel } from "../log-model.js";
 
 /** Lines kept on the page; a longer log shows its tail and offers the whole as a download. */
-const MAX_LINES = 5000;
+const MAX_LINES = 2000;
+/** Longest run of log handling before the page gets the thread back. */
+const WORK_SLICE_MS = 30;
+/** Shortest time between two drawings of new lines. */
+const MIN_DRAW_MS = 100;
 
 type Connection =
   | { state: "connecting" }
@@ -29,8 +33,24 @@ export function LogView({ api, id, workspace }: { api: Api; id: string; workspac
     const model = new LogModel(MAX_LINES);
     const rendered = new Map<number, HTMLElement>();
     let frame = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let drawnAt = 0;
+    let gap = MIN_DRAW_MS;
+    // One drawing per animation frame at most, and never more than a tenth of the time spent drawing: a long log
+    // catching up is drawn now and then (each drawing replaces thousands of lines), a live one within MIN_DRAW_MS.
+    const schedule = () => {
+      if (frame || timer) return;
+      timer = setTimeout(
+        () => {
+          timer = undefined;
+          frame = requestAnimationFrame(draw);
+        },
+        Math.max(0, drawnAt + gap - performance.now()),
+      );
+    };
     const draw = () => {
       frame = 0;
+      drawnAt = performance.now();
       const { firstId, changed } = model.takeChanges();
       for (const [lineId, node] of rendered) {
         if (lineId >= firstId) break; // in insertion order, oldest first
@@ -52,6 +72,7 @@ export function LogView({ api, id, workspace }: { api: Api; id: string; workspac
       }
       el.append(appended);
       if (follow.current) el.scrollTop = el.scrollHeight;
+      gap = Math.max(MIN_DRAW_MS, (performance.now() - drawnAt) * 10);
       setShown({ lines: model.size, dropped: model.dropped });
     };
     const controller = new AbortController();
@@ -60,10 +81,16 @@ export function LogView({ api, id, workspace }: { api: Api; id: string; workspac
         onOpen: () => setConnection({ state: "live" }),
         onReconnect: (attempt: number) => setConnection({ state: "reconnecting", attempt }),
       };
+      let worked = performance.now();
       for await (const event of api.follow(id, controller.signal, on)) {
         if (event.type === "log") {
           model.append(event.stream, event.text);
-          frame ||= requestAnimationFrame(draw);
+          schedule();
+          // Catching up on a long log: hand the thread back now and then, so the page stays responsive.
+          if (performance.now() - worked > WORK_SLICE_MS) {
+            await new Promise((resolve) => setTimeout(resolve, 0));
+            worked = performance.now();
+          }
         } else {
           setConnection({ state: "ended", end: event });
         }
@@ -74,6 +101,7 @@ export function LogView({ api, id, workspace }: { api: Api; id: string; workspac
     return () => {
       controller.abort();
       cancelAnimationFrame(frame);
+      clearTimeout(timer);
       el.replaceChildren();
     };
   }, [api, id]);
