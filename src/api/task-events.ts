@@ -4,7 +4,7 @@
 // every stream of that tenant. Nothing is kept for tenants nobody watches.
 import type { Logger } from "pino";
 import type { TaskCounts, TaskView } from "../contract/types.js";
-import { closeConnection, openConnection, type RedisConnection } from "../store/redis.js";
+import { closeConnection, openSubscriber, type RedisConnection } from "../store/redis.js";
 import type { TaskStore } from "../store/task-store.js";
 import { toView } from "./views.js";
 
@@ -147,28 +147,34 @@ export class TaskEvents {
 
   /** One subscriber connection, made on first use. After it reconnects, every client is told to re-read. */
   private subscribe(): Promise<void> {
-    this.subscribed ??= (async () => {
-      const sub = openConnection(this.redisUrl, this.logger, "task-changes subscriber", { lazy: true });
-      sub.on("message", (_channel: string, message: string) => this.onMessage(message));
-      let connectedBefore = false;
-      sub.on("ready", () => {
-        if (connectedBefore) {
-          // Changes announced while it was away were missed.
-          const text = frame("resync", {});
-          for (const w of this.watches.values()) for (const s of [...w.sinks]) if (!s.send(text)) s.close();
-        }
-        connectedBefore = true;
-      });
-      this.subscriber = sub;
-      await sub.connect();
-      await sub.subscribe(this.channel);
-    })().catch((err: unknown) => {
-      this.logger.warn({ err }, "could not subscribe to task changes; live views will only refresh on reconnect");
-      const sub = this.subscriber;
-      this.subscriber = undefined;
-      this.subscribed = undefined;
-      if (sub) void closeConnection(sub);
-    });
+    this.subscribed ??= openSubscriber(
+      this.redisUrl,
+      this.logger,
+      "task-changes subscriber",
+      this.channel,
+      (message) => this.onMessage(message),
+      (sub) => {
+        let connectedBefore = false;
+        sub.on("ready", () => {
+          if (connectedBefore) {
+            // Changes announced while it was away were missed.
+            const text = frame("resync", {});
+            for (const w of this.watches.values()) for (const s of [...w.sinks]) if (!s.send(text)) s.close();
+          }
+          connectedBefore = true;
+        });
+        this.subscriber = sub;
+      },
+    ).then(
+      () => undefined,
+      (err: unknown) => {
+        this.logger.warn({ err }, "could not subscribe to task changes; live views will only refresh on reconnect");
+        const sub = this.subscriber;
+        this.subscriber = undefined;
+        this.subscribed = undefined;
+        if (sub) void closeConnection(sub);
+      },
+    );
     return this.subscribed;
   }
 }
