@@ -17,6 +17,7 @@ import { pino } from "pino";
 import { buildServer } from "../src/api/server.js";
 import { createServices } from "../src/app/services.js";
 import { loadConfig, type Config } from "../src/config/config.js";
+import { SseParser, type SseMessage } from "../src/client/sse.js";
 import type { TaskView } from "../src/contract/types.js";
 import { buildDeps } from "../src/app/build-deps.js";
 import { startWorker } from "../src/queue/worker.js";
@@ -551,15 +552,10 @@ export function followSse(
         return reject(new Error(`SSE for ${taskId} answered ${res.statusCode}`));
       }
       res.setEncoding("utf8");
-      let buf = "";
+      // The SDK's parser: the bench reads the stream as clients do.
+      const parser = new SseParser();
       res.on("data", (chunk: string) => {
-        buf += chunk;
-        let start = 0;
-        for (let i = buf.indexOf("\n\n"); i !== -1; i = buf.indexOf("\n\n", start)) {
-          handle(buf.slice(start, i));
-          start = i + 2;
-        }
-        buf = buf.slice(start);
+        for (const m of parser.push(chunk)) handle(m);
       });
       res.on("end", () => resolve(result));
       res.on("close", () => resolve(result));
@@ -567,14 +563,7 @@ export function followSse(
     });
     req.on("error", reject);
   });
-  const handle = (block: string): void => {
-    let event = "message";
-    let data = "";
-    for (const line of block.split("\n")) {
-      if (line.startsWith("event: ")) event = line.slice(7);
-      else if (line.startsWith("data: ")) data += line.slice(6);
-    }
-    if (data === "") return; // comments and heartbeats
+  const handle = ({ event, data }: SseMessage): void => {
     result.events++;
     if (event === "log") {
       const e = JSON.parse(data) as { stream: string; text: string };

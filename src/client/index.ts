@@ -6,7 +6,7 @@ export type { DownloadProgress, DownloadResult, DownloadStreamOptions, DownloadT
 export { BerthApiError, UNREACHABLE, isBerthApiError } from "./errors.js";
 export type { FollowEndEvent, FollowEvent, FollowLogEvent, FollowOptions } from "./follow.js";
 export { SseParser } from "./sse.js";
-export type { SseMessage } from "./sse.js";
+export type { SseMessage, SseParserOptions } from "./sse.js";
 export { FINAL_STATUSES, TASK_STATUSES, isFinalStatus } from "../contract/types.js";
 export type {
   ArchiveInfo,

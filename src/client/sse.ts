@@ -9,10 +9,20 @@ export interface SseMessage {
 
 const LINE_BREAK = /\r\n|\r|\n/g;
 
+/** Options of {@link SseParser}. */
+export interface SseParserOptions {
+  /**
+   * Called with each comment line's text (after the `:`, one leading space dropped) as it is parsed, e.g. a
+   * server's heartbeats. Comments never become events, with or without it.
+   */
+  onComment?: (text: string) => void;
+}
+
 /**
  * Feeds decoded text in, gets complete events out. Lines may end in LF, CRLF or CR (also split across chunks),
- * `data:` lines are joined with LF, comments (`:`) are ignored, a leading BOM is dropped, and an event is only
- * dispatched at its terminating blank line, so a connection that drops mid-event yields nothing partial.
+ * `data:` lines are joined with LF, comments (`:`) are skipped (or handed to `onComment`), a leading BOM is
+ * dropped, and an event is only dispatched at its terminating blank line, so a connection that drops mid-event
+ * yields nothing partial.
  */
 export class SseParser {
   #buffer = "";
@@ -22,9 +32,11 @@ export class SseParser {
   #data: string[] = [];
   #lastEventId: string;
   #retryMs: number | undefined;
+  readonly #onComment: ((text: string) => void) | undefined;
 
-  constructor(lastEventId = "") {
+  constructor(lastEventId = "", opts: SseParserOptions = {}) {
     this.#lastEventId = lastEventId;
+    this.#onComment = opts.onComment;
   }
 
   /** The last event id seen (or given to the constructor). */
@@ -70,7 +82,10 @@ export class SseParser {
       this.#event = "";
       return;
     }
-    if (line.startsWith(":")) return;
+    if (line.startsWith(":")) {
+      this.#onComment?.(line.startsWith(": ") ? line.slice(2) : line.slice(1));
+      return;
+    }
     const colon = line.indexOf(":");
     const field = colon === -1 ? line : line.slice(0, colon);
     let value = colon === -1 ? "" : line.slice(colon + 1);

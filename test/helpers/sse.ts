@@ -1,84 +1,25 @@
-// A small, spec-following Server-Sent Events parser for tests (WHATWG HTML §9.2 "event stream interpretation"):
-// lines end with CRLF, LF or CR; a blank line dispatches; `field: value` (one leading space dropped);
-// lines starting with ":" are comments; several `data:` lines are joined with "\n".
+// Server-Sent Events for tests: collects a stream's events and comments, parsed by the SDK's own parser
+// (src/client/sse.ts, WHATWG HTML "event stream interpretation"), so tests and clients read streams alike.
 import http from "node:http";
+import { SseParser, type SseMessage } from "../../src/client/sse.js";
 
-export interface SseEvent {
-  /** The `event:` field, "message" when absent. */
-  readonly event: string;
-  readonly data: string;
-  /** The `id:` field of this event, or undefined when the event had none. */
-  readonly id: string | undefined;
-}
+/** One event: `event` ("message" when absent), `data`, and `id`, the stream's last event id when it was dispatched. */
+export type SseEvent = SseMessage;
 
 export type SseItem = { readonly kind: "event"; readonly event: SseEvent } | { readonly kind: "comment"; readonly text: string };
 
-/** Incremental parser: feed it decoded text in any chunking; it returns the items each chunk completed. */
-export class SseParser {
-  private buffer = "";
-  private pendingCr = false;
-  private data: string[] = [];
-  private hasData = false;
-  private eventType = "";
-  private id: string | undefined;
-
-  push(text: string): SseItem[] {
-    const out: SseItem[] = [];
-    let s = text;
-    // A CR at the very end of the previous chunk may be the first half of a CRLF.
-    if (this.pendingCr && s.startsWith("\n")) s = s.slice(1);
-    this.pendingCr = false;
-    this.buffer += s;
-    for (;;) {
-      const m = /\r\n|\r|\n/.exec(this.buffer);
-      if (!m) break;
-      if (m[0] === "\r" && m.index === this.buffer.length - 1) {
-        // Could still become CRLF: take the line now, and drop a following LF next time.
-        this.pendingCr = true;
-      }
-      const line = this.buffer.slice(0, m.index);
-      this.buffer = this.buffer.slice(m.index + m[0].length);
-      this.line(line, out);
-    }
+/** Feed it decoded text in any chunking; it returns the items (events and comments) each piece completed. */
+function itemParser(): (text: string) => SseItem[] {
+  let items: SseItem[] = [];
+  const parser = new SseParser("", { onComment: (text) => items.push({ kind: "comment", text }) });
+  return (text) => {
+    // Comments come first among the items of one piece: tests only count them.
+    const events = parser.push(text);
+    const out = items;
+    items = [];
+    for (const event of events) out.push({ kind: "event", event });
     return out;
-  }
-
-  /** End of stream: an event without its terminating blank line is discarded (as the spec says). */
-  end(): SseItem[] {
-    this.buffer = "";
-    this.data = [];
-    this.hasData = false;
-    this.eventType = "";
-    return [];
-  }
-
-  private line(line: string, out: SseItem[]): void {
-    if (line === "") {
-      if (this.hasData || this.eventType !== "") {
-        out.push({ kind: "event", event: { event: this.eventType || "message", data: this.data.join("\n"), id: this.id } });
-      }
-      this.data = [];
-      this.hasData = false;
-      this.eventType = "";
-      this.id = undefined;
-      return;
-    }
-    if (line.startsWith(":")) {
-      out.push({ kind: "comment", text: line.slice(1).replace(/^ /, "") });
-      return;
-    }
-    const colon = line.indexOf(":");
-    const field = colon === -1 ? line : line.slice(0, colon);
-    const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
-    if (field === "data") {
-      this.data.push(value);
-      this.hasData = true;
-    } else if (field === "event") this.eventType = value;
-    else if (field === "id") {
-      if (!value.includes("\0")) this.id = value;
-    }
-    // "retry" and unknown fields are ignored.
-  }
+  };
 }
 
 /** A log event's payload (API.md §3). */
@@ -110,17 +51,16 @@ export async function openSse(
   const body = res.body;
   async function* items(): AsyncGenerator<SseItem> {
     if (!body) return;
-    const parser = new SseParser();
+    const parse = itemParser();
     const decoder = new TextDecoder("utf-8");
     const reader = body.getReader();
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        yield* parser.push(decoder.decode(value, { stream: true }));
+        yield* parse(decoder.decode(value, { stream: true }));
       }
-      yield* parser.push(decoder.decode());
-      yield* parser.end();
+      yield* parse(decoder.decode()); // an event cut off without its blank line is dropped, as the spec says
     } finally {
       await reader.cancel().catch(() => undefined);
     }
@@ -141,7 +81,7 @@ export async function collectSse(url: string, headers: Record<string, string> = 
 }
 
 /** The `log` events' payloads, in order. */
-export const logData = (events: readonly SseEvent[]): (LogData & { id: string | undefined })[] =>
+export const logData = (events: readonly SseEvent[]): (LogData & { id: string })[] =>
   events.filter((e) => e.event === "log").map((e) => ({ ...(JSON.parse(e.data) as LogData), id: e.id }));
 
 /** Concatenated text of one stream's log events. */
@@ -170,7 +110,7 @@ export function stalledSse(
   return new Promise((resolve, reject) => {
     const req = http.request(url, { headers: { ...SSE_HEADERS, ...headers } }, (res) => {
       res.pause();
-      const parser = new SseParser();
+      const parse = itemParser();
       const events: SseEvent[] = [];
       const comments: string[] = [];
       const take = (items: SseItem[]) => {
@@ -182,7 +122,6 @@ export function stalledSse(
       const done = new Promise<SseResult<http.IncomingHttpHeaders>>((ok, fail) => {
         res.setEncoding("utf8"); // a StringDecoder: multi-byte characters split across chunks stay whole
         res.on("end", () => {
-          take(parser.end());
           ok({ status: res.statusCode ?? 0, headers: res.headers, events, comments });
         });
         res.on("error", fail);
@@ -192,7 +131,7 @@ export function stalledSse(
         status: res.statusCode ?? 0,
         headers: res.headers,
         resume() {
-          res.on("data", (chunk: string) => take(parser.push(chunk)));
+          res.on("data", (chunk: string) => take(parse(chunk)));
           res.resume();
         },
         done,
