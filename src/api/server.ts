@@ -19,7 +19,14 @@ import { streamEvents, wantsEventStream } from "./sse.js";
 import { TaskEvents } from "./task-events.js";
 import { TaskWaiter } from "./task-waiter.js";
 
-export async function buildServer(deps: Deps, services: Services, opts: { checkDocker?: boolean } = {}): Promise<FastifyInstance> {
+export interface ServerOptions {
+  /** Whether /readyz checks Docker (an API-only process may not talk to an engine). Default true. */
+  readonly checkDocker?: boolean;
+  /** The long-poll waiter to use (closed with the server). Default: one on the configured Redis, with its defaults. */
+  readonly waiter?: TaskWaiter;
+}
+
+export async function buildServer(deps: Deps, services: Services, opts: ServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.config.http.maxBodyBytes,
@@ -30,7 +37,7 @@ export async function buildServer(deps: Deps, services: Services, opts: { checkD
   const hub = new LiveHub(services.logs);
   // Output a worker in this process appends reaches this server's followers without a Redis read.
   const unlisten = services.logs.addLiveListener(hub);
-  const waiter = new TaskWaiter(deps.config.redisUrl, services.keys.finishedChannel, deps.logger);
+  const waiter = opts.waiter ?? new TaskWaiter(deps.config.redisUrl, services.keys.finishedChannel, deps.logger);
   const ctx: ApiContext = {
     deps,
     services,

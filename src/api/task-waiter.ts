@@ -5,20 +5,37 @@
 import type { Logger } from "pino";
 import { closeConnection, openSubscriber, type RedisConnection } from "../store/redis.js";
 
-/** How often a waiter re-reads the record anyway. */
+/** How often a waiter re-reads the record anyway, by default. */
 const RECHECK_MS = 2000;
+
+export interface TaskWaiterOptions {
+  /**
+   * How often an open long poll re-reads its task whatever it has heard, in ms (the fallback for a missed
+   * announcement). Default 2000. Tests set it out of a poll's reach to prove that the announcement alone wakes it.
+   */
+  readonly recheckMs?: number;
+}
 
 export class TaskWaiter {
   private readonly waiters = new Map<string, Set<{ check: () => void; finish: () => void }>>();
   private stopping = false;
   private subscriber: RedisConnection | undefined;
   private subscribed: Promise<void> | undefined;
+  private readonly recheckMs: number;
 
   constructor(
     private readonly redisUrl: string,
     private readonly channel: string,
     private readonly logger: Logger,
-  ) {}
+    opts: TaskWaiterOptions = {},
+  ) {
+    this.recheckMs = opts.recheckMs ?? RECHECK_MS;
+  }
+
+  /** Long polls open for the task right now (registered, not yet answered). */
+  openPolls(taskId: string): number {
+    return this.waiters.get(taskId)?.size ?? 0;
+  }
 
   /**
    * Resolves once `isFinal()` is true, or `ms` have passed, or `signal` aborts, whichever comes first.
@@ -68,7 +85,7 @@ export class TaskWaiter {
           });
       };
       const deadline = setTimeout(finish, until - Date.now());
-      const recheck = setInterval(check, RECHECK_MS);
+      const recheck = setInterval(check, this.recheckMs);
       signal.addEventListener("abort", finish, { once: true });
       const waiter = { check, finish };
       let set = this.waiters.get(taskId);

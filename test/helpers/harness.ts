@@ -7,6 +7,7 @@ import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
 import { buildServer } from "../../src/api/server.js";
+import { TaskWaiter } from "../../src/api/task-waiter.js";
 import type { Deps } from "../../src/app/deps.js";
 import { createServices, type Services } from "../../src/app/services.js";
 import { loadConfig } from "../../src/config/config.js";
@@ -23,6 +24,8 @@ export interface Harness {
   readonly services: Services;
   readonly app: FastifyInstance;
   readonly worker: TaskWorker | null;
+  /** The server's long-poll waiter (to see which polls are open). */
+  readonly waiter: TaskWaiter;
   readonly root: string;
   readonly namespace: string;
   /** Base URL of the listening server (for SSE, range and CLI tests). */
@@ -43,7 +46,12 @@ export const FINISHED = (t: { status: string }) => !["queued", "running"].includ
 
 export async function startHarness(
   env: Record<string, string> = {},
-  opts: { worker?: boolean; logStream?: NodeJS.WritableStream } = {},
+  opts: {
+    worker?: boolean;
+    logStream?: NodeJS.WritableStream;
+    /** How often open long polls re-read their task anyway (TaskWaiterOptions.recheckMs); default the server's. */
+    waitRecheckMs?: number;
+  } = {},
 ): Promise<Harness> {
   const namespace = `berth-test-${randomUUID().slice(0, 8)}`;
   const root = await mkdtemp(path.join(tmpdir(), `${namespace}-`));
@@ -61,7 +69,8 @@ export async function startHarness(
   const deps = await buildDeps(config, logger, namespace);
   const services = createServices(deps);
   const worker = opts.worker === false ? null : await startWorker(deps, services.keys, services.store, services.logs);
-  const app = await buildServer(deps, services);
+  const waiter = new TaskWaiter(config.redisUrl, services.keys.finishedChannel, logger, { recheckMs: opts.waitRecheckMs });
+  const app = await buildServer(deps, services, { waiter });
   await app.listen({ host: "127.0.0.1", port: 0 });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
@@ -73,6 +82,7 @@ export async function startHarness(
     services,
     app,
     worker,
+    waiter,
     root,
     namespace,
     url,
@@ -131,8 +141,10 @@ export async function httpRequest(
   urlPath: string,
   body?: unknown,
   headers: Record<string, string> = {},
+  /** Aborts the request (e.g. `AbortSignal.timeout(ms)`: a deadline for "answers rather than hangs"). */
+  signal?: AbortSignal,
 ): Promise<HttpResult> {
-  const init: RequestInit = { method, headers: { ...headers } };
+  const init: RequestInit = { method, headers: { ...headers }, signal };
   if (body !== undefined) {
     init.body = typeof body === "string" ? body : JSON.stringify(body);
     (init.headers as Record<string, string>)["content-type"] ??= "application/json";

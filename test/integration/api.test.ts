@@ -1,12 +1,22 @@
-// HTTP contract: authentication, tenants, validation, listing, health (shared/API.md §3).
+// HTTP contract: authentication, tenants, validation, listing, long polls, health (shared/API.md §3).
+import { jest } from "@jest/globals";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { TaskView } from "../../src/contract/types.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
+import { waitFor } from "../helpers/wait-for.js";
 
 const ACME = { authorization: "Bearer acme-key-0001" };
 const GLOBEX = { authorization: "Bearer globex-key-0002" };
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ BERTH_API_KEYS: "acme:acme-key-0001,globex:globex-key-0002", BERTH_MAX_BODY_BYTES: "65536" });
+  // Open long polls re-read their task only every 10 minutes here, beyond the longest poll (60 s): a poll that
+  // answers with the task's end before its wait ran out was woken by the end's announcement.
+  h = await startHarness(
+    { BERTH_API_KEYS: "acme:acme-key-0001,globex:globex-key-0002", BERTH_MAX_BODY_BYTES: "65536" },
+    { waitRecheckMs: 600_000 },
+  );
 });
 
 afterAll(async () => {
@@ -17,6 +27,17 @@ afterAll(async () => {
 
 const call = (method: "GET" | "POST" | "DELETE", url: string, body?: unknown, headers: Record<string, string> = ACME) =>
   h.request(method, url, body, headers);
+
+/** A task that runs until the test lets it finish (by creating a file in its workspace). */
+async function gatedTask(): Promise<{ task: TaskView; finish: () => Promise<void> }> {
+  const task = await h.submit({ command: ["sh", "-c", "while [ ! -e finish ]; do sleep 0.05; done"], timeoutSeconds: 300 }, ACME);
+  await waitFor(
+    `task ${task.id} to run`,
+    () => h.get(task.id, ACME),
+    (v) => v.status === "running",
+  );
+  return { task, finish: () => writeFile(path.join(h.deps.config.dirs.workspaces, task.workspace, "finish"), "") };
+}
 
 async function queuedJobs(): Promise<number> {
   const c = await h.services.queue.counts();
@@ -132,11 +153,15 @@ describe("ids and states", () => {
   });
 
   it("answers 409 archive_not_ready while the task has no archive", async () => {
-    const t = await h.submit({ command: ["sleep", "3"] }, ACME);
-    const res = await call("GET", `/v1/tasks/${t.id}/archive`);
-    expect(res.statusCode).toBe(409);
-    expect(res.json().error.code).toBe("archive_not_ready");
-    await h.waitFinished(t.id, 60_000, ACME);
+    const { task: t, finish } = await gatedTask();
+    try {
+      const res = await call("GET", `/v1/tasks/${t.id}/archive`);
+      expect(res.statusCode).toBe(409);
+      expect(res.json().error.code).toBe("archive_not_ready");
+    } finally {
+      await finish();
+    }
+    expect((await h.waitFinished(t.id, 60_000, ACME)).status).toBe("succeeded");
   });
 
   it("returns the same task for the same idempotency key", async () => {
@@ -152,28 +177,75 @@ describe("ids and states", () => {
 });
 
 describe("long polling a task's end (?waitSeconds)", () => {
-  it("answers the moment the task ends, with its final view", async () => {
-    const t = await h.submit({ command: ["sleep", "2"] }, ACME);
-    const asked = Date.now();
-    const res = await call("GET", `/v1/tasks/${t.id}?waitSeconds=60`);
-    expect(res.statusCode).toBe(200);
-    expect(res.json().status).toBe("succeeded");
-    expect(res.json().archive).not.toBeNull();
-    expect(Date.now() - asked).toBeLessThan(45_000); // not held for the whole minute
-  });
+  /**
+   * Runs `body` while recording what the long-poll waiter's reads of `taskId` found (final or not), in order. With
+   * re-reads out of reach here, a read after the first one was made because the task's end was announced.
+   */
+  async function recordingReads<T>(taskId: string, body: (found: boolean[]) => Promise<T>): Promise<T> {
+    const found: boolean[] = [];
+    const until = h.waiter.until.bind(h.waiter);
+    const spy = jest.spyOn(h.waiter, "until").mockImplementation((id, ms, signal, isFinal) =>
+      until(id, ms, signal, async () => {
+        const final = await isFinal();
+        if (id === taskId) found.push(final);
+        return final;
+      }),
+    );
+    try {
+      return await body(found);
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it("answers the moment the task ends, woken by its end, with its final view", async () => {
+    const { task: t, finish } = await gatedTask();
+    await recordingReads(t.id, async (found) => {
+      const poll = call("GET", `/v1/tasks/${t.id}?waitSeconds=60`);
+      try {
+        // The poll's own first read of the task went out as it registered, before the task may end.
+        await waitFor(
+          "the long poll to wait",
+          async () => h.waiter.openPolls(t.id),
+          (n) => n === 1,
+        );
+      } finally {
+        await finish();
+      }
+      const res = await poll;
+      expect(res.statusCode).toBe(200);
+      expect(res.json().status).toBe("succeeded");
+      expect(res.json().archive).not.toBeNull();
+      // Read as it registered (running), then again when the end was announced (final), and answered then; a poll
+      // left to its 60 s would show only the first read.
+      expect(found).toEqual([false, true]);
+      expect(h.waiter.openPolls(t.id)).toBe(0);
+    });
+  }, 120_000);
 
   it("answers with the current view once the wait has passed, and wakes on a cancel", async () => {
-    const t = await h.submit({ command: ["sleep", "60"] }, ACME);
-    const asked = Date.now();
-    const still = await call("GET", `/v1/tasks/${t.id}?waitSeconds=1`);
-    expect(Date.now() - asked).toBeGreaterThanOrEqual(900);
-    expect(["queued", "running"]).toContain(still.json().status);
-    const waiting = call("GET", `/v1/tasks/${t.id}?waitSeconds=60`);
-    expect((await call("POST", `/v1/tasks/${t.id}/cancel`)).statusCode).toBe(202);
-    const ended = await waiting;
-    expect(ended.statusCode).toBe(200);
-    expect(ended.json().status).toBe("canceled");
-  });
+    const t = await h.submit({ command: ["sleep", "600"] }, ACME);
+    await recordingReads(t.id, async (found) => {
+      const still = await call("GET", `/v1/tasks/${t.id}?waitSeconds=1`);
+      expect(["queued", "running"]).toContain(still.json().status);
+      // It did wait: one read as the poll registered, then its second ran out with the task still running.
+      expect(found).toEqual([false]);
+      expect(h.waiter.openPolls(t.id)).toBe(0);
+    });
+    await recordingReads(t.id, async (found) => {
+      const waiting = call("GET", `/v1/tasks/${t.id}?waitSeconds=60`);
+      await waitFor(
+        "the long poll to wait",
+        async () => h.waiter.openPolls(t.id),
+        (n) => n === 1,
+      );
+      expect((await call("POST", `/v1/tasks/${t.id}/cancel`)).statusCode).toBe(202);
+      const ended = await waiting;
+      expect(ended.statusCode).toBe(200);
+      expect(ended.json().status).toBe("canceled");
+      expect(found).toEqual([false, true]); // woken by the cancel's announcement
+    });
+  }, 120_000);
 
   it("refuses a waitSeconds that is not a whole number from 0 to 60, and hides other tenants' tasks", async () => {
     const t = await h.submit({ command: ["true"] }, ACME);
