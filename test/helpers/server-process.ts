@@ -32,7 +32,16 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function spawnServer(env: Record<string, string> = {}, role: "serve" | "api" | "worker" = "serve"): Promise<ServerProcess> {
+export interface SpawnOptions {
+  /** Options for node itself, before the script (e.g. `--expose-gc`, `--import <preload>`). */
+  readonly nodeArgs?: readonly string[];
+}
+
+export async function spawnServer(
+  env: Record<string, string> = {},
+  role: "serve" | "api" | "worker" = "serve",
+  opts: SpawnOptions = {},
+): Promise<ServerProcess> {
   const namespace = `berth-fault-${randomUUID().slice(0, 8)}`;
   const root = await mkdtemp(path.join(tmpdir(), `${namespace}-`));
   const port = await freePort();
@@ -47,7 +56,12 @@ export async function spawnServer(env: Record<string, string> = {}, role: "serve
   };
   let out = "";
   const start = async () => {
-    const proc = execa("node", ["dist/cli/main.js", role], { env: fullEnv, reject: false, all: true, cwd: process.cwd() });
+    const proc = execa("node", [...(opts.nodeArgs ?? []), "dist/cli/main.js", role], {
+      env: fullEnv,
+      reject: false,
+      all: true,
+      cwd: process.cwd(),
+    });
     const from = out.length;
     proc.all?.on("data", (d: Buffer) => {
       out += d.toString();

@@ -17,3 +17,20 @@ export async function waitFor<T>(
     await sleep(intervalMs);
   }
 }
+
+/**
+ * `promise`, or a rejection naming what did not happen if it has not settled within `deadlineMs`. For "it happens
+ * rather than hangs": the deadline is generous, a bound on hanging, never a measure of speed.
+ */
+export async function within<T>(promise: Promise<T>, deadlineMs: number, what: string): Promise<T> {
+  const timer = new AbortController();
+  const deadline = sleep(deadlineMs, undefined, { signal: timer.signal }).then(
+    () => Promise.reject(new Error(`${what} did not happen within ${deadlineMs} ms`)),
+    () => new Promise<never>(() => undefined), // cancelled: the promise settled first
+  );
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    timer.abort();
+  }
+}
