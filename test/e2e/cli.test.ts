@@ -191,7 +191,7 @@ describe("status, logs, list, download, cancel, delete", () => {
   });
 
   it("cancels a running task; following it then exits 130; a second cancel is refused", async () => {
-    const id = String((await berth(["submit", "--", "sleep", "60"])).stdout).trim();
+    const id = String((await berth(["submit", "--", "sleep", "600"])).stdout).trim();
     const follower = berth(["logs", id, "-f"]);
     await waitFor(
       `task ${id} to run`,

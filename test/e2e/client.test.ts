@@ -1,6 +1,6 @@
 // The client SDK against a real berth (API + worker on the real Docker engine and Redis).
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -85,6 +85,17 @@ describe("SseParser", () => {
       }
     }
   });
+
+  it("hands comments to onComment when asked, and yields the same events", () => {
+    for (const step of [1, 3, stream.length]) {
+      const comments: string[] = [];
+      const p = new SseParser("", { onComment: (text) => comments.push(text) });
+      const out: SseMessage[] = [];
+      for (let i = 0; i < stream.length; i += step) out.push(...p.push(stream.slice(i, i + step)));
+      expect(out).toEqual(expected);
+      expect(comments).toEqual(["hello", "comment"]);
+    }
+  });
 });
 
 describe("tasks", () => {
@@ -159,30 +170,40 @@ describe("follow", () => {
     const port = await proxy.start(0);
     try {
       const viaProxy = new BerthClient({ url: `http://127.0.0.1:${port}` });
+      // It ticks until the test lets it stop, which it does once the client is back after the proxy's outage.
       const t = await viaProxy.submit({
         command: [
           "sh",
           "-c",
-          "head -c 300000 /dev/urandom | base64; for i in $(seq 1 30); do echo tick $i; echo tock $i >&2; sleep 0.1; done",
+          "head -c 300000 /dev/urandom | base64; i=0; while [ ! -e stop ]; do i=$((i+1)); echo tick $i; echo tock $i >&2; sleep 0.1; done; echo stopped",
         ],
+        timeoutSeconds: 300,
       });
       // The first connection is cut mid-event after 100 kB; later, the proxy dies and comes back on the same port.
       proxy.cutAfter(100_000);
       const reconnects: unknown[] = [];
       let killed = false;
-      const { logs, ends, output } = await collect(viaProxy.follow(t.id, { onReconnect: (_n, err) => reconnects.push(err) }), (e) => {
+      let failuresWhileDown = 0;
+      let ticksAfterOutage = 0;
+      const onReconnect = (_n: number, err: unknown) => {
+        reconnects.push(err);
+        // The first failure after the kill is the dropped connection, the second a refused one: then it comes back.
+        if (killed && ++failuresWhileDown === 2) void proxy.start(port);
+      };
+      const { logs, ends, output, text } = await collect(viaProxy.follow(t.id, { onReconnect }), (e) => {
         if (!killed && e.text.includes("tick 5\n")) {
           killed = true;
           proxy.stop();
-          setTimeout(() => void proxy.start(port), 1500);
+        } else if (failuresWhileDown >= 2 && e.stream === "stdout" && ++ticksAfterOutage === 5) {
+          void writeFile(path.join(h.deps.config.dirs.workspaces, t.workspace, "stop"), "");
         }
       });
-      expect(killed).toBe(true);
+      expect(failuresWhileDown).toBeGreaterThanOrEqual(2);
       expect(proxy.cuts).toBeGreaterThanOrEqual(1);
       expect(reconnects.length).toBeGreaterThanOrEqual(2);
       expect(ends).toEqual([{ type: "end", status: "succeeded", exitCode: 0 }]);
       expect(output).toBe(await client.logs(t.id));
-      expect(output).toContain("tick 30\n");
+      expect(text("stdout")).toMatch(/\ntick 1\ntick 2\n[\s\S]*\ntick 5\n[\s\S]*\nstopped\n$/);
       expectIncreasingIds(logs);
       expect(new Set(logs.map((e) => e.id)).size).toBe(logs.length);
     } finally {
@@ -245,7 +266,7 @@ describe("download", () => {
   });
 
   it("answers 409 archive_not_ready for a task that is still running", async () => {
-    const t = await client.submit({ command: ["sleep", "30"] });
+    const t = await client.submit({ command: ["sleep", "600"] });
     await expect(client.download(t.id, { file: path.join(dir, "never.tar.gz") })).rejects.toMatchObject({
       status: 409,
       code: "archive_not_ready",

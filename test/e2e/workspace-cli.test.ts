@@ -80,7 +80,7 @@ it("lists workspaces with their task's status and size, and entries berth did no
 });
 
 it("shows one task, and refuses to remove a running task's workspace", async () => {
-  const t = await h.submit({ command: ["sleep", "60"] });
+  const t = await h.submit({ command: ["sleep", "600"] });
   await waitFor(
     "the task to run",
     () => h.get(t.id),

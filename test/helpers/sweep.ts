@@ -29,3 +29,10 @@ export async function namespaceContainers(namespace: string): Promise<string[]> 
   const { stdout } = await execa("docker", ["ps", "-aq", "--filter", `label=berth.namespace=${namespace}`]);
   return stdout.split("\n").filter(Boolean);
 }
+
+/** Ids of containers of a namespace that are running right now. */
+export async function runningContainers(namespace: string): Promise<string[]> {
+  const filters = ["--filter", `label=berth.namespace=${namespace}`, "--filter", "status=running"];
+  const { stdout } = await execa("docker", ["ps", "-q", ...filters]);
+  return stdout.split("\n").filter(Boolean);
+}

@@ -168,7 +168,7 @@ describe("expiry", () => {
   }, 120_000);
 
   it("never touches a running task, whatever its expiry says", async () => {
-    const t = await h.submit(sh("sleep 60"));
+    const t = await h.submit(sh("sleep 600"));
     await waitFor(
       "the task to run",
       () => h.get(t.id),

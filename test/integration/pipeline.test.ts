@@ -125,10 +125,9 @@ describe("a task from submit to archive", () => {
 
 describe("how a task can end", () => {
   it("stops a task at its timeout and records timed_out", async () => {
-    const started = Date.now();
+    // It ends long before its 600 s (waitFinished gives up after 60 s).
     const t = await h.waitFinished((await h.submit({ command: ["sleep", "600"], timeoutSeconds: 2 })).id);
     expect(t).toMatchObject({ status: "timed_out", reason: "timeout" });
-    expect(Date.now() - started).toBeLessThan(30_000);
     expect(t.archive).not.toBeNull();
   });
 

@@ -10,12 +10,15 @@ class GatedLogs {
   readonly entries: StoredEntry[] = [];
   readonly pending: { after: string; release: () => void }[] = [];
   maxInFlight = 0;
+  /** Reads answered so far. */
+  answered = 0;
   auto = false;
 
   readAfter(_taskId: string, after: string, count: number): Promise<StoredEntry[]> {
     return new Promise((resolve) => {
       const release = () => {
         this.pending.splice(this.pending.indexOf(call), 1);
+        this.answered++;
         resolve(this.entries.filter((e) => compareIds(e.id, after) > 0).slice(0, count));
       };
       const call = { after, release };
@@ -24,6 +27,16 @@ class GatedLogs {
       if (this.auto) setImmediate(release);
     });
   }
+}
+
+/** Lets the hub make (and get answers to) `n` more reads: whatever they could deliver has been delivered. */
+async function morePolls(logs: GatedLogs, n: number): Promise<void> {
+  const from = logs.answered;
+  await waitFor(
+    `${n} more reads`,
+    async () => logs.answered,
+    (answered) => answered >= from + n,
+  );
 }
 
 class Recorder implements Follower {
@@ -81,7 +94,7 @@ describe("LiveHub", () => {
         (n) => n >= 2,
         { timeoutMs: 5000 },
       );
-      await new Promise((r) => setTimeout(r, 50)); // a few more polls: nothing more may arrive
+      await morePolls(logs, 3); // nothing more may arrive
       expect(b.got).toEqual(["1000-2", "1000-3"]);
       expect(a.got).toEqual(["1000-1", "1000-2", "1000-3"]);
       expect(logs.maxInFlight).toBe(1); // one read per task at a time, however followers come and go
@@ -151,7 +164,7 @@ describe("LiveHub", () => {
         (n) => n >= 5,
         { timeoutMs: 5000 },
       );
-      await new Promise((r) => setTimeout(r, 50));
+      await morePolls(logs, 3);
       expect(behind.got).toEqual(["1000-2", "1000-3", "1000-4", "1000-5", "1000-6"]);
       expect(current.got).toEqual(["1000-3", "1000-4", "1000-5", "1000-6"]);
       expect(inside.got).toEqual(["1000-6"]);

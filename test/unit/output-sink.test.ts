@@ -3,6 +3,7 @@ import { pino } from "pino";
 import type { LogStream } from "../../src/contract/types.js";
 import { AppendError, type LogStore } from "../../src/logs/log-store.js";
 import { OutputSink } from "../../src/logs/output-sink.js";
+import { waitFor } from "../helpers/wait-for.js";
 
 class FakeStore {
   /** Each entry decoded on its own, as a reader of the Redis stream decodes it. */
@@ -109,7 +110,12 @@ describe("OutputSink", () => {
     store.failuresLeft = 2;
     const sink = sinkFor(store);
     sink.write("stdout", Buffer.from("first\n"));
-    await new Promise((r) => setTimeout(r, 20));
+    // The second write comes while the first is waiting to be retried.
+    await waitFor(
+      "the first write to fail",
+      async () => store.failuresLeft,
+      (n) => n === 1,
+    );
     sink.write("stdout", Buffer.from("second\n"));
     await sink.close();
     expect(store.text("stdout")).toBe("first\nsecond\n");
