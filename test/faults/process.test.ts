@@ -40,15 +40,20 @@ describe("SIGTERM", () => {
   it("lets a running task finish, records it, and exits with no container left", async () => {
     const s = await start({ BERTH_SHUTDOWN_TIMEOUT_SECONDS: "300" });
     // The task runs until the test lets it finish, which it does once shutdown has begun.
-    const id = await submit(s, { command: ["sh", "-c", "while [ ! -e finish ]; do sleep 0.05; done; echo finished"] });
-    const running = await waitStatus(s, id, (st) => st === "running");
+    const id = await submit(s, { command: ["sh", "-c", "echo started; while [ ! -e finish ]; do sleep 0.05; done; echo finished"] });
+    await waitFor(
+      "the task's first output",
+      () => httpRequest(s.url, "GET", `/v1/tasks/${id}/logs`),
+      (r) => r.body === "started\n",
+    );
+    const { workspace } = await view(s, id);
     s.proc.kill("SIGTERM");
     await waitFor(
       "shutdown to begin",
       async () => s.output(),
       (o) => o.includes("shutting down"),
     );
-    await writeFile(path.join(s.root, "workspaces", running.workspace, "finish"), "");
+    await writeFile(path.join(s.root, "workspaces", workspace, "finish"), "");
     const result = await s.proc;
     expect(result.exitCode).toBe(0);
     expect(await namespaceContainers(s.namespace)).toEqual([]);

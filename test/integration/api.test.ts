@@ -1,6 +1,6 @@
 // HTTP contract: authentication, tenants, validation, listing, long polls, health (shared/API.md §3).
 import { jest } from "@jest/globals";
-import { writeFile } from "node:fs/promises";
+import { access, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { TaskView } from "../../src/contract/types.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
@@ -28,15 +28,23 @@ afterAll(async () => {
 const call = (method: "GET" | "POST" | "DELETE", url: string, body?: unknown, headers: Record<string, string> = ACME) =>
   h.request(method, url, body, headers);
 
-/** A task that runs until the test lets it finish (by creating a file in its workspace). */
+/** A task that runs until the test lets it finish (by creating a file in its workspace); returned once it runs. */
 async function gatedTask(): Promise<{ task: TaskView; finish: () => Promise<void> }> {
-  const task = await h.submit({ command: ["sh", "-c", "while [ ! -e finish ]; do sleep 0.05; done"], timeoutSeconds: 300 }, ACME);
+  const task = await h.submit(
+    { command: ["sh", "-c", "touch running; while [ ! -e finish ]; do sleep 0.05; done"], timeoutSeconds: 300 },
+    ACME,
+  );
+  const dir = path.join(h.deps.config.dirs.workspaces, task.workspace);
   await waitFor(
     `task ${task.id} to run`,
-    () => h.get(task.id, ACME),
-    (v) => v.status === "running",
+    () =>
+      access(path.join(dir, "running")).then(
+        () => true,
+        () => false,
+      ),
+    (running) => running,
   );
-  return { task, finish: () => writeFile(path.join(h.deps.config.dirs.workspaces, task.workspace, "finish"), "") };
+  return { task, finish: () => writeFile(path.join(dir, "finish"), "") };
 }
 
 async function queuedJobs(): Promise<number> {
