@@ -92,11 +92,16 @@ it("keeps serving 20 stalled readers without slowing the task or holding its out
   //    long as its entry lives): ≈ 8.5 MiB;
   //  - per stalled reader (src/api/sse.ts): at most MAX_BUFFERED_BYTES = 1 MiB of unsent bytes, plus the frame that
   //    crossed that line (an entry holds at most 64 Ki characters: ~66 KiB of frame for this base64 text), plus the
-  //    store batch a reader catching up is writing out (STORE_BATCH = 32 entries, ≤ 2 MiB of text): ≈ 3.1 MiB;
+  //    batch it was writing out when its socket filled (a reader that fell out of the live fan-out catches up like
+  //    a late one, and keeps that batch while it waits for the socket to drain: STORE_BATCH = 32 entries, ≤ 2 MiB
+  //    of text): ≈ 3.1 MiB;
   //  - the Redis client's reply buffer, sized by recent large replies (redis-parser keeps up to ~3 × a 2 MiB
   //    batch): ≈ 6 MiB.
   // What the kernel has taken into the sockets' buffers (~4 MB per connection here) is not the server's memory.
-  // For 20 readers: ≈ 8.5 + 6 + 20 × 3.1 ≈ 77 MiB. Holding the output per reader would be 20 × 20 MB = 400 MB.
+  // For 20 readers: ≈ 8.5 + 6 + 20 × 3.1 ≈ 77 MiB, and every part can be at its bound at once (runs here measured
+  // 38 to 68 MiB). Asserted with a quarter more for what V8 and the libraries keep besides (code, pools): 96 MiB.
+  // Holding the output per reader would be up to 20 × 20 MB = 400 MB (with unbounded per-reader buffers, whose
+  // frames the readers share, this test measured 187 MiB).
   const READERS = 20;
   const DESIGN_BOUND_MIB = 8.5 + 6 + READERS * 3.1;
   const readers: Awaited<ReturnType<typeof stalledSse>>[] = [];
@@ -115,7 +120,7 @@ it("keeps serving 20 stalled readers without slowing the task or holding its out
 
     const retained = await settledMemory("the stalled readers' sockets to fill and the server's memory to settle");
     const extraMiB = (held(retained) - held(baseline)) / MiB;
-    expect(extraMiB).toBeLessThan(DESIGN_BOUND_MIB);
+    expect(extraMiB).toBeLessThan(DESIGN_BOUND_MIB * 1.25);
 
     // Then every reader gets the whole output, byte for byte, and exactly one end event (one at a time, so this
     // test holds one copy of the output at once).
