@@ -35,7 +35,7 @@ const TASKS = Number(values.tasks);
 const FILES = Number(values.files);
 const ROUNDS = Number(values.rounds);
 const CONTENT = randomBytes(1024);
-const LIMITS = { memoryMb: 512, cpus: 1, pids: 256 };
+const LIMITS = { memoryMb: 512, cpus: 1, pids: 256, diskMb: 1024 };
 
 async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;

@@ -11,6 +11,13 @@ const wholeNumber = (min: number, max: number, fallback: number) => {
   return z.coerce.number(problem).int(problem).min(min, problem).max(max, problem).default(fallback);
 };
 const seconds = (fallback: number) => wholeNumber(1, 31_536_000, fallback);
+// 0.01 is the engine's smallest CPU limit; below it the engine sees no limit at all (NanoCpus 0) or fails at start.
+const cpus = (fallback: number) =>
+  z.coerce
+    .number("must be a number of CPUs")
+    .min(0.01, "must be a number of CPUs from 0.01 to 1024")
+    .max(1024, "must be a number of CPUs from 0.01 to 1024")
+    .default(fallback);
 const csv = z
   .string()
   .default("")
@@ -57,10 +64,12 @@ const Env = z.object({
     .refine((v) => !v.startsWith("0:"), "must not be root (uid 0)"),
   BERTH_DEFAULT_MEMORY_MB: wholeNumber(16, 1_048_576, 512),
   BERTH_MAX_MEMORY_MB: wholeNumber(16, 1_048_576, 4096),
-  BERTH_DEFAULT_CPUS: z.coerce.number("must be a number of CPUs").positive("must be positive").default(1),
-  BERTH_MAX_CPUS: z.coerce.number("must be a number of CPUs").positive("must be positive").default(2),
+  BERTH_DEFAULT_CPUS: cpus(1),
+  BERTH_MAX_CPUS: cpus(2),
   BERTH_DEFAULT_PIDS: wholeNumber(8, 100_000, 256),
   BERTH_MAX_PIDS: wholeNumber(8, 100_000, 1024),
+  BERTH_DEFAULT_DISK_MB: wholeNumber(1, 16_777_216, 1024),
+  BERTH_MAX_DISK_MB: wholeNumber(1, 16_777_216, 8192),
   BERTH_TMPFS_MB: wholeNumber(1, 1_048_576, 256),
   BERTH_STOP_GRACE_SECONDS: wholeNumber(0, 600, 10),
   BERTH_ARCHIVE_TIMEOUT_SECONDS: seconds(600),
@@ -87,6 +96,7 @@ export interface Limits {
   readonly memoryMb: number;
   readonly cpus: number;
   readonly pids: number;
+  readonly diskMb: number;
 }
 
 export interface Config {
@@ -150,6 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   notAbove("BERTH_DEFAULT_MEMORY_MB", e.BERTH_DEFAULT_MEMORY_MB, "BERTH_MAX_MEMORY_MB", e.BERTH_MAX_MEMORY_MB);
   notAbove("BERTH_DEFAULT_CPUS", e.BERTH_DEFAULT_CPUS, "BERTH_MAX_CPUS", e.BERTH_MAX_CPUS);
   notAbove("BERTH_DEFAULT_PIDS", e.BERTH_DEFAULT_PIDS, "BERTH_MAX_PIDS", e.BERTH_MAX_PIDS);
+  notAbove("BERTH_DEFAULT_DISK_MB", e.BERTH_DEFAULT_DISK_MB, "BERTH_MAX_DISK_MB", e.BERTH_MAX_DISK_MB);
   if (e.BERTH_API_KEYS.length === 0 && !isLoopback(e.BERTH_HOST)) {
     throw invalid("BERTH_API_KEYS", `is empty, so berth serves without keys and may only listen on loopback, not ${e.BERTH_HOST}`);
   }
@@ -187,8 +198,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       runtime: e.BERTH_RUNTIME,
     },
     limits: {
-      defaults: { memoryMb: e.BERTH_DEFAULT_MEMORY_MB, cpus: e.BERTH_DEFAULT_CPUS, pids: e.BERTH_DEFAULT_PIDS },
-      max: { memoryMb: e.BERTH_MAX_MEMORY_MB, cpus: e.BERTH_MAX_CPUS, pids: e.BERTH_MAX_PIDS },
+      defaults: {
+        memoryMb: e.BERTH_DEFAULT_MEMORY_MB,
+        cpus: e.BERTH_DEFAULT_CPUS,
+        pids: e.BERTH_DEFAULT_PIDS,
+        diskMb: e.BERTH_DEFAULT_DISK_MB,
+      },
+      max: { memoryMb: e.BERTH_MAX_MEMORY_MB, cpus: e.BERTH_MAX_CPUS, pids: e.BERTH_MAX_PIDS, diskMb: e.BERTH_MAX_DISK_MB },
     },
     timeouts: { defaultSeconds: e.BERTH_TASK_TIMEOUT_SECONDS, maxSeconds: e.BERTH_MAX_TASK_TIMEOUT_SECONDS },
     retention: {

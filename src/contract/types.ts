@@ -16,6 +16,8 @@ export interface TaskLimits {
   memoryMb?: number;
   cpus?: number;
   pids?: number;
+  /** Most the workspace may hold, in MB (MiB); past it the task is stopped and fails with `disk_limit_exceeded`. */
+  diskMb?: number;
 }
 
 /** Body of `POST /v1/tasks`. Only `command` is required. */

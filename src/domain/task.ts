@@ -24,6 +24,16 @@ export function newTaskId(): string {
 
 export const workspaceName = (createdAtMs: number, id: string): string => `task-${createdAtMs}-${id}`;
 
+/**
+ * The smallest limits the Docker engine accepts (checked against Docker 20.10 on cgroup v1): the CFS quota must be
+ * at least 1 ms per 100 ms period (0.01 CPU, NanoCpus 1e7), memory at least 6 MB. Zero is not small: the engine
+ * reads NanoCpus, Memory or PidsLimit 0 as "no limit", so no value below these may ever reach it.
+ */
+export const ENGINE_MIN = { cpus: 0.01, nanoCpus: 10_000_000, memoryBytes: 6 * 1024 * 1024, pids: 2 } as const;
+
+/** NanoCpus the engine gets for `cpus`: rounded as the docker CLI does. */
+export const toNanoCpus = (cpus: number): number => Math.round(cpus * 1e9);
+
 /** What a worker needs to run a task; stored with the record, never in logs (env is secret). */
 export interface TaskSpec {
   readonly command: string[];

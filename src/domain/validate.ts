@@ -3,7 +3,7 @@ import { z } from "zod";
 import { imageAllowed, type Config } from "../config/config.js";
 import type { SubmitTaskRequest } from "../contract/types.js";
 import { BerthError } from "../errors.js";
-import { TASK_ID_PATTERN, type TaskSpec } from "./task.js";
+import { ENGINE_MIN, TASK_ID_PATTERN, toNanoCpus, type TaskSpec } from "./task.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9_./-]{1,63}$/;
@@ -37,8 +37,14 @@ const Body = z.strictObject({
   limits: z
     .strictObject({
       memoryMb: z.number().int("must be a whole number").min(16, "must be at least 16").optional(),
-      cpus: z.number().positive("must be positive").optional(),
+      cpus: z
+        .number()
+        .min(ENGINE_MIN.cpus, `must be at least ${ENGINE_MIN.cpus} (the smallest CPU limit the engine accepts)`)
+        // 0.01 itself is 1e7 after rounding; anything that rounds below would reach the engine as no limit or an error.
+        .refine((c) => toNanoCpus(c) >= ENGINE_MIN.nanoCpus, `must be at least ${ENGINE_MIN.cpus}`)
+        .optional(),
       pids: z.number().int("must be a whole number").min(8, "must be at least 8").optional(),
+      diskMb: z.number().int("must be a whole number").min(1, "must be at least 1").optional(),
     })
     .optional(),
   network: z.enum(["none", "bridge"], 'must be "none" or "bridge"').optional(),
@@ -58,6 +64,13 @@ export interface ValidatedSubmit {
   readonly labels: Record<string, string>;
   readonly idempotencyKey: string | null;
 }
+
+const MAX_VARIABLE = {
+  memoryMb: "BERTH_MAX_MEMORY_MB",
+  cpus: "BERTH_MAX_CPUS",
+  pids: "BERTH_MAX_PIDS",
+  diskMb: "BERTH_MAX_DISK_MB",
+} as const;
 
 const bad = (field: string, problem: string) => new BerthError("invalid_input", `Invalid ${field}: ${problem}.`, { field });
 
@@ -99,9 +112,10 @@ export function validateSubmit(body: unknown, config: Config, idempotencyHeader?
     memoryMb: b.limits?.memoryMb ?? defaults.memoryMb,
     cpus: b.limits?.cpus ?? defaults.cpus,
     pids: b.limits?.pids ?? defaults.pids,
+    diskMb: b.limits?.diskMb ?? defaults.diskMb,
   };
-  for (const k of ["memoryMb", "cpus", "pids"] as const) {
-    if (limits[k] > max[k]) throw bad(`limits.${k}`, `must be at most ${max[k]}, got ${limits[k]}`);
+  for (const k of ["memoryMb", "cpus", "pids", "diskMb"] as const) {
+    if (limits[k] > max[k]) throw bad(`limits.${k}`, `must be at most ${max[k]} (${MAX_VARIABLE[k]}), got ${limits[k]}`);
   }
   const network = b.network ?? "none";
   if (network === "bridge" && !config.worker.allowNetwork) {

@@ -1,6 +1,6 @@
 // Task + configuration → the container berth asks the engine for. Pure, so the hardening is unit-tested.
 import type { Config } from "../config/config.js";
-import type { TaskSpec } from "../domain/task.js";
+import { ENGINE_MIN, toNanoCpus, type TaskSpec } from "../domain/task.js";
 import type { ContainerSpec } from "./container-runtime.js";
 import { containerName, taskLabels } from "./labels.js";
 
@@ -24,11 +24,7 @@ export function buildContainerSpec(input: {
     user: config.worker.runnerUser,
     // The API refuses "bridge" unless allowed; checked again here so no path can widen it.
     network: spec.network === "bridge" && config.worker.allowNetwork ? "bridge" : "none",
-    limits: {
-      memoryBytes: spec.limits.memoryMb * 1024 * 1024,
-      nanoCpus: Math.round(spec.limits.cpus * 1e9),
-      pids: spec.limits.pids,
-    },
+    limits: engineLimits(spec.limits),
     tmpfsBytes: config.worker.tmpfsMb * 1024 * 1024,
     runtime: config.worker.runtime,
     labels: taskLabels({
@@ -38,5 +34,19 @@ export function buildContainerSpec(input: {
       host: input.host,
       workerId: input.workerId,
     }),
+  };
+}
+
+/**
+ * Limits in engine units, never below what the engine accepts. The engine reads 0 as "unlimited", so a value that
+ * slipped past validation (a record queued before a rule existed, a rounding) is raised to the smallest real limit
+ * instead: stricter than asked, never unlimited, never a run-time error.
+ */
+export function engineLimits(limits: TaskSpec["limits"]): ContainerSpec["limits"] {
+  const atLeast = (min: number, value: number) => (Number.isFinite(value) && value > min ? value : min);
+  return {
+    memoryBytes: atLeast(ENGINE_MIN.memoryBytes, Math.floor(limits.memoryMb * 1024 * 1024)),
+    nanoCpus: atLeast(ENGINE_MIN.nanoCpus, toNanoCpus(limits.cpus)),
+    pids: atLeast(ENGINE_MIN.pids, Math.floor(limits.pids)),
   };
 }

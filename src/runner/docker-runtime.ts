@@ -48,10 +48,26 @@ const compareVersions = (a: string, b: string) => {
 };
 
 export class DockerRuntime implements ContainerRuntime {
-  constructor(private readonly docker: Docker) {}
+  /** The engine's CPU count (its upper bound for NanoCpus), asked once; retried on the next task if it failed. */
+  private engineCpus: Promise<number | null> | undefined;
+
+  constructor(private readonly docker: Docker) {
+    void this.cpuCount();
+  }
+
+  private cpuCount(): Promise<number | null> {
+    this.engineCpus ??= this.docker.info().then(
+      (info: { NCPU?: unknown }) => (typeof info.NCPU === "number" && info.NCPU > 0 ? info.NCPU : null),
+      () => {
+        this.engineCpus = undefined;
+        return null;
+      },
+    );
+    return this.engineCpus;
+  }
 
   async run(spec: ContainerSpec, onOutput: OutputHandler): Promise<ContainerHandle> {
-    const container = await this.create(spec);
+    const container = await this.create(spec, await this.cpuCount());
     // Attach and register the exit wait before start (as the docker CLI does): a task that exits in a
     // millisecond still has all its output, and its exit is reported with no request after start.
     const [attached, waiting] = await Promise.allSettled([
@@ -88,9 +104,9 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  private async create(spec: ContainerSpec): Promise<Docker.Container> {
+  private async create(spec: ContainerSpec, engineCpus: number | null): Promise<Docker.Container> {
     try {
-      return await this.docker.createContainer(toCreateOptions(spec));
+      return await this.docker.createContainer(toCreateOptions(spec, engineCpus));
     } catch (err) {
       const status = statusOf(err);
       if (status === 404) {
@@ -217,7 +233,9 @@ class DockerContainer implements ContainerHandle {
   }
 }
 
-function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
+function toCreateOptions(spec: ContainerSpec, engineCpus: number | null): Docker.ContainerCreateOptions {
+  // The engine refuses more CPUs than it has; all of them is the same limit, so a larger request is capped there.
+  const nanoCpus = engineCpus ? Math.min(spec.limits.nanoCpus, engineCpus * 1e9) : spec.limits.nanoCpus;
   return {
     name: spec.name,
     Image: spec.image,
@@ -244,7 +262,7 @@ function toCreateOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
       IpcMode: "private",
       Memory: spec.limits.memoryBytes,
       MemorySwap: spec.limits.memoryBytes, // no swap beyond the memory limit
-      NanoCpus: spec.limits.nanoCpus,
+      NanoCpus: nanoCpus,
       PidsLimit: spec.limits.pids,
       Ulimits: [
         { Name: "nofile", Soft: 4096, Hard: 4096 },

@@ -61,7 +61,7 @@ async function fakeTask(opts: {
   const id = newTaskId();
   const createdAtMs = opts.createdAtMs ?? Date.now();
   const finishedAtMs = opts.finishedAtMs ?? createdAtMs + 1000;
-  const limits = { memoryMb: 512, cpus: 1, pids: 256 };
+  const limits = { memoryMb: 512, cpus: 1, pids: 256, diskMb: 1024 };
   const record: TaskRecord = {
     id,
     tenant: "default",

@@ -8,7 +8,7 @@ const spec = {
   files: {},
   fromTask: null,
   timeoutSeconds: 10,
-  limits: { memoryMb: 256, cpus: 1.5, pids: 64 },
+  limits: { memoryMb: 256, cpus: 1.5, pids: 64, diskMb: 100 },
   network: "bridge" as const,
   ttlSeconds: 60,
 };
