@@ -3,10 +3,10 @@ import { buildServer } from "./api/server.js";
 import { buildDeps } from "./app/build-deps.js";
 import { Lifecycle } from "./app/lifecycle.js";
 import { createServices } from "./app/services.js";
-import { startCleanup } from "./cleanup/schedule.js";
+import { startCleanup, type CleanupScheduler } from "./cleanup/schedule.js";
 import { loadConfig, loadDotEnv } from "./config/config.js";
 import { createRootLogger } from "./logging/logger.js";
-import { startWorker } from "./queue/worker.js";
+import { shutdownBoundMs, startWorker, type TaskWorker } from "./queue/worker.js";
 
 export type ServerRole = "serve" | "api" | "worker";
 
@@ -16,6 +16,7 @@ export async function runServer(role: ServerRole): Promise<void> {
   const config = loadConfig();
   const logger = createRootLogger({ level: config.logLevel, role, format: config.logFormat });
   const lifecycle = new Lifecycle(logger);
+  let worker: TaskWorker | undefined;
   let stopping = false;
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.on(signal, () => {
@@ -24,8 +25,18 @@ export async function runServer(role: ServerRole): Promise<void> {
         process.exit(1);
       }
       stopping = true;
-      logger.info({ signal }, "shutting down");
-      void lifecycle.close().then(() => process.exit(0));
+      const boundMs = shutdownBoundMs(config);
+      logger.info({ signal, exitWithinSeconds: boundMs / 1000 }, "shutting down");
+      // The promise of BERTH_SHUTDOWN_TIMEOUT_SECONDS holds whatever a dependency does: past the bound, the
+      // containers this process started are removed and it exits.
+      const deadline = setTimeout(() => {
+        logger.error({ boundSeconds: boundMs / 1000 }, "shutdown overran its bound; removing this worker's containers and exiting");
+        void Promise.resolve(worker?.kill()).finally(() => process.exit(1));
+      }, boundMs);
+      void lifecycle.close().then(() => {
+        clearTimeout(deadline);
+        process.exit(0);
+      });
     });
   }
 
@@ -35,11 +46,13 @@ export async function runServer(role: ServerRole): Promise<void> {
   lifecycle.defer("queue", () => services.queue.close());
 
   if (role !== "api") {
-    const worker = await startWorker(deps, services.keys, services.store, services.logs);
-    lifecycle.defer("worker", () => worker.close());
+    const started = await startWorker(deps, services.keys, services.store, services.logs);
+    worker = started;
     // Each worker host cleans what lives on its own disk.
-    const cleanup = await startCleanup(deps, services);
-    lifecycle.defer("cleanup", () => cleanup.close());
+    let cleanup: CleanupScheduler | undefined;
+    // Closed together, so the shutdown deadline of each counts from the signal, not from the other's end.
+    lifecycle.defer("worker", () => Promise.all([started.close(), cleanup?.close()]));
+    cleanup = await startCleanup(deps, services);
   }
   if (role !== "worker") {
     const app = await buildServer(deps, services);

@@ -5,10 +5,14 @@
 import { Queue, Worker } from "bullmq";
 import type { Deps } from "../app/deps.js";
 import type { Services } from "../app/services.js";
+import { throttledErrorLog } from "../logging/logger.js";
 import { closeConnection, openConnection } from "../store/redis.js";
 import { sweep, type SweepResult } from "./sweep.js";
 
 const SCHEDULER_ID = "sweep";
+/** How long BullMQ may take to close when no pass runs (it never does while Redis is down). */
+const CLOSE_GRACE_MS = 2000;
+const delay = (ms: number) => new Promise<"timeout">((resolve) => setTimeout(resolve, ms, "timeout").unref());
 
 /** BullMQ queue name of a host's cleanup: queue names must not contain `:`, so anything unusual becomes `-`. */
 export const cleanupQueueName = (host: string): string => `cleanup-${host.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 200)}`;
@@ -35,7 +39,10 @@ export async function startCleanup(deps: Deps, services: Services): Promise<Clea
   };
   try {
     const queue = new Queue(name, { connection: queueConnection, prefix });
-    queue.on("error", (err) => logger.error({ err, queue: name }, "cleanup queue error"));
+    // Both report an error on every reconnection attempt while Redis is down: logged with backoff.
+    const logQueueError = throttledErrorLog(logger, "cleanup queue error", { queue: name });
+    queue.on("error", logQueueError);
+    queueConnection.on("ready", () => logQueueError.reset());
     const intervalMs = config.retention.cleanupIntervalSeconds * 1000;
     await queue.upsertJobScheduler(
       SCHEDULER_ID,
@@ -47,14 +54,25 @@ export async function startCleanup(deps: Deps, services: Services): Promise<Clea
         opts: { removeOnComplete: { count: 20 }, removeOnFail: { count: 50 }, attempts: 1 },
       },
     );
-    const worker = new Worker(name, async () => summary(await sweep(deps, services)), {
+    let passRunning = false;
+    const runPass = async () => {
+      passRunning = true;
+      try {
+        return summary(await sweep(deps, services));
+      } finally {
+        passRunning = false;
+      }
+    };
+    const worker = new Worker(name, runPass, {
       connection: workerConnection,
       prefix,
       concurrency: 1,
       // A pass only awaits I/O, so BullMQ keeps renewing the lock however long it takes.
       lockDuration: 60_000,
     });
-    worker.on("error", (err) => logger.error({ err, queue: name }, "cleanup worker error"));
+    const logWorkerError = throttledErrorLog(logger, "cleanup worker error", { queue: name });
+    worker.on("error", logWorkerError);
+    workerConnection.on("ready", () => logWorkerError.reset());
     worker.on("failed", (_job, err) => logger.error({ err, queue: name }, "cleanup pass failed"));
     await worker.waitUntilReady();
     logger.info({ queue: name, intervalSeconds: config.retention.cleanupIntervalSeconds }, "cleanup scheduled");
@@ -65,17 +83,14 @@ export async function startCleanup(deps: Deps, services: Services): Promise<Clea
       close() {
         closing ??= (async () => {
           try {
-            // worker.close() waits for a running pass without limit; bound it. A pass cut short is safe: each
-            // task's files go before its record changes, so the next pass finishes what this one started.
-            const graceful = worker.close();
-            const timer = new Promise<"timeout">((resolve) =>
-              setTimeout(resolve, config.worker.shutdownTimeoutSeconds * 1000, "timeout").unref(),
-            );
-            if ((await Promise.race([graceful, timer])) === "timeout") {
-              logger.warn({ queue: name }, "cleanup pass still running at shutdown; closing without waiting");
-              await worker.close(true);
+            // worker.close() waits for a running pass without limit, and never settles while Redis is down (nor
+            // can it be forced once begun); bound it, and the connections are dropped below. A pass cut short is
+            // safe: each task's files go before its record changes, so the next pass finishes what this one started.
+            const waitMs = passRunning ? config.worker.shutdownTimeoutSeconds * 1000 : CLOSE_GRACE_MS;
+            if ((await Promise.race([worker.close(), delay(waitMs)])) === "timeout") {
+              logger.warn({ queue: name, passRunning }, "cleanup worker did not close in time; closing without waiting");
             }
-            await queue.close();
+            await Promise.race([queue.close(), delay(CLOSE_GRACE_MS)]);
           } finally {
             await quitAll();
           }

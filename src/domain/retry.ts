@@ -12,23 +12,38 @@ export interface RetryPolicy {
 
 /**
  * Runs `op` until it resolves or `policy.attempts` attempts have failed; then rejects with the last error.
- * `onFailure` is told of each failed attempt (to log it), the last one included.
+ * `onFailure` is told of each failed attempt (to log it), the last one included. Once `giveUp` aborts, no further
+ * attempt is made: a wait in progress ends and the last error is thrown.
  */
 export async function retry<T>(
   policy: RetryPolicy,
   op: (attempt: number) => Promise<T>,
   onFailure?: (err: unknown, attempt: number) => void,
+  giveUp?: AbortSignal,
 ): Promise<T> {
-  if (policy.firstDelayMs) await sleep(policy.firstDelayMs);
+  if (policy.firstDelayMs) await sleep(policy.firstDelayMs, giveUp);
   for (let attempt = 1; ; attempt++) {
     try {
       return await op(attempt);
     } catch (err) {
       onFailure?.(err, attempt);
-      if (attempt >= policy.attempts) throw err;
-      await sleep(policy.delayMs(attempt));
+      if (attempt >= policy.attempts || giveUp?.aborted) throw err;
+      await sleep(policy.delayMs(attempt), giveUp);
+      if (giveUp?.aborted) throw err;
     }
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+/** Waits `ms`, or less if `signal` aborts. */
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    signal?.addEventListener("abort", done, { once: true });
+  });

@@ -165,8 +165,9 @@ export class TaskQueue {
     return (await this.store.get(id)) ?? record;
   }
 
+  /** Bounded: BullMQ's close waits on Redis, which may be gone. */
   async close(): Promise<void> {
-    await this.queue.close();
+    await Promise.race([this.queue.close(), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
   }
 
   /** For tests and readiness: counts of jobs by state. */

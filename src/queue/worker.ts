@@ -4,9 +4,9 @@ import { randomBytes } from "node:crypto";
 import { Worker, type Job } from "bullmq";
 import type { Deps } from "../app/deps.js";
 import type { TaskRecord, TaskSpec } from "../domain/task.js";
-import { taskLogger } from "../logging/logger.js";
+import { taskLogger, throttledErrorLog } from "../logging/logger.js";
 import type { LogStore } from "../logs/log-store.js";
-import { LABEL_NAMESPACE, LABEL_TASK_ID } from "../runner/labels.js";
+import { LABEL_NAMESPACE, LABEL_TASK_ID, LABEL_WORKER } from "../runner/labels.js";
 import { runTask, type StopCause } from "../runner/run-task.js";
 import type { Keys } from "../store/keys.js";
 import { closeConnection, openConnection, openSubscriber } from "../store/redis.js";
@@ -16,13 +16,34 @@ import { Heartbeat, reapOrphans } from "./orphans.js";
 import { QUEUE_NAME, type TaskJobData } from "./queue.js";
 
 export interface TaskWorker {
-  /** Stops taking work; waits up to BERTH_SHUTDOWN_TIMEOUT_SECONDS for running tasks, then stops and records them. */
+  /**
+   * Stops taking work; waits up to BERTH_SHUTDOWN_TIMEOUT_SECONDS for running tasks, then stops and records them.
+   * Bounded whatever Redis does: settles within {@link shutdownBoundMs} minus a few seconds.
+   */
   close(): Promise<void>;
+  /** Last resort when shutdown overran its bound: force-removes every container this worker started. */
+  kill(): Promise<void>;
 }
+
+/** After the tasks are stopped at the shutdown deadline: time to remove their containers, archive and record them. */
+const SHUTDOWN_RECORD_SECONDS = 10;
+/** Once no task runs: how long BullMQ may take to close its connections (it waits forever while Redis is down). */
+const QUEUE_CLOSE_GRACE_MS = 2000;
+
+/**
+ * The longest a worker process may take to shut down: the tasks' time to finish, their stop grace period, time to
+ * record them, and a margin for the rest. The process exits by then whatever Redis or Docker do.
+ */
+export const shutdownBoundMs = (config: Deps["config"]): number =>
+  (config.worker.shutdownTimeoutSeconds + config.worker.stopGraceSeconds + SHUTDOWN_RECORD_SECONDS + 5) * 1000;
 
 export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs: LogStore): Promise<TaskWorker> {
   const { config, logger } = deps;
   const running = new Map<string, AbortController>();
+  /** Each job being processed, until it has ended (recorded, or given up). */
+  const inFlight = new Set<Promise<void>>();
+  /** Aborted when shutdown has waited long enough: a task still retrying its Redis writes stops trying. */
+  const giveUp = new AbortController();
   const connection = openConnection(config.redisUrl, logger, "worker");
   const stopTask = (taskId: string, cause: StopCause) => running.get(taskId)?.abort(cause);
   // Cancels come from whichever process took the request, on any host.
@@ -44,7 +65,17 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   const reaper = setInterval(() => void reap(), 60_000);
   reaper.unref();
 
-  const processJob = async (job: Job<TaskJobData>) => {
+  const processJob = (job: Job<TaskJobData>): Promise<void> => {
+    const done = processTask(job);
+    inFlight.add(done);
+    void done.then(
+      () => inFlight.delete(done),
+      () => inFlight.delete(done),
+    );
+    return done;
+  };
+
+  const processTask = async (job: Job<TaskJobData>) => {
     const { taskId } = job.data;
     const [record, spec] = await Promise.all([store.get(taskId), store.getSpec(taskId)]);
     if (!record || (record.status !== "queued" && record.status !== "running")) return; // canceled or deleted before it started
@@ -85,6 +116,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
         log,
         workerId,
         stop: controller.signal,
+        giveUp: giveUp.signal,
       });
     } finally {
       clearInterval(poll);
@@ -100,7 +132,10 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
     lockDuration: 30_000,
     maxStalledCount: 1,
   });
-  worker.on("error", (err) => logger.error({ err }, "worker error"));
+  // BullMQ reports an error on every reconnection attempt while Redis is down: logged with backoff.
+  const logWorkerError = throttledErrorLog(logger, "worker error", { component: "task queue" });
+  worker.on("error", logWorkerError);
+  connection.on("ready", () => logWorkerError.reset());
   worker.on("lockRenewalFailed", (jobIds) => {
     for (const id of jobIds) {
       logger.error({ taskId: id }, "lost the lock on a running task; stopping it so it cannot run twice");
@@ -111,30 +146,68 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   logger.info({ concurrency: config.worker.concurrency }, "worker started");
 
   let closing: Promise<void> | undefined;
+  const shutdownMs = config.worker.shutdownTimeoutSeconds * 1000;
+  const recordMs = (config.worker.stopGraceSeconds + SHUTDOWN_RECORD_SECONDS) * 1000;
   return {
     close() {
       closing ??= (async () => {
-        const closed = worker.close();
-        const deadline = setTimeout(() => {
+        // worker.close() stops fetching, waits for running jobs, then closes BullMQ's connections; while Redis is
+        // down it never settles, so it is waited for only as long as there is something to wait for.
+        let queueClosed = false;
+        const graceful = worker.close().then(
+          () => {
+            queueClosed = true;
+          },
+          (err: unknown) => logger.warn({ err }, "task queue did not close cleanly"),
+        );
+        const stopAll = setTimeout(() => {
           for (const id of running.keys()) {
             logger.warn({ taskId: id }, "shutdown deadline passed; stopping the task");
             stopTask(id, "worker_shutdown");
           }
-        }, config.worker.shutdownTimeoutSeconds * 1000);
-        deadline.unref();
+        }, shutdownMs);
+        const abandon = setTimeout(() => giveUp.abort(), shutdownMs + recordMs);
+        const gaveUp = new Promise<void>((resolve) => giveUp.signal.addEventListener("abort", () => resolve(), { once: true }));
         try {
-          await closed;
+          for (;;) {
+            await Promise.race([Promise.allSettled([...inFlight]), gaveUp]);
+            if (giveUp.signal.aborted) break;
+            await Promise.race([graceful, delay(QUEUE_CLOSE_GRACE_MS), gaveUp]);
+            // A job fetched just before close() began may have started meanwhile: wait for it as for the others.
+            if (queueClosed || inFlight.size === 0 || giveUp.signal.aborted) break;
+          }
+          if (inFlight.size > 0) {
+            logger.error(
+              { tasks: [...running.keys()] },
+              "tasks still not recorded at the shutdown bound (Redis unreachable?); their containers are removed, and they are recorded as lost once a worker sees Redis again",
+            );
+          } else if (!queueClosed) {
+            logger.warn("task queue did not close (Redis unreachable?); leaving without it");
+          }
         } finally {
-          clearTimeout(deadline);
+          clearTimeout(stopAll);
+          clearTimeout(abandon);
           clearInterval(reaper);
           await heartbeat.stop();
-          await closeConnection(subscriber);
-          await closeConnection(connection);
+          await Promise.all([closeConnection(subscriber), closeConnection(connection)]);
         }
       })();
       return closing;
     },
+    async kill() {
+      const mine = await withTimeout(
+        deps.runtime.findByLabels({ [LABEL_NAMESPACE]: deps.namespace, [LABEL_WORKER]: workerId }),
+        5000,
+      ).catch(() => []);
+      await Promise.all(mine.map((c) => withTimeout(deps.runtime.removeById(c.id), 5000).catch(() => undefined)));
+    },
   };
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+function withTimeout<T>(op: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([op, delay(ms).then(() => Promise.reject(new Error(`no answer within ${ms} ms`)))]);
 }
 
 async function removeTaskContainers(deps: Deps, taskId: string): Promise<void> {

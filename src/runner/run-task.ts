@@ -40,6 +40,8 @@ export interface RunTaskInput {
   readonly workerId: string;
   /** Aborted with a StopCause as reason when the task must stop (cancel, shutdown, lost lock). */
   readonly stop: AbortSignal;
+  /** Aborted when the worker's shutdown has waited long enough: Redis writes still being retried are given up. */
+  readonly giveUp?: AbortSignal;
 }
 
 export async function runTask(input: RunTaskInput): Promise<void> {
@@ -122,7 +124,7 @@ export async function runTask(input: RunTaskInput): Promise<void> {
 
   const finishedAtMs = Date.now();
   // Recording the outcome must survive a Redis outage: retried, so a finished task is never left "running".
-  const applied = await retrying(log, "record the outcome", () =>
+  const applied = await retrying(log, input.giveUp, "record the outcome", () =>
     store.transition(
       record.id,
       record.tenant,
@@ -147,7 +149,9 @@ export async function runTask(input: RunTaskInput): Promise<void> {
     ),
   );
   if (applied !== true) log.warn({ status: applied }, "task changed while it ran (deleted?); outcome not recorded");
-  await retrying(log, "end the log stream", () => logs.appendEnd(record.id, { status: outcome.status, exitCode: outcome.exitCode }));
+  await retrying(log, input.giveUp, "end the log stream", () =>
+    logs.appendEnd(record.id, { status: outcome.status, exitCode: outcome.exitCode }),
+  );
   log.info(
     {
       status: outcome.status,
@@ -257,11 +261,19 @@ async function sha256File(file: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** Retries a Redis write for about two minutes (Redis restarting), then gives up with the last error. */
-function retrying<T>(log: Logger, what: string, op: () => Promise<T>): Promise<T> {
-  return retry(RETRY.redisWrite, op, (err, attempt) => {
-    if (attempt === 1) log.warn({ err }, `could not ${what}; retrying`);
-  });
+/**
+ * Retries a Redis write for about two minutes (Redis restarting), then gives up with the last error; at once when
+ * `giveUp` aborts (the worker is shutting down and has waited long enough).
+ */
+function retrying<T>(log: Logger, giveUp: AbortSignal | undefined, what: string, op: () => Promise<T>): Promise<T> {
+  return retry(
+    RETRY.redisWrite,
+    op,
+    (err, attempt) => {
+      if (attempt === 1) log.warn({ err }, `could not ${what}; retrying`);
+    },
+    giveUp,
+  );
 }
 
 const joinMessages = (a: string | null, b: string) => (a ? `${a} ${b}` : b);

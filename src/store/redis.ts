@@ -94,12 +94,25 @@ export async function openSubscriber(
   return sub;
 }
 
-/** Closes a connection politely, or at once when Redis does not answer within `ms`. Never throws. */
+/**
+ * Closes a connection politely, or at once when Redis is not connected or does not answer within `ms`. Never
+ * throws, never waits longer than `ms`: a QUIT queued while ioredis waits to reconnect would never settle.
+ */
 export async function closeConnection(redis: RedisConnection, ms = 2000): Promise<void> {
-  const timer = setTimeout(() => redis.disconnect(), ms);
-  timer.unref();
+  if (redis.status === "end") return;
+  if (redis.status !== "ready") {
+    redis.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await redis.quit();
+    await Promise.race([
+      redis.quit(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("QUIT not answered")), ms);
+        timer.unref();
+      }),
+    ]);
   } catch {
     redis.disconnect();
   } finally {
