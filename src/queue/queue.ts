@@ -7,6 +7,7 @@ import { BerthError, taskNotFound } from "../errors.js";
 import { newTaskId, workspaceName, type TaskRecord } from "../domain/task.js";
 import type { ValidatedSubmit } from "../domain/validate.js";
 import type { LogStore } from "../logs/log-store.js";
+import { FairShare } from "../store/fair-share.js";
 import type { Keys } from "../store/keys.js";
 import type { TaskStore } from "../store/task-store.js";
 
@@ -20,6 +21,7 @@ export const hashIdempotencyKey = (key: string) => createHash("sha256").update(k
 
 export class TaskQueue {
   private readonly queue: Queue<TaskJobData>;
+  private readonly fair: FairShare;
 
   constructor(
     private readonly deps: Deps,
@@ -29,6 +31,7 @@ export class TaskQueue {
     connection: Redis,
   ) {
     this.queue = new Queue<TaskJobData>(QUEUE_NAME, { connection, prefix: keys.bullPrefix });
+    this.fair = new FairShare(deps.redis, keys);
   }
 
   /** Creates the task record and queues its job. Returns the record and whether it already existed. */
@@ -94,11 +97,14 @@ export class TaskQueue {
       return { record: existing, created: false };
     }
     try {
+      // Tenants take turns: the task's priority is its place in its tenant's queue (store/fair-share.ts).
+      const priority = await this.fair.assign(tenant, id);
       await this.queue.add(
         "run",
         { taskId: id },
         {
           jobId: id,
+          priority,
           // A processor that throws before the task ran (Redis blip) is retried; one that finds the task already
           // running records it as lost instead of running it twice (worker.ts).
           attempts: 3,
@@ -153,6 +159,7 @@ export class TaskQueue {
       );
       if (applied === true) {
         await this.queue.remove(id).catch(() => undefined);
+        await this.fair.leave(tenant, id).catch(() => undefined);
         await this.logs.appendEnd(id, { status: "canceled", exitCode: null });
         return (await this.store.get(id)) ?? record;
       }

@@ -8,6 +8,7 @@ import { taskLogger, throttledErrorLog } from "../logging/logger.js";
 import type { LogStore } from "../logs/log-store.js";
 import { LABEL_NAMESPACE, LABEL_TASK_ID, LABEL_WORKER } from "../runner/labels.js";
 import { runTask, type StopCause } from "../runner/run-task.js";
+import { FairShare } from "../store/fair-share.js";
 import type { Keys } from "../store/keys.js";
 import { closeConnection, openConnection, openSubscriber } from "../store/redis.js";
 import type { TaskStore } from "../store/task-store.js";
@@ -51,6 +52,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
     stopTask(taskId, "canceled"),
   );
 
+  const fair = new FairShare(deps.redis, keys);
   const workerId = `${deps.host}-${process.pid}-${randomBytes(4).toString("hex")}`;
   const registry = new WorkerRegistry(deps.redis, keys);
   const heartbeat = new Heartbeat(registry, workerId);
@@ -97,6 +99,8 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
         host: record.host ?? deps.host,
       });
       if (applied !== true) return;
+      // It no longer holds a place in its tenant's queue (a miss is pruned at the tenant's next submit).
+      void fair.leave(record.tenant, taskId).catch(() => undefined);
       if (record.cancelRequested) controller.abort("canceled" satisfies StopCause);
       // Pub/sub can miss a message while its connection reconnects: the record's flag is checked too.
       poll = setInterval(() => {

@@ -9,6 +9,8 @@ export interface Keys {
   logs(id: string): string;
   tenantIndex(tenant: string): string;
   tenantActive(tenant: string): string;
+  /** Zset of the tenant's queued tasks by their queue priority (fair scheduling across tenants). */
+  tenantQueued(tenant: string): string;
   idempotency(tenant: string, keyHash: string): string;
   /** Zset of finished tasks by expiresAt (ms), for the cleanup job. */
   readonly expiry: string;
@@ -37,6 +39,7 @@ export function createKeys(namespace: string): Keys {
     logs: (id) => `${ns}:logs:${id}`,
     tenantIndex: (tenant) => `${ns}:tenant:${tenant}:tasks`,
     tenantActive: (tenant) => `${ns}:tenant:${tenant}:active`,
+    tenantQueued: (tenant) => `${ns}:tenant:${tenant}:queued`,
     idempotency: (tenant, keyHash) => `${ns}:tenant:${tenant}:idem:${keyHash}`,
     expiry: `${ns}:expiry`,
     cancelChannel: `${ns}:cancel`,
