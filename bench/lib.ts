@@ -444,6 +444,8 @@ export async function startServe(ctx: BenchContext, name: string, env: Record<st
       if (killed) {
         child.kill("SIGKILL");
         await exited;
+        // A killed worker leaves its workspace root mounted nosuid,nodev (src/workspace/mount.ts).
+        await execa("umount", ["-l", "--", path.join(dir, "workspaces")], { reject: false });
       }
     }
     out.end();

@@ -36,6 +36,7 @@ export const isBerthError = (value: unknown): value is BerthError => value insta
 export type FailureReason =
   | "timeout"
   | "oom_killed"
+  | "disk_limit_exceeded"
   | "canceled"
   | "image_not_found"
   | "output_truncated"

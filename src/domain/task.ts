@@ -31,6 +31,18 @@ export const workspaceName = (createdAtMs: number, id: string): string => `task-
  */
 export const ENGINE_MIN = { cpus: 0.01, nanoCpus: 10_000_000, memoryBytes: 6 * 1024 * 1024, pids: 2 } as const;
 
+/**
+ * A spec stored before a limit existed (a task queued across an upgrade) gets the configured default for it,
+ * never "no limit".
+ */
+export const withDefaultLimits = (spec: TaskSpec, defaults: Required<TaskLimits>): TaskSpec => ({
+  ...spec,
+  limits: { ...defaults, ...spec.limits, diskMb: spec.limits.diskMb ?? defaults.diskMb },
+});
+
+/** Bytes a task's workspace may hold: limits.diskMb is in MiB, like memoryMb. */
+export const diskLimitBytes = (limits: { readonly diskMb: number }): number => limits.diskMb * 1024 * 1024;
+
 /** NanoCpus the engine gets for `cpus`: rounded as the docker CLI does. */
 export const toNanoCpus = (cpus: number): number => Math.round(cpus * 1e9);
 

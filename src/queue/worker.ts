@@ -3,14 +3,16 @@
 import { randomBytes } from "node:crypto";
 import { Worker, type Job } from "bullmq";
 import type { Deps } from "../app/deps.js";
-import type { TaskRecord, TaskSpec } from "../domain/task.js";
+import { withDefaultLimits, type TaskRecord, type TaskSpec } from "../domain/task.js";
 import { taskLogger, throttledErrorLog } from "../logging/logger.js";
 import type { LogStore } from "../logs/log-store.js";
 import { LABEL_NAMESPACE, LABEL_TASK_ID, LABEL_WORKER } from "../runner/labels.js";
-import { runTask, type StopCause } from "../runner/run-task.js";
+import type { StopCause } from "../runner/outcome.js";
+import { runTask } from "../runner/run-task.js";
 import { FairShare } from "../store/fair-share.js";
 import type { Keys } from "../store/keys.js";
 import { closeConnection, openConnection, openSubscriber } from "../store/redis.js";
+import { ensureNoSuidRoot, releaseNoSuidRoot, type RootMount } from "../workspace/mount.js";
 import type { TaskStore } from "../store/task-store.js";
 import { WorkerRegistry } from "../store/worker-registry.js";
 import { Heartbeat, reapOrphans } from "./orphans.js";
@@ -53,6 +55,20 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   );
 
   const fair = new FairShare(deps.redis, keys);
+  // Workspaces reach containers nosuid,nodev through their root's mount (workspace/mount.ts). Checked again before
+  // each task: another worker on this host that made the mount may have undone it when it stopped.
+  const root = config.dirs.workspaces;
+  const mountRoot = () => ensureNoSuidRoot(root).catch((): RootMount => "failed");
+  let rootMount = await mountRoot();
+  let mountedHere = rootMount === "mounted";
+  if (rootMount === "not_root" || rootMount === "failed") {
+    logger.warn({ root, outcome: rootMount }, "workspaces are mounted without nosuid,nodev (making the root such a mount needs root)");
+  }
+  const keepRootMounted = async () => {
+    if (rootMount === "not_root" || rootMount === "failed") return;
+    rootMount = await mountRoot();
+    if (rootMount === "mounted") mountedHere = true;
+  };
   const workerId = `${deps.host}-${process.pid}-${randomBytes(4).toString("hex")}`;
   const registry = new WorkerRegistry(deps.redis, keys);
   const heartbeat = new Heartbeat(registry, workerId);
@@ -111,12 +127,13 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
           () => undefined,
         );
       }, 3000);
+      await keepRootMounted();
       await runTask({
         deps,
         store,
         logs,
         record: { ...record, status: "running" },
-        spec: spec ?? fallbackSpec(record),
+        spec: withDefaultLimits(spec ?? fallbackSpec(record), config.limits.defaults),
         log,
         workerId,
         stop: controller.signal,
@@ -194,6 +211,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
           clearInterval(reaper);
           await heartbeat.stop();
           await Promise.all([closeConnection(subscriber), closeConnection(connection)]);
+          if (mountedHere) await releaseNoSuidRoot(root).catch(() => undefined);
         }
       })();
       return closing;

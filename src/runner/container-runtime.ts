@@ -12,6 +12,8 @@ export interface ContainerSpec {
   readonly user: string;
   readonly network: "none" | "bridge";
   readonly limits: { readonly memoryBytes: number; readonly nanoCpus: number; readonly pids: number };
+  /** Largest size any one file may reach (the fsize ulimit: the kernel refuses to go further). */
+  readonly maxFileBytes: number;
   readonly tmpfsBytes: number;
   /** Docker runtime ("" for the engine default). */
   readonly runtime: string;
@@ -41,6 +43,8 @@ export interface ContainerHandle {
   readonly outputEnded: Promise<void>;
   /** SIGTERM, then SIGKILL after `graceSeconds`. Succeeds if it has already stopped. */
   stop(graceSeconds: number): Promise<void>;
+  /** SIGKILL at once. Succeeds if it has already stopped. */
+  kill(): Promise<void>;
   /** Succeeds if it is already gone. */
   remove(): Promise<void>;
 }

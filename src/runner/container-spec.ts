@@ -1,6 +1,6 @@
 // Task + configuration → the container berth asks the engine for. Pure, so the hardening is unit-tested.
 import type { Config } from "../config/config.js";
-import { ENGINE_MIN, toNanoCpus, type TaskSpec } from "../domain/task.js";
+import { diskLimitBytes, ENGINE_MIN, toNanoCpus, type TaskSpec } from "../domain/task.js";
 import type { ContainerSpec } from "./container-runtime.js";
 import { containerName, taskLabels } from "./labels.js";
 
@@ -25,6 +25,7 @@ export function buildContainerSpec(input: {
     // The API refuses "bridge" unless allowed; checked again here so no path can widen it.
     network: spec.network === "bridge" && config.worker.allowNetwork ? "bridge" : "none",
     limits: engineLimits(spec.limits),
+    maxFileBytes: diskLimitBytes(spec.limits),
     tmpfsBytes: config.worker.tmpfsMb * 1024 * 1024,
     runtime: config.worker.runtime,
     labels: taskLabels({

@@ -228,6 +228,10 @@ class DockerContainer implements ContainerHandle {
     await ignoreStatus(this.container.stop({ t: graceSeconds }), 304, 404); // 304: already stopped
   }
 
+  async kill(): Promise<void> {
+    await ignoreStatus(this.container.kill({ signal: "SIGKILL" }), 404, 409); // 409: not running any more
+  }
+
   async remove(): Promise<void> {
     await ignoreStatus(this.container.remove({ force: true, v: true }), 404); // removal is idempotent
   }
@@ -267,6 +271,8 @@ function toCreateOptions(spec: ContainerSpec, engineCpus: number | null): Docker
       Ulimits: [
         { Name: "nofile", Soft: 4096, Hard: 4096 },
         { Name: "core", Soft: 0, Hard: 0 },
+        // The disk limit, per file, enforced by the kernel (the workspace's total is watched by the worker).
+        { Name: "fsize", Soft: spec.maxFileBytes, Hard: spec.maxFileBytes },
       ],
       // Output is read through attach; the engine keeps no copy of it on disk.
       LogConfig: { Type: "none", Config: {} },

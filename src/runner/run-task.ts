@@ -7,15 +7,17 @@ import type { Deps } from "../app/deps.js";
 import { createArchive, type ArchiveResult } from "../archive/archive.js";
 import { extractArchive } from "../archive/extract.js";
 import { retry, type RetryPolicy } from "../domain/retry.js";
-import type { TaskRecord, TaskSpec } from "../domain/task.js";
+import { diskLimitBytes, type TaskRecord, type TaskSpec } from "../domain/task.js";
 import { TaskFailure } from "../errors.js";
 import type { LogStore } from "../logs/log-store.js";
 import { OutputSink } from "../logs/output-sink.js";
 import type { TaskStore } from "../store/task-store.js";
+import { measureWorkspace } from "../workspace/usage.js";
 import { archivePath, chownTree, parseRunnerUser, prepareWorkspace } from "../workspace/workspace.js";
 import type { ContainerHandle } from "./container-runtime.js";
 import { buildContainerSpec } from "./container-spec.js";
 import { classify, failureOutcome, type Outcome, type StopCause, stopMessage, stopReason } from "./outcome.js";
+import { superviseUntilExit } from "./supervise.js";
 
 export type { StopCause } from "./outcome.js";
 
@@ -81,19 +83,31 @@ export async function runTask(input: RunTaskInput): Promise<void> {
     handle = await deps.runtime.run(containerSpec, (stream, chunk) => sink.write(stream, chunk));
     log.debug({ containerId: handle.id }, "container started");
 
-    const stopCause = await superviseUntilExit(handle, input);
+    const supervised = await superviseUntilExit(handle, {
+      spec,
+      workspacePath,
+      graceSeconds: config.worker.stopGraceSeconds,
+      stop: input.stop,
+      log,
+    });
     // The engine confirmed the exit: no process of the container is left to change the workspace, so archiving
-    // starts now, alongside inspect, the output drain and the removal.
+    // starts now, alongside inspect, the output drain, the removal and the final check of the disk limit.
+    let measuring: Promise<number | null> = Promise.resolve(null);
     if (
       await handle.exitConfirmed.then(
         () => true,
         () => false,
       )
-    )
+    ) {
       archiving = archiveWorkspace(input);
+      measuring = measureWorkspace(workspacePath).then(
+        (u) => u.bytes,
+        () => null,
+      );
+    }
     const exit = await handle.exited;
     await Promise.race([handle.outputEnded, delay(5000)]);
-    outcome = classify(exit, stopCause, spec);
+    outcome = classify(exit, supervised.cause, spec, { atStop: supervised.diskBytes, atEnd: await measuring });
   } catch (err) {
     outcome = failureOutcome(err, log);
   }
@@ -164,30 +178,6 @@ export async function runTask(input: RunTaskInput): Promise<void> {
   );
 }
 
-/** Waits for the container to exit, stopping it on timeout or when asked to stop. Returns why berth stopped it. */
-async function superviseUntilExit(handle: ContainerHandle, input: RunTaskInput): Promise<StopCause | null> {
-  const { spec, deps, log } = input;
-  const grace = deps.config.worker.stopGraceSeconds;
-  let cause: StopCause | null = null;
-  const stopWith = (c: StopCause) => {
-    if (cause) return;
-    cause = c;
-    log.info({ cause: c, graceSeconds: grace }, "stopping container");
-    handle.stop(grace).catch((err: unknown) => log.warn({ err }, "stop failed; the container will be force-removed"));
-  };
-  const timer = setTimeout(() => stopWith("timeout"), spec.timeoutSeconds * 1000);
-  const onAbort = () => stopWith((input.stop.reason as StopCause) ?? "canceled");
-  if (input.stop.aborted) onAbort();
-  else input.stop.addEventListener("abort", onAbort, { once: true });
-  try {
-    await handle.exitConfirmed.catch(() => undefined);
-  } finally {
-    clearTimeout(timer);
-    input.stop.removeEventListener("abort", onAbort);
-  }
-  return cause;
-}
-
 /** Removes the container, retrying for a while (the engine may be restarting). Returns whether it is gone. */
 async function removeContainer(handle: ContainerHandle, log: Logger): Promise<boolean> {
   try {
@@ -236,6 +226,13 @@ async function seedFromTask(input: RunTaskInput, workspacePath: string): Promise
   const { deps, store, spec, record } = input;
   const source = await store.getForTenant(record.tenant, spec.fromTask as string);
   if (!source?.archive) throw new TaskFailure("workspace_failed", `fromTask "${spec.fromTask}" has no archive any more.`);
+  const limit = diskLimitBytes(spec.limits);
+  if ((source.workspaceBytes ?? 0) > limit) {
+    throw new TaskFailure(
+      "disk_limit_exceeded",
+      `fromTask "${source.id}" left ${((source.workspaceBytes ?? 0) / 1024 ** 2).toFixed(1)} MB, more than this task's disk limit of ${spec.limits.diskMb} MB (limits.diskMb); nothing was restored.`,
+    );
+  }
   const file = archivePath(deps.config.dirs.archives, source.workspace);
   // Restore only the archive berth recorded: a file changed on disk since then is refused.
   const digest = await sha256File(file).catch(() => null);
@@ -248,7 +245,7 @@ async function seedFromTask(input: RunTaskInput, workspacePath: string): Promise
   await extractArchive({
     archivePath: file,
     destPath: workspacePath,
-    maxTotalBytes: 8 * 1024 ** 3,
+    maxTotalBytes: Math.min(8 * 1024 ** 3, limit),
     maxEntries: 200_000,
     timeoutMs: deps.config.worker.archiveTimeoutSeconds * 1000,
   });

@@ -92,6 +92,8 @@ export async function spawnServer(
         await sp.proc;
       }
       await sweepNamespace(namespace, fullEnv.BERTH_REDIS_URL);
+      // A killed worker leaves its workspace root mounted nosuid,nodev (src/workspace/mount.ts).
+      await execa("umount", ["-l", "--", `${root}/workspaces`], { reject: false });
       await rm(root, { recursive: true, force: true });
     },
   };

@@ -16,7 +16,8 @@ let h: Harness;
 let canary: string;
 
 beforeAll(async () => {
-  h = await startHarness({ BERTH_TASK_TIMEOUT_SECONDS: "300" });
+  // A disk limit large enough for the 20 GB sparse file (disk limits have their own tests in limits.test.ts).
+  h = await startHarness({ BERTH_TASK_TIMEOUT_SECONDS: "300", BERTH_DEFAULT_DISK_MB: "32768", BERTH_MAX_DISK_MB: "32768" });
   canary = await mkdtemp(path.join(tmpdir(), "berth-canary-"));
   await writeFile(path.join(canary, "keep.txt"), "canary\n");
 });

@@ -12,7 +12,7 @@ const spec: TaskSpec = {
   files: {},
   fromTask: null,
   timeoutSeconds: 30,
-  limits: { memoryMb: 256, cpus: 1, pids: 64 },
+  limits: { memoryMb: 256, cpus: 1, pids: 64, diskMb: 16 },
   network: "none",
   ttlSeconds: 60,
 };
@@ -54,6 +54,32 @@ describe("classify", () => {
       message: stopMessage("worker_shutdown", spec),
     });
     expect(stopMessage("worker_lost", spec)).toMatch(/cannot run twice/);
+  });
+});
+
+describe("classify: the disk limit", () => {
+  const MiB = 1024 * 1024;
+  it("says how much the workspace held when the watcher stopped it", () => {
+    expect(classify({ exitCode: 137, oomKilled: false }, "disk_limit_exceeded", spec, { atStop: 20 * MiB, atEnd: 21 * MiB })).toEqual({
+      status: "failed",
+      exitCode: 137,
+      reason: "disk_limit_exceeded",
+      message:
+        "Stopped: its workspace held 21.00 MB, past its disk limit of 16 MB (limits.diskMb); no single file may be larger than the limit either.",
+    });
+  });
+
+  it("fails a task whose workspace is past the limit when it ends, even with exit 0", () => {
+    expect(classify({ exitCode: 0, oomKilled: false }, null, spec, { atStop: null, atEnd: 16 * MiB + 4096 })).toMatchObject({
+      status: "failed",
+      reason: "disk_limit_exceeded",
+      message: expect.stringMatching(/^When it ended, its workspace held 16\.00 MB, past its disk limit of 16 MB/),
+    });
+    expect(classify({ exitCode: 0, oomKilled: false }, null, spec, { atStop: null, atEnd: 16 * MiB })).toMatchObject({ status: "succeeded" });
+  });
+
+  it("keeps a timeout or cancel as the reason even past the limit", () => {
+    expect(classify({ exitCode: 143, oomKilled: false }, "timeout", spec, { atStop: null, atEnd: 99 * MiB }).reason).toBe("timeout");
   });
 });
 

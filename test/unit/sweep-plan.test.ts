@@ -44,7 +44,7 @@ function task(status: TaskStatus, fields: Partial<TaskRecord> = {}, daysAgo = 10
     reason: null,
     message: null,
     timeoutSeconds: 60,
-    limits: { memoryMb: 512, cpus: 1, pids: 256 },
+    limits: { memoryMb: 512, cpus: 1, pids: 256, diskMb: 1024 },
     network: "none",
     ttlSeconds: 86_400,
     archive: finished === null ? null : { bytes: 100, sha256: "0".repeat(64) },
