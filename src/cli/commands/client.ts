@@ -53,6 +53,7 @@ interface SubmitOptions {
   memoryMb?: number;
   cpus?: number;
   pids?: number;
+  diskMb?: number;
   ttl?: number;
   idempotencyKey?: string;
   fromTask?: string;
@@ -86,6 +87,7 @@ export function registerClientCommands(program: Command): void {
     .option("--memory-mb <n>", "memory limit in MiB", parseNumber)
     .option("--cpus <n>", "CPU limit (may be fractional)", parseNumber)
     .option("--pids <n>", "process-count limit", parseNumber)
+    .option("--disk-mb <n>", "most the workspace may hold, in MiB (past it the task is stopped)", parseNumber)
     .option("--ttl <seconds>", "keep the finished task's workspace, archive and logs this long", parseNumber)
     .option("--idempotency-key <key>", "return the existing task submitted with this key instead of a new one")
     .option("--from-task <id>", "start from a copy of an earlier task's final workspace")
@@ -201,6 +203,7 @@ async function buildRequest(command: string[], o: SubmitOptions): Promise<Submit
     ...(o.memoryMb === undefined ? {} : { memoryMb: o.memoryMb }),
     ...(o.cpus === undefined ? {} : { cpus: o.cpus }),
     ...(o.pids === undefined ? {} : { pids: o.pids }),
+    ...(o.diskMb === undefined ? {} : { diskMb: o.diskMb }),
   };
   if (Object.keys(limits).length > 0) req.limits = limits;
   if (o.ttl !== undefined) req.ttlSeconds = o.ttl;
