@@ -53,7 +53,12 @@ export function classify(
     };
   // Past the limit at the end (a burst between two checks, or a file stopped by the kernel's per-file cap).
   if (disk.atEnd !== null && disk.atEnd > diskLimitBytes(spec.limits))
-    return { status: "failed", exitCode: exit.exitCode, reason: "disk_limit_exceeded", message: `When it ended, ${diskMessage(disk.atEnd, spec)}` };
+    return {
+      status: "failed",
+      exitCode: exit.exitCode,
+      reason: "disk_limit_exceeded",
+      message: `When it ended, ${diskMessage(disk.atEnd, spec)}`,
+    };
   if (exit.exitCode === 0) return { status: "succeeded", exitCode: 0, reason: null, message: null };
   return { status: "failed", exitCode: exit.exitCode, reason: null, message: null };
 }

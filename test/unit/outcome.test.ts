@@ -75,7 +75,9 @@ describe("classify: the disk limit", () => {
       reason: "disk_limit_exceeded",
       message: expect.stringMatching(/^When it ended, its workspace held 16\.00 MB, past its disk limit of 16 MB/),
     });
-    expect(classify({ exitCode: 0, oomKilled: false }, null, spec, { atStop: null, atEnd: 16 * MiB })).toMatchObject({ status: "succeeded" });
+    expect(classify({ exitCode: 0, oomKilled: false }, null, spec, { atStop: null, atEnd: 16 * MiB })).toMatchObject({
+      status: "succeeded",
+    });
   });
 
   it("keeps a timeout or cancel as the reason even past the limit", () => {
