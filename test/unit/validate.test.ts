@@ -28,7 +28,7 @@ describe("validateSubmit accepts", () => {
         files: {},
         fromTask: null,
         timeoutSeconds: 600,
-        limits: { memoryMb: 512, cpus: 1, pids: 256 },
+        limits: { memoryMb: 512, cpus: 1, pids: 256, diskMb: 1024 },
         network: "none",
         ttlSeconds: 604_800,
       },
@@ -94,7 +94,11 @@ describe("validateSubmit refuses, naming the field", () => {
     [{ command: ["a"], timeoutSeconds: 1.5 }, "timeoutSeconds", "Invalid timeoutSeconds: must be a whole number."],
     [{ command: ["a"], timeoutSeconds: 0 }, "timeoutSeconds", "Invalid timeoutSeconds: must be at least 1."],
     [{ command: ["a"], limits: { memoryMb: 8 } }, "limits.memoryMb", "Invalid limits.memoryMb: must be at least 16."],
-    [{ command: ["a"], limits: { cpus: 0 } }, "limits.cpus", "Invalid limits.cpus: must be positive."],
+    [
+      { command: ["a"], limits: { cpus: 0 } },
+      "limits.cpus",
+      "Invalid limits.cpus: must be at least 0.01 (the smallest CPU limit the engine accepts).",
+    ],
     [{ command: ["a"], network: "host" }, "network", 'Invalid network: must be "none" or "bridge".'],
     [{ command: ["a"], fromTask: "../x" }, "fromTask", "Invalid fromTask: must be a task id."],
     [
@@ -133,7 +137,7 @@ describe("validateSubmit refuses, naming the field", () => {
       "Invalid ttlSeconds: must be at most 2592000 (BERTH_MAX_RETENTION_SECONDS), got 2592001.",
     );
     const err = refusal({ command: ["a"], limits: { pids: 1025 } });
-    expect(err.message).toBe("Invalid limits.pids: must be at most 1024, got 1025.");
+    expect(err.message).toBe("Invalid limits.pids: must be at most 1024 (BERTH_MAX_PIDS), got 1025.");
     expect(err.details).toEqual({ field: "limits.pids" });
   });
 
