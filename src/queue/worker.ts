@@ -108,6 +108,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
         await removeTaskContainers(deps, taskId);
         controller.abort("worker_lost" satisfies StopCause);
       }
+      await keepRootMounted();
       // A re-delivered task keeps its first start and host: its workspace lives on that host's disk.
       const applied = await store.transition(taskId, record.tenant, ["queued", "running"], {
         status: "running",
@@ -127,7 +128,6 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
           () => undefined,
         );
       }, 3000);
-      await keepRootMounted();
       await runTask({
         deps,
         store,
