@@ -41,16 +41,36 @@ export interface DiskWatch {
   stop(): Promise<void>;
 }
 
-/** Watches `dir` until stopped; calls `onExceeded` once, with the bytes a walk found, when they pass `limitBytes`. */
-export function watchDisk(opts: { dir: string; limitBytes: number; log: Logger; onExceeded: (bytes: number) => void }): DiskWatch {
+/** What the workspace held, and the filesystem's free space, at one moment. */
+export interface DiskBaseline {
+  readonly bytes: number;
+  readonly freeBytes: number;
+}
+
+/** The filesystem's free space at `dir` (blocks free, as the kernel counts them, reserved ones included). */
+export async function freeBytesAt(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bfree * s.bsize;
+}
+
+/**
+ * Watches `dir` until stopped; calls `onExceeded` once, with the bytes a walk found, when they pass `limitBytes`.
+ * With a `baseline` taken before the container started (what its inputs hold), the first walk waits for its
+ * period or for the free space to drop, so a task that ends in a moment is never walked while it runs.
+ */
+export function watchDisk(opts: {
+  dir: string;
+  limitBytes: number;
+  log: Logger;
+  onExceeded: (bytes: number) => void;
+  baseline?: DiskBaseline | null;
+}): DiskWatch {
   const controller = new AbortController();
-  const freeBytes = async () => {
-    const s = await statfs(opts.dir);
-    return s.bfree * s.bsize;
-  };
-  let last: { bytes: number; freeBytes: number; at: number } | null = null;
+  const freeBytes = () => freeBytesAt(opts.dir);
+  const startedAt = Date.now();
+  let last: { bytes: number; freeBytes: number; at: number } | null = opts.baseline ? { ...opts.baseline, at: startedAt } : null;
   let peak = 0;
-  let nextWalkAt = 0;
+  let nextWalkAt = opts.baseline ? startedAt + MIN_WALK_INTERVAL_MS : 0;
   let earliestWalkAt = 0;
   let busy: Promise<void> | null = null;
   let failures = 0;

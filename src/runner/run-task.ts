@@ -12,11 +12,12 @@ import { TaskFailure } from "../errors.js";
 import type { LogStore } from "../logs/log-store.js";
 import { OutputSink } from "../logs/output-sink.js";
 import type { TaskStore } from "../store/task-store.js";
-import { measureWorkspace } from "../workspace/usage.js";
+import { inputBytes, measureWorkspace } from "../workspace/usage.js";
 import { archivePath, chownTree, parseRunnerUser, prepareWorkspace } from "../workspace/workspace.js";
 import type { ContainerHandle } from "./container-runtime.js";
 import { buildContainerSpec } from "./container-spec.js";
 import { classify, failureOutcome, type Outcome, type StopCause, stopMessage, stopReason } from "./outcome.js";
+import { freeBytesAt } from "./disk-watch.js";
 import { superviseUntilExit } from "./supervise.js";
 
 export type { StopCause } from "./outcome.js";
@@ -80,6 +81,13 @@ export async function runTask(input: RunTaskInput): Promise<void> {
       { image: spec.image, timeoutSeconds: spec.timeoutSeconds, limits: spec.limits, network: containerSpec.network },
       "container starting",
     );
+    // The disk limit's watcher starts from what the inputs hold (a copied fromTask workspace is walked instead).
+    const diskBaseline = spec.fromTask
+      ? null
+      : await freeBytesAt(workspacePath).then(
+          (freeBytes) => ({ bytes: inputBytes(spec.files), freeBytes }),
+          () => null,
+        );
     handle = await deps.runtime.run(containerSpec, (stream, chunk) => sink.write(stream, chunk));
     log.debug({ containerId: handle.id }, "container started");
 
@@ -89,6 +97,7 @@ export async function runTask(input: RunTaskInput): Promise<void> {
       graceSeconds: config.worker.stopGraceSeconds,
       stop: input.stop,
       log,
+      diskBaseline,
     });
     // The engine confirmed the exit: no process of the container is left to change the workspace, so archiving
     // starts now, alongside inspect, the output drain, the removal and the final check of the disk limit.

@@ -3,7 +3,7 @@
 import type { Logger } from "pino";
 import { diskLimitBytes, type TaskSpec } from "../domain/task.js";
 import type { ContainerHandle } from "./container-runtime.js";
-import { watchDisk } from "./disk-watch.js";
+import { type DiskBaseline, watchDisk } from "./disk-watch.js";
 import type { StopCause } from "./outcome.js";
 
 export interface Supervised {
@@ -15,7 +15,15 @@ export interface Supervised {
 /** Waits for the container to exit, stopping it on timeout, when asked to stop, or when its workspace passes its limit. */
 export async function superviseUntilExit(
   handle: ContainerHandle,
-  opts: { spec: TaskSpec; workspacePath: string; graceSeconds: number; stop: AbortSignal; log: Logger },
+  opts: {
+    spec: TaskSpec;
+    workspacePath: string;
+    graceSeconds: number;
+    stop: AbortSignal;
+    log: Logger;
+    /** What the workspace held before the container started, when known without walking it. */
+    diskBaseline: DiskBaseline | null;
+  },
 ): Promise<Supervised> {
   const { spec, log } = opts;
   let cause: StopCause | null = null;
@@ -36,6 +44,7 @@ export async function superviseUntilExit(
   const disk = watchDisk({
     dir: opts.workspacePath,
     limitBytes: diskLimitBytes(spec.limits),
+    baseline: opts.diskBaseline,
     log,
     onExceeded: (bytes) => {
       diskBytes ??= bytes;

@@ -33,3 +33,19 @@ export async function measureWorkspace(dir: string, signal?: AbortSignal): Promi
   if (!Number.isFinite(bytes) || !Number.isFinite(entries)) throw new Error(`could not measure ${dir}: ${res.stdout.slice(0, 200)}`);
   return { bytes: bytes as number, entries: entries as number };
 }
+
+/**
+ * What a fresh workspace holds after its `files` were written, by the rule above, without walking it: the
+ * workspace, each file (its size in whole blocks, at least one) and each directory the paths name.
+ */
+export function inputBytes(files: Readonly<Record<string, string>>): number {
+  const block = (n: number) => Math.max(MIN_ENTRY_BYTES, Math.ceil(n / MIN_ENTRY_BYTES) * MIN_ENTRY_BYTES);
+  const dirs = new Set<string>();
+  let bytes = MIN_ENTRY_BYTES;
+  for (const [rel, content] of Object.entries(files)) {
+    bytes += block(Buffer.byteLength(content, "utf8"));
+    const parts = rel.split("/");
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
+  }
+  return bytes + dirs.size * MIN_ENTRY_BYTES;
+}
