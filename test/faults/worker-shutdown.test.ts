@@ -2,6 +2,7 @@
 // shutdown bound, log the outage with backoff rather than on every retry, and lose no task (recorded once Redis is back).
 // Uses a private redis-server on its own port: the shared Redis on 6379 is never touched.
 import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
@@ -40,6 +41,16 @@ const startRedis = () =>
 const redisAnswers = () => execa("redis-cli", ["-p", String(port), "ping"], { reject: false }).then((r) => r.stdout === "PONG");
 const stopRedis = () => execa("redis-cli", ["-p", String(port), "shutdown"], { reject: false });
 
+/** A loopback port nothing listens on now (the OS picks it). */
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
+    });
+  });
+
 /** `berth worker` with the API's namespace, directories and Redis; resolves once it has started. */
 async function startWorker(env: Record<string, string>) {
   let out = "";
@@ -60,7 +71,7 @@ async function startWorker(env: Record<string, string>) {
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "berth-redis-"));
-  port = 18_000 + Math.floor(Math.random() * 2000);
+  port = await freePort();
   await startRedis();
   await waitFor("private redis", redisAnswers, (ok) => ok);
 });
@@ -91,7 +102,12 @@ it("exits within its shutdown bound with Redis gone, removes its container, logs
     () => httpRequest(s.url, "GET", `/v1/tasks/${id}`).then((r) => r.json().status),
     (st) => st === "running",
   );
-  expect(await namespaceContainers(s.namespace)).toHaveLength(1);
+  // "running" is recorded just before the container is created.
+  await waitFor(
+    "the task's container",
+    () => namespaceContainers(s.namespace),
+    (c) => c.length === 1,
+  );
 
   await stopRedis();
   const outageFrom = worker.output().length;
