@@ -12,6 +12,13 @@ export type ErrorCode =
   | "range_not_satisfiable"
   | "tenant_over_limit"
   | "rate_limited"
+  | "too_many_streams"
+  | "too_many_connections"
+  | "idempotency_key_reused"
+  | "unsupported_media_type"
+  | "request_timeout"
+  | "headers_too_large"
+  | "shutting_down"
   | "dependency_unavailable"
   | "invalid_config"
   | "internal_error";

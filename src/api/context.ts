@@ -4,7 +4,9 @@ import type { Deps } from "../app/deps.js";
 import type { Services } from "../app/services.js";
 import { TASK_ID_PATTERN, type TaskRecord } from "../domain/task.js";
 import { BerthError, taskNotFound } from "../errors.js";
+import type { LogReader } from "../logs/log-reader.js";
 import type { Authenticator } from "./auth.js";
+import type { LogStreamSlots } from "./log-streams.js";
 import type { TaskWaiter } from "./task-waiter.js";
 
 export interface ApiContext {
@@ -13,6 +15,10 @@ export interface ApiContext {
   readonly auth: Authenticator;
   /** Long polls waiting for tasks to end. */
   readonly waiter: TaskWaiter;
+  /** Reads of task logs for clients: their own Redis connection, a bounded number at once. */
+  readonly logReader: LogReader;
+  /** Caps on log responses open at once (429 beyond them). */
+  readonly logStreams: LogStreamSlots;
   /** Whether /readyz checks Docker (an API-only process may not talk to an engine). */
   readonly checkDocker: boolean;
   /** The caller's task named by `:id`, or 404 (another tenant's task looks exactly like a missing one). */

@@ -1,14 +1,25 @@
 // The HTTP API (shared/API.md §3) as a Fastify instance; main.ts listens, tests use inject or listen on port 0.
-import { createHash } from "node:crypto";
+//
+// What one client can take from the others is bounded here (SECURITY.md "Limits on callers"): connections per
+// address and in all, time to send a request, body size and JSON shape, requests per tenant (counted after
+// authentication) and failed authentications per address, open log streams per tenant and in all, and log reads
+// (their own Redis connection, a few at a time).
 import rateLimit from "@fastify/rate-limit";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Deps } from "../app/deps.js";
 import type { Services } from "../app/services.js";
 import { BerthError, taskNotFound } from "../errors.js";
 import { LiveHub } from "../logs/live-hub.js";
+import { LogReader, type LogReadStats } from "../logs/log-reader.js";
+import { LogStore } from "../logs/log-store.js";
+import { closeConnection, connectRedis } from "../store/redis.js";
 import { Authenticator } from "./auth.js";
+import { addressKey } from "./client-address.js";
+import { ConnectionGate } from "./connection-gate.js";
 import { type ApiContext, taskIdParam } from "./context.js";
-import { registerErrorHandler } from "./error-handler.js";
+import { onClientError, onFrameworkError, registerErrorHandler } from "./error-handler.js";
+import { registerJsonParser } from "./json-body.js";
+import { LogStreamSlots } from "./log-streams.js";
 import { artifactRoutes } from "./routes/artifacts.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
 import { fileRoutes } from "./routes/files.js";
@@ -26,15 +37,50 @@ export interface ServerOptions {
   readonly waiter?: TaskWaiter;
 }
 
+/** Body limit of every route but the submit (which takes BERTH_MAX_BODY_BYTES for its `files`). */
+export const SMALL_BODY_BYTES = 16 * 1024;
+/** Log reads running at once, and entries per read (entries hold at most 64 KiB: ≤ 8 MiB in flight in all). */
+export const LOG_READS_AT_ONCE = 4;
+const LOG_READ_MAX_ENTRIES = 32;
+
+/** Internal counters, for diagnostics and tests (not part of the HTTP API). */
+export interface ServerCounters {
+  logReads(): LogReadStats;
+  logStreams(tenant?: string): number;
+  connections(address?: string): number;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    readonly berthCounters: ServerCounters;
+  }
+}
+
+const isHealthCheck = (request: FastifyRequest) => request.url === "/healthz" || request.url === "/readyz";
+
 export async function buildServer(deps: Deps, services: Services, opts: ServerOptions = {}): Promise<FastifyInstance> {
+  const { http } = deps.config;
+  const requestTimeoutMs = http.requestTimeoutSeconds * 1000;
+  let closing = false;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    bodyLimit: deps.config.http.maxBodyBytes,
+    bodyLimit: SMALL_BODY_BYTES,
     routerOptions: { maxParamLength: 2048 },
-    requestTimeout: 0,
+    // The whole request (headers and body) must arrive in time; responses (SSE, long polls) are not limited.
+    requestTimeout: requestTimeoutMs,
+    http: { requestTimeout: requestTimeoutMs, headersTimeout: requestTimeoutMs, connectionsCheckingInterval: 1000 },
+    return503OnClosing: false,
+    frameworkErrors: onFrameworkError,
+    clientErrorHandler: (err, socket) => onClientError(err, socket, http.requestTimeoutSeconds),
   });
-  const auth = new Authenticator(deps.config.apiKeys);
-  const hub = new LiveHub(services.logs);
+  const gate = new ConnectionGate(http.maxConnections, http.maxConnectionsPerAddress);
+  gate.attach(app.server);
+  const auth = new Authenticator(deps.config.apiKeys, deps.config.authFailuresPerMinute);
+  // Log reads for clients never queue behind (or in front of) other requests' Redis commands.
+  const logRedis = await connectRedis(deps.config.redisUrl, deps.logger, "log reads");
+  const logReader = new LogReader(new LogStore(logRedis, services.keys), LOG_READS_AT_ONCE, LOG_READ_MAX_ENTRIES);
+  const logStreams = new LogStreamSlots(deps.config.logStreams.max, deps.config.logStreams.perTenant);
+  const hub = new LiveHub(logReader);
   // Output a worker in this process appends reaches this server's followers without a Redis read.
   const unlisten = services.logs.addLiveListener(hub);
   const waiter = opts.waiter ?? new TaskWaiter(deps.config.redisUrl, services.keys.finishedChannel, deps.logger);
@@ -43,6 +89,8 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
     services,
     auth,
     waiter,
+    logReader,
+    logStreams,
     checkDocker: opts.checkDocker ?? true,
     async findTask(request) {
       const tenant = auth.tenantOf(request);
@@ -52,21 +100,42 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
       return record;
     },
     wantsEventStream,
-    streamEvents: (request, reply, record) => streamEvents(request, reply, record, { logs: services.logs, store: services.store, hub }),
+    streamEvents: (request, reply, record) =>
+      streamEvents(request, reply, record, { reader: logReader, store: services.store, hub, slots: logStreams }),
   };
-  registerErrorHandler(app);
+  app.decorate("berthCounters", {
+    logReads: () => logReader.stats(),
+    logStreams: (tenant?: string) => logStreams.open(tenant),
+    connections: (address?: string) => gate.open(address),
+  } satisfies ServerCounters);
+  registerErrorHandler(app, http.maxBodyBytes);
+  registerJsonParser(app);
+
+  // Before anything else: refused connections, shutdown, then the caller's identity (so rate limits count per
+  // tenant however the key is spelled, and an unknown caller's body is never read).
+  app.addHook("onRequest", async (request) => {
+    const refused = gate.refusal(request.raw.socket);
+    if (refused) throw refused;
+    if (closing) {
+      throw new BerthError("shutting_down", "This server is shutting down; retry in a moment.", {
+        retryAfterSeconds: 5,
+        closeConnection: true,
+      });
+    }
+    if (request.routeOptions.url?.startsWith("/v1/")) auth.tenantOf(request);
+  });
   if (deps.config.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
       max: deps.config.rateLimitPerMinute,
       timeWindow: 60_000,
-      // Per key (tenant), so one tenant's burst never slows another; keys are hashed, never kept in memory as is.
+      // Per tenant, so one tenant's burst never slows another; callers without a tenant count per address.
       keyGenerator: (request) => {
-        const auth = request.headers.authorization;
-        return auth ? `key:${createHash("sha256").update(auth).digest("hex")}` : `ip:${request.ip}`;
+        const tenant = auth.authenticated(request);
+        return tenant === undefined ? `address:${addressKey(request.ip)}` : `tenant:${tenant}`;
       },
-      allowList: (request) => request.url === "/healthz" || request.url === "/readyz",
+      allowList: isHealthCheck,
       errorResponseBuilder: (_request, ctx) =>
-        new BerthError("rate_limited", `Too many requests from this key (at most ${ctx.max} a minute); retry after ${ctx.after}.`, {
+        new BerthError("rate_limited", `Too many requests (at most ${ctx.max} a minute per tenant); retry after ${ctx.after}.`, {
           retryAfterSeconds: Math.max(1, Math.ceil(ctx.ttl / 1000)),
         }),
     });
@@ -80,12 +149,13 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
   await app.register(dashboardRoutes);
   // Open long polls answer at once when shutdown begins, so they never hold it up.
   app.addHook("preClose", async () => {
+    closing = true;
     waiter.release();
     events.release();
   });
   app.addHook("onClose", async () => {
     unlisten();
-    await Promise.all([waiter.close(), events.close()]);
+    await Promise.all([waiter.close(), events.close(), closeConnection(logRedis)]);
   });
   return app;
 }

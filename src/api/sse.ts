@@ -1,19 +1,35 @@
 // Server-Sent Events for a task's logs: resumable by entry id, live, bounded per client.
+//
+// A client that does not take what it was sent costs a bounded amount and nothing more: nothing is read from the
+// store for it until everything written to it has been handed to the kernel, and nothing more is written to it
+// once MAX_BUFFERED_BYTES wait unsent. So a stalled client holds at most MAX_BUFFERED_BYTES plus one frame of
+// unsent data (frames from the live hub are shared by every follower of the task), and one slot of the caps on
+// open streams (429 beyond them).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { isFinalStatus, type EndEvent } from "../contract/types.js";
 import type { TaskRecord } from "../domain/task.js";
+import { invalidInput } from "../errors.js";
 import type { LiveHub } from "../logs/live-hub.js";
-import { LOG_ID_PATTERN, type LogStore, type StoredEntry } from "../logs/log-store.js";
+import { ReadSizer, type LogReader } from "../logs/log-reader.js";
+import { isLogId, type StoredEntry } from "../logs/log-store.js";
 import type { TaskStore } from "../store/task-store.js";
+import type { LogStreamSlots } from "./log-streams.js";
 
 /**
  * Most bytes one client's connection may hold unsent. Past it, nothing more is written until the socket drains;
  * the rest stays in the store and is read again at the client's own pace. Bounds memory per (slow) client.
  */
-const MAX_BUFFERED_BYTES = 1024 * 1024;
-/** Entries per store read while catching up. Entries hold up to 64 Ki characters: at most ~2 MB per read. */
-const STORE_BATCH = 32;
+export const MAX_BUFFERED_BYTES = 128 * 1024;
+/** Entries taken from the hub's cache of recent entries at a time (shared objects: no copy per client). */
+const CACHE_BATCH = 32;
 const HEARTBEAT_MS = 15_000;
+
+export interface StreamDeps {
+  readonly reader: LogReader;
+  readonly store: TaskStore;
+  readonly hub: LiveHub;
+  readonly slots: LogStreamSlots;
+}
 
 // JSON-encoding keeps CR/LF out of `data:` lines, so task output can never forge SSE framing.
 // A frame is written straight into one buffer: the (possibly 64 KiB) JSON text is encoded once and never
@@ -48,34 +64,64 @@ export function wantsEventStream(request: FastifyRequest): boolean {
   return (request.headers.accept ?? "").includes("text/event-stream");
 }
 
-export async function streamEvents(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  record: TaskRecord,
-  deps: { logs: LogStore; store: TaskStore; hub: LiveHub },
-): Promise<void> {
-  const q = request.query as { after?: string };
+/** Where to resume: `Last-Event-ID` (or `?after=`), "0" for the start. An id Redis would refuse is a 400. */
+export function resumeId(request: FastifyRequest): string {
   const header = request.headers["last-event-id"];
-  const requested = (Array.isArray(header) ? header[0] : header) ?? q.after ?? "0";
-  let lastId = LOG_ID_PATTERN.test(requested) ? requested : "0";
+  const fromHeader = Array.isArray(header) ? header[0] : header;
+  const fromQuery = (request.query as { after?: string }).after;
+  const given = fromHeader || fromQuery;
+  if (!given) return "0";
+  if (!isLogId(given)) {
+    const field = fromHeader ? "Last-Event-ID" : "after";
+    throw invalidInput(
+      `Invalid ${field}: must be the id of an event of this stream ("<ms>-<seq>", two numbers below 2^64), or left out to start from the beginning.`,
+      { field },
+    );
+  }
+  return given;
+}
+
+export async function streamEvents(request: FastifyRequest, reply: FastifyReply, record: TaskRecord, deps: StreamDeps): Promise<void> {
+  let lastId = resumeId(request);
+  const releaseSlot = deps.slots.acquire(record.tenant); // 429 when over a cap, before anything is sent
 
   reply.hijack();
   const res = reply.raw;
+  let closed = false;
+  // Writes whose bytes the kernel has not taken yet, and who waits for there to be none.
+  let unflushed = 0;
+  let flushWaiters: (() => void)[] = [];
+  const wakeFlushWaiters = () => {
+    const waiters = flushWaiters;
+    flushWaiters = [];
+    for (const w of waiters) w();
+  };
+  const written = () => {
+    unflushed--;
+    if (unflushed === 0) wakeFlushWaiters();
+  };
+  const send = (chunk: Buffer | string) => {
+    unflushed++;
+    res.write(chunk, written);
+  };
+  /** Resolves once everything written so far has left this process (or the client is gone). */
+  const flushed = () => (unflushed === 0 || closed ? Promise.resolve() : new Promise<void>((resolve) => flushWaiters.push(resolve)));
+
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache, no-transform",
     "x-accel-buffering": "no",
     connection: "keep-alive",
   });
-  res.write(": berth log stream\n\n");
+  send(": berth log stream\n\n");
 
-  let closed = false;
   // Keeps the hub's cache of this task's latest entries while this client catches up.
   const release = deps.hub.open(record.id);
   let detach: (() => void) | undefined;
   let wake: (() => void) | undefined;
+  // A client that has not taken the last heartbeat is not idle: nothing more piles up for it.
   const heartbeat = setInterval(() => {
-    if (!closed) res.write(": heartbeat\n\n");
+    if (!closed && unflushed === 0) send(": heartbeat\n\n");
   }, HEARTBEAT_MS);
   // A follower must not hold up shutdown: once the HTTP server stops listening (close() was called, which waits
   // for open connections), end the stream; the client resumes with Last-Event-ID wherever it reconnects.
@@ -95,7 +141,9 @@ export async function streamEvents(
     clearInterval(shutdownWatch);
     detach?.();
     release();
+    releaseSlot();
     wake?.();
+    wakeFlushWaiters();
   };
   res.on("close", finish);
 
@@ -107,7 +155,7 @@ export async function streamEvents(
     for (const e of entries) {
       if (closed) return "ended";
       if (e.stream !== "end" && res.writableLength >= MAX_BUFFERED_BYTES) return "full"; // the end always goes out
-      res.write(frame(e));
+      send(frame(e));
       if (e.stream !== "end") lastId = e.id;
       else {
         res.end();
@@ -129,22 +177,29 @@ export async function streamEvents(
       res.on("close", done);
     });
 
+  const sizer = new ReadSizer(MAX_BUFFERED_BYTES, deps.reader.maxEntries);
   try {
     for (;;) {
       // Catch up at this client's own pace: from the hub's recent entries when they reach back far enough, else
-      // (or when the hub has seen nothing newer, which the store may still have) from the store.
+      // (or when the hub has seen nothing newer, which the store may still have) from the store. Nothing is read
+      // for a client that has not taken what it was sent.
       for (;;) {
+        await flushed();
         if (closed) return;
-        const cached = deps.hub.recentAfter(record.id, lastId, STORE_BATCH);
-        const batch = cached?.length ? cached : await deps.logs.readAfter(record.id, lastId, STORE_BATCH);
+        const cached = deps.hub.recentAfter(record.id, lastId, CACHE_BATCH);
+        let batch: StoredEntry[];
+        if (cached?.length) batch = cached;
+        else {
+          batch = await deps.reader.readAfter(record.id, lastId, sizer.count);
+          sizer.observe(batch);
+        }
         if (batch.length === 0) break;
         if (write(batch) === "ended") return;
-        await drained();
       }
-      const current = await deps.store.get(record.id);
+      const current = await deps.store.getStatus(record.id);
       if (!current || isFinalStatus(current.status)) {
         // Finished (or gone) and nothing left: a task whose log stream was removed still ends cleanly.
-        const trailing = await deps.logs.readAfter(record.id, lastId, 1);
+        const trailing = await deps.reader.readAfter(record.id, lastId, 1);
         if (trailing.length > 0) continue;
         const end: EndEvent = { status: current?.status ?? record.status, exitCode: current?.exitCode ?? null };
         write([{ id: lastId, stream: "end", end, timeMs: Date.now() }]);
@@ -154,7 +209,7 @@ export async function streamEvents(
       await new Promise<void>((resolve) => {
         // The task may end between our last read and the hub's first poll: re-check its status now and then.
         const check = setInterval(() => {
-          void deps.store.get(record.id).then(
+          void deps.store.getStatus(record.id).then(
             (r) => {
               if (!r || isFinalStatus(r.status)) done();
             },
@@ -167,6 +222,7 @@ export async function streamEvents(
           resolve();
         };
         wake = done;
+        if (closed) return done();
         detach = deps.hub.follow(record.id, {
           get lastId() {
             return lastId;

@@ -1,6 +1,10 @@
-// Task record → the task view clients see (shared/API.md §3).
+// Task record → the task view clients see (shared/API.md §3), whole or as a list entry of bounded size.
 import type { TaskView } from "../contract/types.js";
 import type { TaskRecord } from "../domain/task.js";
+import type { TaskSummary } from "../store/task-store.js";
+
+/** Record fields stored longer than this are left out of list entries (labels excepted: at most ~10 KiB). */
+export const LIST_FIELD_MAX_BYTES = 4096;
 
 const iso = (ms: number | null) => (ms == null ? null : new Date(ms).toISOString());
 
@@ -12,6 +16,7 @@ export function toView(r: TaskRecord): TaskView {
     status: r.status,
     image: r.image,
     command: r.command,
+    commandTruncated: false,
     labels: r.labels,
     createdAt: new Date(r.createdAtMs).toISOString(),
     startedAt: iso(r.startedAtMs),
@@ -28,4 +33,22 @@ export function toView(r: TaskRecord): TaskView {
     outputTruncated: r.outputTruncated ?? false,
     links: { self, logs: `${self}/logs`, archive: `${self}/archive`, files: `${self}/files` },
   };
+}
+
+/**
+ * A list entry: the view of a record read without its large fields. A long command shows its start
+ * (`commandTruncated`); any other field left out is empty and named in `omitted`.
+ */
+export function toListView(s: TaskSummary): TaskView {
+  const left = new Set(s.leftOut);
+  const view = toView({
+    ...s,
+    command: left.has("command") ? (s.commandPreview ?? []) : s.command,
+    message: left.has("message") ? null : s.message,
+    archiveSkipped: left.has("archiveSkipped") ? [] : s.archiveSkipped,
+  });
+  view.commandTruncated = left.has("command");
+  const omitted = [...left].filter((f) => f !== "command" && f !== "commandPreview");
+  if (omitted.length > 0) view.omitted = omitted;
+  return view;
 }

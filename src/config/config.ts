@@ -75,12 +75,18 @@ const Env = z.object({
   BERTH_ARCHIVE_TIMEOUT_SECONDS: seconds(600),
   BERTH_SHUTDOWN_TIMEOUT_SECONDS: wholeNumber(1, 3600, 30),
   BERTH_MAX_BODY_BYTES: wholeNumber(1024, 1_073_741_824, 16_777_216),
+  BERTH_REQUEST_TIMEOUT_SECONDS: wholeNumber(1, 3600, 30),
+  BERTH_MAX_CONNECTIONS: wholeNumber(1, 1_000_000, 4000),
+  BERTH_MAX_CONNECTIONS_PER_ADDRESS: wholeNumber(1, 1_000_000, 1000),
+  BERTH_MAX_LOG_STREAMS: wholeNumber(1, 1_000_000, 1000),
+  BERTH_TENANT_MAX_LOG_STREAMS: wholeNumber(1, 1_000_000, 100),
   BERTH_RUNTIME: z
     .string()
     .regex(/^[A-Za-z0-9_.-]*$/, "must be a Docker runtime name such as runsc")
     .default(""),
   BERTH_DISK_BUDGET_BYTES: wholeNumber(0, 2 ** 53, 0),
   BERTH_RATE_LIMIT_PER_MINUTE: wholeNumber(0, 1_000_000, 1200),
+  BERTH_AUTH_FAILURES_PER_MINUTE: wholeNumber(0, 1_000_000, 30),
   BERTH_NAMESPACE: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be 1-40 characters of a-z, 0-9 and -")
@@ -101,7 +107,18 @@ export interface Limits {
 
 export interface Config {
   readonly redisUrl: string;
-  readonly http: { readonly host: string; readonly port: number; readonly maxBodyBytes: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly maxBodyBytes: number;
+    /** The whole request (headers and body) must arrive within this; responses (SSE, long polls) are not limited. */
+    readonly requestTimeoutSeconds: number;
+    /** Open connections in all, and from one client address; more are answered 429 and closed. */
+    readonly maxConnections: number;
+    readonly maxConnectionsPerAddress: number;
+  };
+  /** Log responses (SSE and plain text) open at once, in all and per tenant; more answer 429. */
+  readonly logStreams: { readonly max: number; readonly perTenant: number };
   readonly dirs: { readonly workspaces: string; readonly archives: string };
   /** API key → tenant. Empty means single-tenant "default" mode (loopback only). */
   readonly apiKeys: ReadonlyMap<string, string>;
@@ -124,8 +141,10 @@ export interface Config {
   readonly tenantMaxActive: number;
   /** Workspaces + archives above this many bytes make cleanup expire the oldest finished tasks first (0 = off). */
   readonly diskBudgetBytes: number;
-  /** Requests per minute one API key (tenant) may make; 0 = unlimited. */
+  /** Requests per minute one tenant may make; 0 = unlimited. */
   readonly rateLimitPerMinute: number;
+  /** Failed authentications per minute one client address may make before all its keyed requests answer 429; 0 = unlimited. */
+  readonly authFailuresPerMinute: number;
   /** Prefix of every Redis key, queue and container label; separate berth installations on one Redis/engine differ here. */
   readonly namespace: string;
   readonly logLevel: string;
@@ -161,6 +180,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   notAbove("BERTH_DEFAULT_CPUS", e.BERTH_DEFAULT_CPUS, "BERTH_MAX_CPUS", e.BERTH_MAX_CPUS);
   notAbove("BERTH_DEFAULT_PIDS", e.BERTH_DEFAULT_PIDS, "BERTH_MAX_PIDS", e.BERTH_MAX_PIDS);
   notAbove("BERTH_DEFAULT_DISK_MB", e.BERTH_DEFAULT_DISK_MB, "BERTH_MAX_DISK_MB", e.BERTH_MAX_DISK_MB);
+  notAbove("BERTH_MAX_CONNECTIONS_PER_ADDRESS", e.BERTH_MAX_CONNECTIONS_PER_ADDRESS, "BERTH_MAX_CONNECTIONS", e.BERTH_MAX_CONNECTIONS);
+  notAbove("BERTH_TENANT_MAX_LOG_STREAMS", e.BERTH_TENANT_MAX_LOG_STREAMS, "BERTH_MAX_LOG_STREAMS", e.BERTH_MAX_LOG_STREAMS);
   if (e.BERTH_API_KEYS.length === 0 && !isLoopback(e.BERTH_HOST)) {
     throw invalid("BERTH_API_KEYS", `is empty, so berth serves without keys and may only listen on loopback, not ${e.BERTH_HOST}`);
   }
@@ -182,7 +203,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   return Object.freeze({
     redisUrl: e.BERTH_REDIS_URL,
-    http: { host: e.BERTH_HOST, port: e.BERTH_PORT, maxBodyBytes: e.BERTH_MAX_BODY_BYTES },
+    http: {
+      host: e.BERTH_HOST,
+      port: e.BERTH_PORT,
+      maxBodyBytes: e.BERTH_MAX_BODY_BYTES,
+      requestTimeoutSeconds: e.BERTH_REQUEST_TIMEOUT_SECONDS,
+      maxConnections: e.BERTH_MAX_CONNECTIONS,
+      maxConnectionsPerAddress: e.BERTH_MAX_CONNECTIONS_PER_ADDRESS,
+    },
+    logStreams: { max: e.BERTH_MAX_LOG_STREAMS, perTenant: e.BERTH_TENANT_MAX_LOG_STREAMS },
     dirs: { workspaces: e.BERTH_WORKSPACE_DIR, archives: e.BERTH_ARCHIVE_DIR },
     apiKeys,
     images: { defaultImage: e.BERTH_DEFAULT_IMAGE, allowed },
@@ -215,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tenantMaxActive: e.BERTH_TENANT_MAX_ACTIVE,
     diskBudgetBytes: e.BERTH_DISK_BUDGET_BYTES,
     rateLimitPerMinute: e.BERTH_RATE_LIMIT_PER_MINUTE,
+    authFailuresPerMinute: e.BERTH_AUTH_FAILURES_PER_MINUTE,
     namespace: e.BERTH_NAMESPACE,
     logLevel: e.LOG_LEVEL,
     logLevelGiven: Boolean(env.LOG_LEVEL),

@@ -47,6 +47,8 @@ export interface TaskView {
   status: TaskStatus;
   image: string;
   command: string[];
+  /** True when `command` is only its start (list entries cut long commands; GET the task for all of it). */
+  commandTruncated: boolean;
   labels: Record<string, string>;
   createdAt: string;
   startedAt: string | null;
@@ -64,6 +66,11 @@ export interface TaskView {
   archiveSkipped: { path: string; why: string }[];
   outputTruncated: boolean;
   links: { self: string; logs: string; archive: string; files: string };
+  /**
+   * List entries only: fields left out because they are too large for a list (their values are empty here);
+   * GET the task for them.
+   */
+  omitted?: string[];
 }
 
 export interface TaskList {

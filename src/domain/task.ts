@@ -66,6 +66,8 @@ export interface TaskRecord {
   readonly status: TaskStatus;
   readonly image: string;
   readonly command: string[];
+  /** The start of a long command, shown in lists instead of it (absent when the command is short). */
+  readonly commandPreview?: string[] | null;
   readonly labels: Record<string, string>;
   readonly createdAtMs: number;
   readonly startedAtMs: number | null;

@@ -1,11 +1,14 @@
 // Validation of `POST /v1/tasks` bodies: one clear message naming the field, and nothing queued on failure.
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { imageAllowed, type Config } from "../config/config.js";
 import type { SubmitTaskRequest } from "../contract/types.js";
 import { BerthError } from "../errors.js";
+import { execBytes, MAX_ARG_BYTES, MAX_EXEC_BYTES } from "./command.js";
 import { ENGINE_MIN, TASK_ID_PATTERN, toNanoCpus, type TaskSpec } from "./task.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MAX_COMMAND_STRINGS = 256;
 const LABEL_KEY = /^[A-Za-z0-9_./-]{1,63}$/;
 
 function validFilePath(p: string): boolean {
@@ -16,17 +19,17 @@ function validFilePath(p: string): boolean {
 
 const Body = z.strictObject({
   command: z
-    .array(z.string().max(131_072, "each argument must be at most 131072 characters"), "must be an array of strings")
+    .array(
+      z.string().refine((v) => !v.includes("\0"), "arguments must not contain NUL"),
+      "must be an array of strings",
+    )
     .min(1, "must have at least 1 string")
-    .max(256, "must have at most 256 strings"),
+    .max(MAX_COMMAND_STRINGS, `must have at most ${MAX_COMMAND_STRINGS} strings`),
   image: z.string().min(1).max(255).optional(),
   env: z
     .record(
       z.string().regex(ENV_NAME, "env names must match [A-Za-z_][A-Za-z0-9_]*"),
-      z
-        .string()
-        .max(131_072)
-        .refine((v) => !v.includes("\0"), "env values must not contain NUL"),
+      z.string().refine((v) => !v.includes("\0"), "env values must not contain NUL"),
     )
     .optional(),
   files: z
@@ -59,6 +62,41 @@ const Body = z.strictObject({
   idempotencyKey: z.string().min(1).max(256, "must be at most 256 characters").optional(),
 });
 
+/** Command and env must fit what the kernel passes to a new process (see command.ts). */
+function checkExecSize(command: readonly string[], env: Readonly<Record<string, string>>): void {
+  for (const [i, arg] of command.entries()) {
+    const bytes = Buffer.byteLength(arg);
+    if (bytes > MAX_ARG_BYTES)
+      throw bad(`command[${i}]`, `is ${bytes} bytes; the kernel takes at most ${MAX_ARG_BYTES} bytes per argument`);
+  }
+  for (const [name, value] of Object.entries(env)) {
+    const bytes = Buffer.byteLength(`${name}=${value}`);
+    if (bytes > MAX_ARG_BYTES) {
+      throw bad(`env.${name}`, `is ${bytes} bytes as NAME=value; the kernel takes at most ${MAX_ARG_BYTES} bytes per variable`);
+    }
+  }
+  const commandBytes = execBytes(command, {});
+  const total = commandBytes + execBytes([], env);
+  if (total > MAX_EXEC_BYTES) {
+    const field = commandBytes > MAX_EXEC_BYTES ? "command" : "env";
+    throw bad(
+      field,
+      `command and env take ${total} bytes as the task's arguments and environment (each string, its NUL and a pointer); at most ${MAX_EXEC_BYTES} fit the kernel's ARG_MAX of 2 MiB with room for what the container adds. Pass large inputs as files instead`,
+    );
+  }
+}
+
+/** A file cannot also be a directory of another file ("a" and "a/b"). */
+function checkFileTree(files: Readonly<Record<string, string>>): void {
+  const paths = new Set(Object.keys(files));
+  for (const p of paths) {
+    for (let at = p.indexOf("/"); at !== -1; at = p.indexOf("/", at + 1)) {
+      const dir = p.slice(0, at);
+      if (paths.has(dir)) throw bad("files", `"${dir}" is given as a file and also as the directory of "${p}"; keep one of them`);
+    }
+  }
+}
+
 export interface ValidatedSubmit {
   readonly spec: TaskSpec;
   readonly labels: Record<string, string>;
@@ -79,6 +117,11 @@ export function validateSubmit(body: unknown, config: Config, idempotencyHeader?
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new BerthError("invalid_input", 'The request body must be a JSON object with at least a "command" array.');
   }
+  // Before the schema looks at every element of a huge array.
+  const rawCommand = (body as { command?: unknown }).command;
+  if (Array.isArray(rawCommand) && rawCommand.length > MAX_COMMAND_STRINGS) {
+    throw bad("command", `must have at most ${MAX_COMMAND_STRINGS} strings, got ${rawCommand.length}`);
+  }
   const parsed = Body.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -95,6 +138,8 @@ export function validateSubmit(body: unknown, config: Config, idempotencyHeader?
     throw bad(field, nested ?? issue?.message ?? "is not valid");
   }
   const b = parsed.data as SubmitTaskRequest;
+  checkExecSize(b.command, b.env ?? {});
+  checkFileTree(b.files ?? {});
   const image = b.image ?? config.images.defaultImage;
   if (!imageAllowed(image, config.images.allowed)) {
     throw bad("image", `"${image}" is not in BERTH_ALLOWED_IMAGES (${config.images.allowed.join(", ")})`);
@@ -141,4 +186,25 @@ export function validateSubmit(body: unknown, config: Config, idempotencyHeader?
     labels: b.labels ?? {},
     idempotencyKey: headerKey ?? b.idempotencyKey ?? null,
   };
+}
+
+/**
+ * What a submit asks for, as a hash: the validated request (defaults filled in) with its keys in a fixed order.
+ * Two submits under one idempotency key must have the same fingerprint.
+ */
+export function requestFingerprint(input: Pick<ValidatedSubmit, "spec" | "labels">): string {
+  return createHash("sha256")
+    .update(canonicalJson({ spec: input.spec, labels: input.labels }))
+    .digest("hex");
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
 }

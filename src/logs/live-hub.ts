@@ -37,8 +37,8 @@ interface Channel {
   again: boolean;
 }
 
-/** Entries per store read. Entries hold up to 64 KiB, so this bounds one poll's memory (~6 MB). */
-const BATCH = 100;
+/** Entries per store read. Entries hold up to 64 KiB, so this bounds one poll's memory (~2 MB). */
+const BATCH = 32;
 /** Text kept per followed task for followers catching up (whatever their number)... */
 const RECENT_BYTES = 4 * 1024 * 1024;
 /** ...and for all followed tasks together (each gets its share, but at least MIN_RECENT_BYTES). */

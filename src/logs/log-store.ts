@@ -35,7 +35,14 @@ export interface LiveListener {
   appended(taskId: string, prevId: string | null, entries: readonly StoredEntry[]): void;
 }
 
-export const LOG_ID_PATTERN = /^\d{1,20}-\d{1,20}$/;
+const LOG_ID_PATTERN = /^(\d{1,20})-(\d{1,20})$/;
+const U64_MAX = 2n ** 64n - 1n;
+
+/** Whether `id` is a Redis stream id: two unsigned 64-bit numbers, "<ms>-<seq>" (Redis refuses anything else). */
+export function isLogId(id: string): boolean {
+  const m = LOG_ID_PATTERN.exec(id);
+  return m !== null && BigInt(m[1] as string) <= U64_MAX && BigInt(m[2] as string) <= U64_MAX;
+}
 
 function parse(id: string, fields: string[]): StoredEntry {
   const f: Record<string, string> = {};
@@ -145,20 +152,6 @@ export class LogStore {
   async readAfter(taskId: string, afterId: string, count = 500): Promise<StoredEntry[]> {
     const rows = (await this.redis.xrange(this.keys.logs(taskId), `(${afterId}`, "+", "COUNT", count)) as [string, string[]][];
     return rows.map(([id, fields]) => parse(id, fields));
-  }
-
-  /** Everything recorded so far, stdout and stderr interleaved in order (system notes excluded), as UTF-8 text. */
-  async *readText(taskId: string): AsyncGenerator<string> {
-    let after = "0";
-    for (;;) {
-      // Small batches: entries hold up to 64 Ki characters each, and this runs once per plain-text request.
-      const batch = await this.readAfter(taskId, after, 64);
-      if (batch.length === 0) return;
-      for (const e of batch) {
-        if (e.stream === "stdout" || e.stream === "stderr") yield e.text;
-      }
-      after = (batch[batch.length - 1] as StoredEntry).id;
-    }
   }
 
   /** Whether the task's stream ends with its end marker (written just after the final status is recorded). */

@@ -5,7 +5,8 @@ import type { Redis } from "ioredis";
 import type { Deps } from "../app/deps.js";
 import { BerthError, taskNotFound } from "../errors.js";
 import { newTaskId, workspaceName, type TaskRecord } from "../domain/task.js";
-import type { ValidatedSubmit } from "../domain/validate.js";
+import { previewCommand } from "../domain/command.js";
+import { requestFingerprint, type ValidatedSubmit } from "../domain/validate.js";
 import type { LogStore } from "../logs/log-store.js";
 import { FairShare } from "../store/fair-share.js";
 import type { Keys } from "../store/keys.js";
@@ -61,6 +62,7 @@ export class TaskQueue {
       status: "queued",
       image: input.spec.image,
       command: input.spec.command,
+      commandPreview: previewCommand(input.spec.command),
       labels: input.labels,
       createdAtMs: now,
       startedAtMs: null,
@@ -82,6 +84,7 @@ export class TaskQueue {
     const outcome = await this.store.create(record, input.spec, {
       maxActive: config.tenantMaxActive,
       idempotencyKeyHash: input.idempotencyKey ? hashIdempotencyKey(input.idempotencyKey) : null,
+      requestFingerprint: input.idempotencyKey ? requestFingerprint(input) : null,
       idempotencyTtlSeconds: config.retention.maxSeconds + 86_400,
     });
     if (outcome.kind === "over_limit") {
@@ -89,6 +92,13 @@ export class TaskQueue {
         "tenant_over_limit",
         `You have ${outcome.active} queued or running tasks, the most BERTH_TENANT_MAX_ACTIVE allows (${config.tenantMaxActive}); retry when some have finished.`,
         { retryAfterSeconds: 5 },
+      );
+    }
+    if (outcome.kind === "reused") {
+      throw new BerthError(
+        "idempotency_key_reused",
+        `This idempotency key was already used for a different request (task "${outcome.id}"); send the same request again to get that task, or use a new key for a new one.`,
+        { taskId: outcome.id },
       );
     }
     if (outcome.kind === "existing") {

@@ -41,12 +41,12 @@ export function describeRedis(url: string): string {
 }
 
 /**
- * The general-purpose connection: commands fail fast while Redis is down (the API answers 503 instead of
+ * A fail-fast connection (the general-purpose one, or the API's own for reading logs): commands fail fast while Redis is down (the API answers 503 instead of
  * hanging). Resolves once connected, or throws a message naming BERTH_REDIS_URL.
  */
-export async function connectRedis(url: string, logger: Logger): Promise<RedisConnection> {
+export async function connectRedis(url: string, logger: Logger, purpose = "commands"): Promise<RedisConnection> {
   const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 5000 });
-  logErrors(redis, logger, "commands");
+  logErrors(redis, logger, purpose);
   try {
     await redis.connect();
   } catch (err) {

@@ -19,10 +19,18 @@ function decode(raw: Record<string, string>): TaskRecord | null {
 /** Index member: fixed-width creation time then id, so BYLEX order is creation order and a cursor is exact. */
 export const indexMember = (r: Pick<TaskRecord, "createdAtMs" | "id">) => `${String(r.createdAtMs).padStart(15, "0")}|${r.id}`;
 
+// ARGV[1]: the request's fingerprint when an idempotency key was given (KEYS[1]), else ''. The key's value is
+// "<task id>|<fingerprint>" (a bare id, from before fingerprints were kept, matches any request).
 const SUBMIT = `
-if ARGV[1] == '1' then
+if ARGV[1] ~= '' then
   local existing = redis.call('GET', KEYS[1])
-  if existing and redis.call('EXISTS', KEYS[6] .. existing) == 1 then return {'existing', existing} end
+  if existing then
+    local id, fp = string.match(existing, '^([^|]*)|?(.*)$')
+    if redis.call('EXISTS', KEYS[6] .. id) == 1 then
+      if fp ~= '' and fp ~= ARGV[1] then return {'reused', id} end
+      return {'existing', id}
+    end
+  end
 end
 local active = redis.call('SCARD', KEYS[2])
 if active >= tonumber(ARGV[2]) then return {'over_limit', tostring(active)} end
@@ -30,9 +38,36 @@ redis.call('HSET', KEYS[3], unpack(ARGV, 7))
 redis.call('SET', KEYS[5], ARGV[6])
 redis.call('ZADD', KEYS[4], 0, ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[3])
-if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[3], 'EX', tonumber(ARGV[5])) end
+if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[3] .. '|' .. ARGV[1], 'EX', tonumber(ARGV[5])) end
 redis.call('PUBLISH', KEYS[7], '{"tenant":' .. redis.call('HGET', KEYS[3], 'tenant') .. ',"id":"' .. ARGV[3] .. '"}')
 return {'created', ARGV[3]}
+`;
+
+// A record for a list: every field but those whose stored value is longer than ARGV[1] bytes (labels and status
+// excepted: filters need them), which are named in '_leftOut'. Big values are never copied, not even inside Redis.
+const SUMMARY = `
+local names = redis.call('HKEYS', KEYS[1])
+local keep, cut = {}, {}
+local max = tonumber(ARGV[1])
+for _, name in ipairs(names) do
+  if name ~= 'labels' and name ~= 'status' and redis.call('HSTRLEN', KEYS[1], name) > max then
+    cut[#cut + 1] = name
+  else
+    keep[#keep + 1] = name
+  end
+end
+if #keep == 0 then return {} end
+local values = redis.call('HMGET', KEYS[1], unpack(keep))
+local out = {}
+for i, name in ipairs(keep) do
+  out[#out + 1] = name
+  out[#out + 1] = values[i]
+end
+if #cut > 0 then
+  out[#out + 1] = '_leftOut'
+  out[#out + 1] = cjson.encode(cut)
+end
+return out
 `;
 
 // Changes a task only if its current status is one of ARGV[1] (comma separated). When the new status is final,
@@ -57,7 +92,14 @@ end
 return cur
 `;
 
-export type SubmitOutcome = { kind: "created"; id: string } | { kind: "existing"; id: string } | { kind: "over_limit"; active: number };
+export type SubmitOutcome =
+  | { kind: "created"; id: string }
+  | { kind: "existing"; id: string }
+  | { kind: "reused"; id: string }
+  | { kind: "over_limit"; active: number };
+
+/** A record read for a list: fields too large for one were left out, and are named in `leftOut`. */
+export type TaskSummary = TaskRecord & { readonly leftOut: readonly string[] };
 
 /** Most active tasks whose status {@link TaskStore.activeCounts} reads. */
 const ACTIVE_SAMPLE = 10_000;
@@ -66,7 +108,7 @@ const PATCH = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEY
 
 /** A Lua script defined on the connection: sent once, then called by its sha1 (EVALSHA). First argument: key count. */
 type Script = (numKeys: number, ...args: string[]) => Promise<unknown>;
-const SCRIPTS = { berthSubmit: SUBMIT, berthTransition: TRANSITION, berthPatch: PATCH } as const;
+const SCRIPTS = { berthSubmit: SUBMIT, berthTransition: TRANSITION, berthPatch: PATCH, berthSummary: SUMMARY } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
 export class TaskStore {
@@ -87,7 +129,13 @@ export class TaskStore {
   async create(
     record: TaskRecord,
     spec: TaskSpec,
-    opts: { maxActive: number; idempotencyKeyHash: string | null; idempotencyTtlSeconds: number },
+    opts: {
+      maxActive: number;
+      idempotencyKeyHash: string | null;
+      /** With an idempotency key: what the request asked for, so a different request under the same key is told apart. */
+      requestFingerprint?: string | null;
+      idempotencyTtlSeconds: number;
+    },
   ): Promise<SubmitOutcome> {
     const idemKey = opts.idempotencyKeyHash ? this.keys.idempotency(record.tenant, opts.idempotencyKeyHash) : this.keys.task("-");
     const [kind, value] = (await this.run(
@@ -100,7 +148,7 @@ export class TaskStore {
       this.keys.spec(record.id),
       this.keys.task(""),
       this.keys.changesChannel,
-      opts.idempotencyKeyHash ? "1" : "0",
+      opts.idempotencyKeyHash ? (opts.requestFingerprint ?? "-") : "",
       String(opts.maxActive),
       record.id,
       indexMember(record),
@@ -109,11 +157,18 @@ export class TaskStore {
       ...encode(record),
     )) as [string, string];
     if (kind === "over_limit") return { kind, active: Number(value) };
-    return { kind: kind as "created" | "existing", id: value };
+    return { kind: kind as "created" | "existing" | "reused", id: value };
   }
 
   async get(id: string): Promise<TaskRecord | null> {
     return decode(await this.redis.hgetall(this.keys.task(id)));
+  }
+
+  /** Just the status and exit code: a small read, whatever else the record carries. */
+  async getStatus(id: string): Promise<{ status: TaskStatus; exitCode: number | null } | null> {
+    const [status, exitCode] = await this.redis.hmget(this.keys.task(id), "status", "exitCode");
+    if (!status) return null;
+    return { status: status as TaskStatus, exitCode: exitCode ? (JSON.parse(exitCode) as number | null) : null };
   }
 
   /** The record if it belongs to `tenant`; another tenant's task is indistinguishable from a missing one. */
@@ -178,14 +233,15 @@ export class TaskStore {
   /**
    * One page of a tenant's tasks, newest first. `cursor` is the index member of the last task of the previous
    * page. Filters are applied while scanning; at most `scanLimit` records are read per call, so a page may be
-   * short but always carries the cursor to continue from.
+   * short but always carries the cursor to continue from. Record fields stored longer than `fieldMaxBytes` are
+   * left out (named in `leftOut`), so a page's size does not grow with what its tasks carry.
    */
   async list(
     tenant: string,
-    opts: { limit: number; cursor: string | null; status?: TaskStatus; label?: [string, string] },
-  ): Promise<{ records: TaskRecord[]; nextCursor: string | null }> {
+    opts: { limit: number; cursor: string | null; status?: TaskStatus; label?: [string, string]; fieldMaxBytes: number },
+  ): Promise<{ records: TaskSummary[]; nextCursor: string | null }> {
     const key = this.keys.tenantIndex(tenant);
-    const out: TaskRecord[] = [];
+    const out: TaskSummary[] = [];
     let from = opts.cursor ? `(${opts.cursor}` : "+";
     const scanLimit = Math.max(opts.limit * 20, 1000);
     let scanned = 0;
@@ -194,12 +250,13 @@ export class TaskStore {
       const members = (await this.redis.call("ZRANGE", key, from, "-", "BYLEX", "REV", "LIMIT", "0", String(batch))) as string[];
       if (members.length === 0) return { records: out, nextCursor: null };
       const pipe = this.redis.pipeline();
-      for (const m of members) pipe.hgetall(this.keys.task(m.slice(m.indexOf("|") + 1)));
+      const summary = (pipe as unknown as Record<ScriptName, (numKeys: number, ...args: string[]) => unknown>).berthSummary;
+      for (const m of members) summary.call(pipe, 1, this.keys.task(m.slice(m.indexOf("|") + 1)), String(opts.fieldMaxBytes));
       const rows = (await pipe.exec()) ?? [];
       for (let i = 0; i < members.length; i++) {
         const member = members[i] as string;
         scanned++;
-        const rec = decode((rows[i]?.[1] ?? {}) as Record<string, string>);
+        const rec = decodeSummary((rows[i]?.[1] ?? []) as string[]);
         if (rec && matches(rec, opts)) {
           out.push(rec);
           if (out.length === opts.limit) {
@@ -315,6 +372,15 @@ export class TaskStore {
       return res === "ok" ? true : ((res as TaskStatus | null) ?? null);
     });
   }
+}
+
+function decodeSummary(flat: string[]): TaskSummary | null {
+  const raw: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) raw[flat[i] as string] = flat[i + 1] as string;
+  const leftOut = raw._leftOut ? (JSON.parse(raw._leftOut) as string[]) : [];
+  delete raw._leftOut;
+  const record = decode(raw);
+  return record ? { ...record, leftOut } : null;
 }
 
 function matches(r: TaskRecord, opts: { status?: TaskStatus; label?: [string, string] }): boolean {

@@ -102,7 +102,10 @@ describe("a task from submit to archive", () => {
     );
     expect(t).toMatchObject({ status: "succeeded", exitCode: 0, reason: "output_truncated", outputTruncated: true });
     const body = (await fetchText(`/v1/tasks/${t.id}/logs`)).body;
-    expect(body.length).toBe(100_000);
+    // The task's 100,000 bytes, then berth's note that the rest was dropped.
+    expect(body.toString()).toBe(
+      `${"a".repeat(100_000)}\n[berth] output passed BERTH_MAX_OUTPUT_BYTES; what the task printed after that was dropped\n`,
+    );
     const entries = await h.services.logs.readAfter(t.id, "0", 10_000);
     expect(entries.some((e) => e.stream === "system" && e.text.includes("BERTH_MAX_OUTPUT_BYTES"))).toBe(true);
     expect(await readFile(path.join(h.deps.config.dirs.workspaces, t.workspace, "end.txt"), "utf8")).toBe("finished\n");

@@ -48,6 +48,22 @@ describe("loadConfig", () => {
     expect(loadConfig({ BERTH_HOST: "0.0.0.0", BERTH_API_KEYS: "acme:secret-key-1" }).apiKeys.get("secret-key-1")).toBe("acme");
   });
 
+  it("has bounds on callers by default, and keeps per-address and per-tenant caps within the totals", () => {
+    const c = loadConfig({ HOME: "/home/x" });
+    expect(c.http).toMatchObject({ requestTimeoutSeconds: 30, maxConnections: 4000, maxConnectionsPerAddress: 1000 });
+    expect(c.logStreams).toEqual({ max: 1000, perTenant: 100 });
+    expect(c.authFailuresPerMinute).toBe(30);
+    expect(message({ BERTH_MAX_CONNECTIONS: "10" })).toMatch(
+      /^Invalid BERTH_MAX_CONNECTIONS_PER_ADDRESS: must not exceed BERTH_MAX_CONNECTIONS \(10\)/,
+    );
+    expect(message({ BERTH_MAX_LOG_STREAMS: "5" })).toMatch(
+      /^Invalid BERTH_TENANT_MAX_LOG_STREAMS: must not exceed BERTH_MAX_LOG_STREAMS \(5\)/,
+    );
+    expect(message({ BERTH_REQUEST_TIMEOUT_SECONDS: "0" })).toMatch(
+      /^Invalid BERTH_REQUEST_TIMEOUT_SECONDS: must be a whole number from 1/,
+    );
+  });
+
   it("refuses an archive directory inside the workspace directory", () => {
     expect(message({ BERTH_WORKSPACE_DIR: "/srv/ws", BERTH_ARCHIVE_DIR: "/srv/ws/archives" })).toMatch(/^Invalid BERTH_ARCHIVE_DIR/);
   });

@@ -4,13 +4,14 @@ import { MAX_WAIT_SECONDS, TASK_STATUSES, isFinalStatus, type TaskStatus } from 
 import { validateSubmit } from "../../domain/validate.js";
 import { invalidInput } from "../../errors.js";
 import { deleteTask } from "../../cleanup/remove-task.js";
-import { toView } from "../views.js";
+import { LIST_FIELD_MAX_BYTES, toListView, toView } from "../views.js";
 import { taskIdParam, type ApiContext } from "../context.js";
 
 export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
   const { services, deps } = ctx;
 
-  app.post("/v1/tasks", async (request, reply) => {
+  // The one route with a large body (its `files`); every other route takes the server's small default.
+  app.post("/v1/tasks", { bodyLimit: deps.config.http.maxBodyBytes }, async (request, reply) => {
     const tenant = ctx.auth.tenantOf(request);
     const header = request.headers["idempotency-key"];
     const input = validateSubmit(request.body, deps.config, Array.isArray(header) ? header[0] : header);
@@ -58,8 +59,8 @@ export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     if (!Number.isInteger(limit) || limit < 1 || limit > 500)
       throw invalidInput("Invalid limit: must be a whole number from 1 to 500.", { field: "limit" });
     const cursor = q.cursor === undefined ? null : decodeCursor(q.cursor);
-    const page = await services.store.list(tenant, { limit, cursor, status, label });
-    return { tasks: page.records.map(toView), nextCursor: page.nextCursor ? Buffer.from(page.nextCursor).toString("base64url") : null };
+    const page = await services.store.list(tenant, { limit, cursor, status, label, fieldMaxBytes: LIST_FIELD_MAX_BYTES });
+    return { tasks: page.records.map(toListView), nextCursor: page.nextCursor ? Buffer.from(page.nextCursor).toString("base64url") : null };
   });
 
   app.delete("/v1/tasks/:id", async (request, reply) => {
