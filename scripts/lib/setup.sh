@@ -58,6 +58,8 @@ ensure_packages() {
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   # Debian's Chromium: the dashboard's tests drive it headless (nothing downloads a browser of its own).
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  # The tests' hostile clients (test/helpers/stalled-readers.py) set socket options Node cannot.
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
   # A docker CLI may already be on PATH without an engine; docker.io brings both.
   command -v docker >/dev/null 2>&1 || apt_install docker.io

@@ -1,4 +1,6 @@
 // What a task's command and environment may weigh, and how a long command is shown in lists.
+import querystring from "node:querystring";
+
 //
 // The kernel takes a program's arguments and environment together on the new process's stack, and refuses an
 // exec (E2BIG) when they need more than ARG_MAX: each string with its NUL, plus one pointer per string. ARG_MAX is a
@@ -24,6 +26,22 @@ export function execBytes(command: readonly string[], env: Readonly<Record<strin
   let total = 0;
   for (const arg of command) total += execStringBytes(arg);
   for (const [name, value] of Object.entries(env)) total += execStringBytes(`${name}=${value}`);
+  return total;
+}
+
+// The engine has a limit of its own: Docker's API server takes at most 1 MiB of request line and headers (Go's
+// default MaxHeaderBytes), and the Docker client berth uses sends a container's create options in the URL's query
+// as well as in the body, every argument and variable URL-encoded as `Cmd=…&Env=…`. Past that the engine answers
+// 431 and the task could only fail. The rest of the create options take a few KiB.
+
+/** Most bytes the command and env may take URL-encoded in the engine's create request. */
+export const MAX_ENGINE_REQUEST_BYTES = 1024 * 1024 - 64 * 1024;
+
+/** Bytes `command` and `env` take in the create request's query string (`Cmd=<escaped>&…&Env=<escaped>&…`). */
+export function engineRequestBytes(command: readonly string[], env: Readonly<Record<string, string>>): number {
+  let total = 0;
+  for (const arg of command) total += "&Cmd=".length + querystring.escape(arg).length;
+  for (const [name, value] of Object.entries(env)) total += "&Env=".length + querystring.escape(`${name}=${value}`).length;
   return total;
 }
 

@@ -4,11 +4,13 @@ import { z } from "zod";
 import { imageAllowed, type Config } from "../config/config.js";
 import type { SubmitTaskRequest } from "../contract/types.js";
 import { BerthError } from "../errors.js";
-import { execBytes, MAX_ARG_BYTES, MAX_EXEC_BYTES } from "./command.js";
+import { engineRequestBytes, execBytes, MAX_ARG_BYTES, MAX_ENGINE_REQUEST_BYTES, MAX_EXEC_BYTES } from "./command.js";
 import { ENGINE_MIN, TASK_ID_PATTERN, toNanoCpus, type TaskSpec } from "./task.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_COMMAND_STRINGS = 256;
+/** A lone UTF-16 surrogate: not Unicode, so it cannot be UTF-8 encoded for the kernel or URL-encoded for the engine. */
+const LONE_SURROGATE = /\p{Cs}/u;
 const LABEL_KEY = /^[A-Za-z0-9_./-]{1,63}$/;
 
 function validFilePath(p: string): boolean {
@@ -20,7 +22,10 @@ function validFilePath(p: string): boolean {
 const Body = z.strictObject({
   command: z
     .array(
-      z.string().refine((v) => !v.includes("\0"), "arguments must not contain NUL"),
+      z
+        .string()
+        .refine((v) => !v.includes("\0"), "arguments must not contain NUL")
+        .refine((v) => !LONE_SURROGATE.test(v), "arguments must be valid Unicode (no lone surrogates)"),
       "must be an array of strings",
     )
     .min(1, "must have at least 1 string")
@@ -29,7 +34,10 @@ const Body = z.strictObject({
   env: z
     .record(
       z.string().regex(ENV_NAME, "env names must match [A-Za-z_][A-Za-z0-9_]*"),
-      z.string().refine((v) => !v.includes("\0"), "env values must not contain NUL"),
+      z
+        .string()
+        .refine((v) => !v.includes("\0"), "env values must not contain NUL")
+        .refine((v) => !LONE_SURROGATE.test(v), "env values must be valid Unicode (no lone surrogates)"),
     )
     .optional(),
   files: z
@@ -62,7 +70,7 @@ const Body = z.strictObject({
   idempotencyKey: z.string().min(1).max(256, "must be at most 256 characters").optional(),
 });
 
-/** Command and env must fit what the kernel passes to a new process (see command.ts). */
+/** Command and env must fit what the kernel passes to a new process, and the engine's request (see command.ts). */
 function checkExecSize(command: readonly string[], env: Readonly<Record<string, string>>): void {
   for (const [i, arg] of command.entries()) {
     const bytes = Buffer.byteLength(arg);
@@ -82,6 +90,14 @@ function checkExecSize(command: readonly string[], env: Readonly<Record<string, 
     throw bad(
       field,
       `command and env take ${total} bytes as the task's arguments and environment (each string, its NUL and a pointer); at most ${MAX_EXEC_BYTES} fit the kernel's ARG_MAX of 2 MiB with room for what the container adds. Pass large inputs as files instead`,
+    );
+  }
+  const commandEncoded = engineRequestBytes(command, {});
+  const encoded = commandEncoded + engineRequestBytes([], env);
+  if (encoded > MAX_ENGINE_REQUEST_BYTES) {
+    throw bad(
+      commandEncoded > MAX_ENGINE_REQUEST_BYTES ? "command" : "env",
+      `command and env take ${encoded} bytes URL-encoded in the container engine's create request, which takes at most ${MAX_ENGINE_REQUEST_BYTES}. Pass large inputs as files instead`,
     );
   }
 }

@@ -37,6 +37,8 @@ export interface LiveListener {
 
 const LOG_ID_PATTERN = /^(\d{1,20})-(\d{1,20})$/;
 const U64_MAX = 2n ** 64n - 1n;
+/** The largest stream id there can be. */
+const LAST_LOG_ID = `${U64_MAX}-${U64_MAX}`;
 
 /** Whether `id` is a Redis stream id: two unsigned 64-bit numbers, "<ms>-<seq>" (Redis refuses anything else). */
 export function isLogId(id: string): boolean {
@@ -150,6 +152,7 @@ export class LogStore {
 
   /** Up to `count` entries strictly after `afterId` ("0" = from the start). */
   async readAfter(taskId: string, afterId: string, count = 500): Promise<StoredEntry[]> {
+    if (afterId === LAST_LOG_ID) return []; // nothing can follow it (and Redis refuses "(" before it)
     const rows = (await this.redis.xrange(this.keys.logs(taskId), `(${afterId}`, "+", "COUNT", count)) as [string, string[]][];
     return rows.map(([id, fields]) => parse(id, fields));
   }

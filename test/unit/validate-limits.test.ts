@@ -1,6 +1,6 @@
 // Submit validation of what a task may carry: exec sizes, file trees, and the fingerprint idempotency compares.
 import { loadConfig } from "../../src/config/config.js";
-import { MAX_ARG_BYTES, MAX_EXEC_BYTES } from "../../src/domain/command.js";
+import { MAX_ARG_BYTES, MAX_ENGINE_REQUEST_BYTES } from "../../src/domain/command.js";
 import { requestFingerprint, validateSubmit } from "../../src/domain/validate.js";
 
 const config = loadConfig({ HOME: "/home/x" });
@@ -16,8 +16,26 @@ const problem = (body: unknown) => {
 describe("command and env against the kernel's exec limits", () => {
   it("accepts a command up to the limit", () => {
     const arg = "x".repeat(MAX_ARG_BYTES);
-    const n = Math.floor(MAX_EXEC_BYTES / (MAX_ARG_BYTES + 9));
+    const n = Math.floor(MAX_ENGINE_REQUEST_BYTES / (MAX_ARG_BYTES + 5));
+    expect(n).toBe(7);
     expect(problem({ command: Array.from({ length: n }, () => arg) })).toBeNull();
+  });
+
+  it("refuses command and env too large for the engine's create request, counting them URL-encoded", () => {
+    const ascii = problem({ command: Array.from({ length: 9 }, () => "x".repeat(128_000)) });
+    expect(ascii).toMatchObject({ field: "command" });
+    expect(ascii?.message).toMatch(/URL-encoded in the container engine's create request, which takes at most 983040/);
+    // 120,000 bytes of UTF-8 each, but 360,000 once escaped.
+    expect(problem({ command: Array.from({ length: 3 }, () => "é".repeat(60_000)) })).toMatchObject({ field: "command" });
+    expect(problem({ command: Array.from({ length: 2 }, () => "é".repeat(60_000)) })).toBeNull();
+    const env = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`V${i}`, "y".repeat(120_000)]));
+    expect(problem({ command: ["env", "x".repeat(100_000)], env })).toMatchObject({ field: "env" });
+  });
+
+  it("refuses strings that are not valid Unicode", () => {
+    expect(problem({ command: ["echo", "a\ud800b"] })?.message).toMatch(/lone surrogates/);
+    expect(problem({ command: ["env"], env: { A: "\udc00" } })?.message).toMatch(/lone surrogates/);
+    expect(problem({ command: ["echo", "😀"] })).toBeNull();
   });
 
   it("names the argument or variable that is too long for the kernel", () => {
