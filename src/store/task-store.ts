@@ -4,6 +4,9 @@ import type { Redis } from "ioredis";
 import type { TaskStatus } from "../contract/types.js";
 import type { TaskRecord, TaskSpec } from "../domain/task.js";
 import type { Keys } from "./keys.js";
+import { SUMMARY, splitSummary, type TaskSummary } from "./task-summary.js";
+
+export type { TaskSummary } from "./task-summary.js";
 
 /** Record fields are stored one per hash field; `status` raw (Lua compares it), everything else as JSON. */
 const encode = (fields: Partial<TaskRecord>): string[] =>
@@ -43,33 +46,6 @@ redis.call('PUBLISH', KEYS[7], '{"tenant":' .. redis.call('HGET', KEYS[3], 'tena
 return {'created', ARGV[3]}
 `;
 
-// A record for a list: every field but those whose stored value is longer than ARGV[1] bytes (labels and status
-// excepted: filters need them), which are named in '_leftOut'. Big values are never copied, not even inside Redis.
-const SUMMARY = `
-local names = redis.call('HKEYS', KEYS[1])
-local keep, cut = {}, {}
-local max = tonumber(ARGV[1])
-for _, name in ipairs(names) do
-  if name ~= 'labels' and name ~= 'status' and redis.call('HSTRLEN', KEYS[1], name) > max then
-    cut[#cut + 1] = name
-  else
-    keep[#keep + 1] = name
-  end
-end
-if #keep == 0 then return {} end
-local values = redis.call('HMGET', KEYS[1], unpack(keep))
-local out = {}
-for i, name in ipairs(keep) do
-  out[#out + 1] = name
-  out[#out + 1] = values[i]
-end
-if #cut > 0 then
-  out[#out + 1] = '_leftOut'
-  out[#out + 1] = cjson.encode(cut)
-end
-return out
-`;
-
 // Changes a task only if its current status is one of ARGV[1] (comma separated). When the new status is final,
 // also drops it from the tenant's active set, deletes its spec and, given a channel as KEYS[6], publishes its id
 // there; if ARGV[2] is a number, schedules its expiry. Every applied change is announced on KEYS[7] (as in SUBMIT).
@@ -97,9 +73,6 @@ export type SubmitOutcome =
   | { kind: "existing"; id: string }
   | { kind: "reused"; id: string }
   | { kind: "over_limit"; active: number };
-
-/** A record read for a list: fields too large for one were left out, and are named in `leftOut`. */
-export type TaskSummary = TaskRecord & { readonly leftOut: readonly string[] };
 
 /** Most active tasks whose status {@link TaskStore.activeCounts} reads. */
 const ACTIVE_SAMPLE = 10_000;
@@ -256,7 +229,9 @@ export class TaskStore {
       for (let i = 0; i < members.length; i++) {
         const member = members[i] as string;
         scanned++;
-        const rec = decodeSummary((rows[i]?.[1] ?? []) as string[]);
+        const { fields, leftOut } = splitSummary((rows[i]?.[1] ?? []) as string[]);
+        const decoded = decode(fields);
+        const rec: TaskSummary | null = decoded ? { ...decoded, leftOut } : null;
         if (rec && matches(rec, opts)) {
           out.push(rec);
           if (out.length === opts.limit) {
@@ -372,15 +347,6 @@ export class TaskStore {
       return res === "ok" ? true : ((res as TaskStatus | null) ?? null);
     });
   }
-}
-
-function decodeSummary(flat: string[]): TaskSummary | null {
-  const raw: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) raw[flat[i] as string] = flat[i + 1] as string;
-  const leftOut = raw._leftOut ? (JSON.parse(raw._leftOut) as string[]) : [];
-  delete raw._leftOut;
-  const record = decode(raw);
-  return record ? { ...record, leftOut } : null;
 }
 
 function matches(r: TaskRecord, opts: { status?: TaskStatus; label?: [string, string] }): boolean {
