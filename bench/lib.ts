@@ -321,9 +321,10 @@ export interface InProcessBerth {
   close(): Promise<void>;
 }
 
-/** Defaults every bench server gets: no rate limit (the bench polls fast), quiet logs. */
+/** Defaults every bench server gets: no rate limit (the bench polls fast), room for its 100 followers, quiet logs. */
 export const BENCH_ENV: Record<string, string> = {
   BERTH_RATE_LIMIT_PER_MINUTE: "0",
+  BERTH_TENANT_MAX_LOG_STREAMS: "1000",
   BERTH_STOP_GRACE_SECONDS: "2",
   BERTH_SHUTDOWN_TIMEOUT_SECONDS: "5",
 };

@@ -32,8 +32,9 @@ export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     const onClose = () => gone.abort();
     reply.raw.once("close", onClose);
     try {
+      // Re-read every few seconds per waiter: only the status, however large the record.
       await ctx.waiter.until(record.id, waitMs, gone.signal, async () => {
-        const now = await services.store.get(record.id);
+        const now = await services.store.getStatus(record.id);
         return !now || isFinalStatus(now.status);
       });
     } finally {
