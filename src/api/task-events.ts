@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import type { TaskCounts, TaskView } from "../contract/types.js";
 import { closeConnection, openSubscriber, type RedisConnection } from "../store/redis.js";
 import type { TaskStore } from "../store/task-store.js";
-import { toView } from "./views.js";
+import { LIST_FIELD_MAX_BYTES, toListView } from "./views.js";
 
 /** How long changes of one tenant are gathered before they are read and sent (the list's delay, at most). */
 const BATCH_MS = 150;
@@ -37,7 +37,7 @@ export class TaskEvents {
   constructor(
     private readonly redisUrl: string,
     private readonly channel: string,
-    private readonly store: Pick<TaskStore, "getMany" | "activeCounts">,
+    private readonly store: Pick<TaskStore, "getSummaries" | "activeCounts">,
     private readonly logger: Logger,
   ) {}
 
@@ -124,11 +124,12 @@ export class TaskEvents {
     for (const id of ids) w.pending.delete(id);
     const frames: string[] = [];
     try {
-      const [records, counts] = await Promise.all([this.store.getMany(ids), this.store.activeCounts(tenant)]);
+      // List entries, as GET /v1/tasks gives them: their size does not grow with what the tasks carry.
+      const [records, counts] = await Promise.all([this.store.getSummaries(ids, LIST_FIELD_MAX_BYTES), this.store.activeCounts(tenant)]);
       records.forEach((r, i) => {
         if (r instanceof Error) return; // a damaged record: the list shows what GET /v1/tasks shows
         if (r === null || r.tenant !== tenant) frames.push(frame("deleted", { id: ids[i] }));
-        else frames.push(frame("task", toView(r) satisfies TaskView));
+        else frames.push(frame("task", toListView(r) satisfies TaskView));
       });
       if (counts.queued !== w.counts?.queued || counts.running !== w.counts?.running) {
         w.counts = counts;

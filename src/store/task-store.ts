@@ -294,6 +294,30 @@ export class TaskStore {
     });
   }
 
+  /**
+   * {@link getMany} for lists: each record without its fields stored longer than `fieldMaxBytes` (named in
+   * `leftOut`), so what is read does not grow with what the tasks carry.
+   */
+  async getSummaries(ids: readonly string[], fieldMaxBytes: number): Promise<(TaskSummary | null | Error)[]> {
+    if (ids.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    const summary = (pipe as unknown as Record<ScriptName, (numKeys: number, ...args: string[]) => unknown>).berthSummary;
+    for (const id of ids) summary.call(pipe, 1, this.keys.task(id), String(fieldMaxBytes));
+    const rows = (await pipe.exec()) ?? [];
+    return ids.map((_, i) => {
+      const [err, raw] = rows[i] ?? [new Error("no reply from Redis"), null];
+      if (err) return err;
+      const { fields, leftOut } = splitSummary(raw as string[]);
+      if (Object.keys(fields).length === 0) return null;
+      try {
+        const record = decode(fields);
+        return record ? { ...record, leftOut } : new Error("damaged record");
+      } catch (e) {
+        return e instanceof Error ? e : new Error(String(e));
+      }
+    });
+  }
+
   /** Whether each task has a record (readable or not), in one round trip: true, false, or the error Redis answered. */
   async existsMany(ids: readonly string[]): Promise<(boolean | Error)[]> {
     if (ids.length === 0) return [];

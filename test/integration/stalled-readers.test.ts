@@ -90,11 +90,10 @@ it("keeps serving 20 stalled readers without slowing the task or holding its out
   //  - the hub's cache of the task's latest entries, shared by all its readers (src/logs/live-hub.ts): at most
   //    RECENT_BYTES = 4 MiB of text, plus the rendered frame of each cached entry (src/api/sse.ts keeps a frame as
   //    long as its entry lives): ≈ 8.5 MiB;
-  //  - per stalled reader (src/api/sse.ts): at most MAX_BUFFERED_BYTES = 1 MiB of unsent bytes, plus the frame that
-  //    crossed that line (an entry holds at most 64 Ki characters: ~66 KiB of frame for this base64 text), plus the
-  //    batch it was writing out when its socket filled (a reader that fell out of the live fan-out catches up like
-  //    a late one, and keeps that batch while it waits for the socket to drain: STORE_BATCH = 32 entries, ≤ 2 MiB
-  //    of text): ≈ 3.1 MiB;
+  //  - per stalled reader (src/api/sse.ts): at most MAX_BUFFERED_BYTES = 128 KiB of unsent bytes, plus the frame
+  //    that crossed that line (an entry holds at most 64 Ki characters: ~66 KiB of frame for this base64 text); a
+  //    reader catching up reads nothing more until its socket has taken what it was sent, so it keeps no batch
+  //    while it waits. Asserted with the earlier, looser bound of ≈ 3.1 MiB per reader;
   //  - the Redis client's reply buffer, sized by recent large replies (redis-parser keeps up to ~3 × a 2 MiB
   //    batch): ≈ 6 MiB.
   // What the kernel has taken into the sockets' buffers (~4 MB per connection here) is not the server's memory.
