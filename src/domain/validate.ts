@@ -74,8 +74,7 @@ const Body = z.strictObject({
 function checkExecSize(command: readonly string[], env: Readonly<Record<string, string>>): void {
   for (const [i, arg] of command.entries()) {
     const bytes = Buffer.byteLength(arg);
-    if (bytes > MAX_ARG_BYTES)
-      throw bad(`command[${i}]`, `is ${bytes} bytes; the kernel takes at most ${MAX_ARG_BYTES} bytes per argument`);
+    if (bytes > MAX_ARG_BYTES) throw bad(`command.${i}`, `is ${bytes} bytes; the kernel takes at most ${MAX_ARG_BYTES} bytes per argument`);
   }
   for (const [name, value] of Object.entries(env)) {
     const bytes = Buffer.byteLength(`${name}=${value}`);
@@ -136,7 +135,7 @@ export function validateSubmit(body: unknown, config: Config, idempotencyHeader?
   // Before the schema looks at every element of a huge array.
   const rawCommand = (body as { command?: unknown }).command;
   if (Array.isArray(rawCommand) && rawCommand.length > MAX_COMMAND_STRINGS) {
-    throw bad("command", `must have at most ${MAX_COMMAND_STRINGS} strings, got ${rawCommand.length}`);
+    throw bad("command", `must have at most ${MAX_COMMAND_STRINGS} strings`);
   }
   const parsed = Body.safeParse(body);
   if (!parsed.success) {

@@ -33,7 +33,7 @@ describe("what a task may carry, and what a list returns", () => {
     expect(huge.json().error.message).toMatch(/^Invalid command: command and env take 15501395 bytes/);
     // Bytes, not characters: 65,536 two-byte characters are one byte over the kernel's limit for one argument.
     const wide = await h.request("POST", "/v1/tasks", { command: ["echo", "é".repeat(65_536)] });
-    expect(wide.json().error.message).toMatch(/^Invalid command\[1\]: is 131072 bytes; the kernel takes at most 131071/);
+    expect(wide.json().error.message).toMatch(/^Invalid command\.1: is 131072 bytes; the kernel takes at most 131071/);
     const many = await h.request("POST", "/v1/tasks", { command: Array.from({ length: 20 }, () => "y".repeat(120_000)) });
     expect(many.statusCode).toBe(400);
     expect(many.json().error.message).toMatch(/^Invalid command: .*ARG_MAX/);

@@ -39,7 +39,7 @@ describe("command and env against the kernel's exec limits", () => {
   });
 
   it("names the argument or variable that is too long for the kernel", () => {
-    expect(problem({ command: ["echo", "é".repeat(65_536)] })).toMatchObject({ field: "command[1]" });
+    expect(problem({ command: ["echo", "é".repeat(65_536)] })).toMatchObject({ field: "command.1" });
     expect(problem({ command: ["echo", "é".repeat(65_536)] })?.message).toMatch(/131072 bytes; the kernel takes at most 131071/);
     expect(problem({ command: ["env"], env: { BIG: "x".repeat(MAX_ARG_BYTES) } })).toMatchObject({ field: "env.BIG" });
   });
@@ -54,7 +54,9 @@ describe("command and env against the kernel's exec limits", () => {
   });
 
   it("refuses a huge command array before looking at its strings, and NUL in arguments", () => {
-    expect(problem({ command: Array.from({ length: 300_000 }, () => "x") })?.message).toMatch(/at most 256 strings, got 300000/);
+    expect(problem({ command: Array.from({ length: 300_000 }, () => "x") })?.message).toBe(
+      "Invalid command: must have at most 256 strings.",
+    );
     expect(problem({ command: ["a\0b"] })).toMatchObject({ field: "command.0" });
   });
 });

@@ -88,7 +88,11 @@ describe("validateSubmit refuses, naming the field", () => {
     [{ command: "ls -l" }, "command", "Invalid command: must be an array of strings."],
     [{ command: [] }, "command", "Invalid command: must have at least 1 string."],
     [{ command: Array.from({ length: 257 }, () => "a") }, "command", "Invalid command: must have at most 256 strings."],
-    [{ command: ["x".repeat(131_073)] }, "command.0", "Invalid command.0: each argument must be at most 131072 characters."],
+    [
+      { command: ["x".repeat(131_073)] },
+      "command.0",
+      "Invalid command.0: is 131073 bytes; the kernel takes at most 131071 bytes per argument.",
+    ],
     [{ command: ["a"], env: { "1BAD": "x" } }, "env.1BAD", "Invalid env.1BAD: env names must match [A-Za-z_][A-Za-z0-9_]*."],
     [{ command: ["a"], env: { A: "a\0b" } }, "env.A", "Invalid env.A: env values must not contain NUL."],
     [{ command: ["a"], timeoutSeconds: 1.5 }, "timeoutSeconds", "Invalid timeoutSeconds: must be a whole number."],
