@@ -5,12 +5,15 @@ import { copyFile, mkdir, open, readFile, rm, stat, writeFile } from "node:fs/pr
 import path from "node:path";
 import { execa } from "execa";
 import { createArchive } from "../src/archive/archive.js";
+import { LocalArchiveStore } from "../src/archive/local-store.js";
 import { walkArchive } from "../src/archive/read-archive.js";
 import { fmtNum, interleave, median, row, type BenchContext, type FigureResult, type Row } from "./lib.js";
 
 const SMALL_FILES = 5000;
 const SMALL_DIRS = 50;
 const BIG = 50_000_000;
+/** Archive names are workspace names, as berth makes them. */
+export const benchName = (n: number) => `task-1700000000000-benchrun${String(n).padStart(4, "0")}`;
 
 /** Deterministic pseudo-random numbers (mulberry32), so the text parts compress alike from run to run. */
 function prng(seed: number): () => number {
@@ -102,9 +105,10 @@ export async function archiveBench(ctx: BenchContext): Promise<FigureResult> {
   let n = 0;
 
   const berthRun = async (): Promise<number> => {
-    const file = path.join(out, `berth-${n++}.tar.gz`);
+    const name = benchName(n++);
+    const file = path.join(out, `${name}.tar.gz`);
     const t0 = performance.now();
-    const r = await createArchive({ workspacePath: ws, archivePath: file, timeoutMs: 600_000 });
+    const r = await createArchive({ workspacePath: ws, store: new LocalArchiveStore(out), name, timeoutMs: 600_000 });
     const elapsed = performance.now() - t0;
     sizes.berth.push(r.bytes);
     // Not timed above: what two of createArchive's steps cost on their own.

@@ -6,6 +6,7 @@
 // only config/config.ts reads configuration variables.
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { ArchiveStore } from "../archive/archive-store.js";
 import type { Config } from "../config/config.js";
 import type { ContainerRuntime } from "../runner/container-runtime.js";
 
@@ -16,11 +17,13 @@ export interface Deps {
   /** General-purpose connection (fails fast when Redis is down, so the API can answer 503). */
   readonly redis: Redis;
   readonly runtime: ContainerRuntime;
+  /** Where archives are written, read and deleted: this host's BERTH_ARCHIVE_DIR, or an object store all hosts share. */
+  readonly archives: ArchiveStore;
   /**
    * Prefix for every Redis key and BullMQ queue, and the value of the `berth.namespace` label on every
    * container. "berth" in production; unique per test file in tests.
    */
   readonly namespace: string;
-  /** This host's name: recorded on tasks it runs, since their workspaces and archives live on its disk. */
+  /** This host's identity (BERTH_NODE_ID, default the hostname): recorded on tasks it runs, since their workspaces live on its disk. */
   readonly host: string;
 }

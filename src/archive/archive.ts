@@ -1,21 +1,23 @@
-// Archives a finished task's workspace to tar.gz: the entry that chooses a packer, writes through a temp file,
-// verifies and publishes.
+// Archives a finished task's workspace to tar.gz: the entry that chooses a packer, writes into the archive store,
+// verifies as it writes and publishes.
 //
 // Small, plain workspaces (the common case) are packed in-process by node-tar from an lstat listing
 // (pack-inprocess.ts); large or unusual ones by GNU find + GNU tar (+ pigz for big ones) (pack-gnu.ts), not by
 // node-tar's packer (see shared PITFALLS §3): node-tar's `c()` can hang forever on FIFOs/sockets, deadlocks on
 // hardlinks across directories, aborts the whole pack on one non-UTF-8 name, one EACCES or one vanished file, and
 // opens files by path without O_NOFOLLOW. Either packer writes its .tar.gz stream into a sink (sink.ts), hashing it
-// on the way; the result is read back with node-tar and verified before it is renamed into place.
-import { randomBytes } from "node:crypto";
-import { lstat, mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
+// on the way; each chunk goes both to the store's writer (a temp file, or a multipart upload) and to node-tar's
+// parser (verify-stream.ts), so the archive is verified as it is written and published (renamed, or the upload
+// completed) only once it has passed.
+import { lstat } from "node:fs/promises";
 import path from "node:path";
 import { errnoOf, TaskFailure } from "../errors.js";
+import type { ArchiveStore, ArchiveWriter } from "./archive-store.js";
 import { listSmall, packInProcess } from "./pack-inprocess.js";
 import { packGnu } from "./pack-gnu.js";
 import { report, type SkippedPath } from "./packing.js";
-import { verifyArchive } from "./read-archive.js";
-import { fileSink } from "./sink.js";
+import type { ArchiveSink } from "./sink.js";
+import { ArchiveVerifier } from "./verify-stream.js";
 
 const DEFAULT_MAX_FILE_BYTES = 4 * 1024 ** 3;
 
@@ -26,9 +28,11 @@ export interface ArchiveOptions {
    * exited), and nothing may change them while the archive is made.
    */
   workspacePath: string;
-  /** Absolute final path of the archive; written via a temp file + rename, so it only ever holds a complete archive. */
-  archivePath: string;
-  /** Bound on the whole operation; on expiry children are killed, the temp file removed and `archive_failed` thrown. */
+  /** Where the archive goes; it holds a complete, verified archive under `name` or nothing. */
+  store: ArchiveStore;
+  /** The archive's name in the store: the workspace's name (`task-<unix-ms>-<id>`). */
+  name: string;
+  /** Bound on the whole operation; on expiry children are killed, what was written is thrown away and `archive_failed` thrown. */
   timeoutMs: number;
   /** Regular files larger than this are left out and reported in `skipped`. Default 4 GiB. */
   maxFileBytes?: number;
@@ -51,38 +55,39 @@ export interface ArchiveResult {
 }
 
 /**
- * Archives `workspacePath` into `archivePath` (tar.gz with relative entry names: node-tar's ustar/pax format for
+ * Archives `workspacePath` into the store as `name` (tar.gz with relative entry names: node-tar's ustar/pax format for
  * small workspaces, GNU format for the others).
  * Never follows symlinks, never aborts on odd names or unreadable files (they are reported),
- * verifies the result with node-tar before publishing it, and never leaves a partial file at
- * `archivePath`.
- * @throws TaskFailure `archive_failed` on timeout, write failure (ENOSPC...) or failed verification;
+ * verifies the stream with node-tar as it is written and publishes it only once verified: the store never holds a
+ * partial archive under `name`.
+ * @throws TaskFailure `archive_failed` on timeout, write failure (ENOSPC, the store down...) or failed verification;
  *   `canceled` when `signal` aborts.
  */
 export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult> {
-  const { workspacePath, archivePath, timeoutMs } = opts;
+  const { workspacePath, timeoutMs, store } = opts;
   const maxFileBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
-  if (!path.isAbsolute(workspacePath) || !path.isAbsolute(archivePath)) {
+  if (!path.isAbsolute(workspacePath)) {
     throw new TaskFailure("archive_failed", "Archive paths must be absolute (internal error).");
   }
   if (!Number.isSafeInteger(maxFileBytes) || maxFileBytes < 0) {
     throw new TaskFailure("archive_failed", `maxFileBytes must be a non-negative integer, got ${maxFileBytes}.`);
   }
   const deadline = abortAfter(timeoutMs, opts.signal);
-  const dir = path.dirname(archivePath);
-  // Same directory as the target so rename() is atomic; dot-prefixed so listings ignore it.
-  const tmp = path.join(dir, `.${path.basename(archivePath)}.tmp-${randomBytes(8).toString("hex")}`);
-  let fh: FileHandle | undefined;
-  let renamed = false;
+  let writer: ArchiveWriter | undefined;
   try {
     deadline.signal.throwIfAborted();
     // lstat, not stat: a workspace path that is itself a symlink could point anywhere on the host.
     const st = await lstat(workspacePath);
     if (!st.isDirectory()) throw new TaskFailure("archive_failed", `Workspace ${workspacePath} is not a directory.`);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    // O_EXCL: never reuse or follow something already sitting at the temp name.
-    fh = await open(tmp, "wx", 0o600);
-    const sink = fileSink(fh);
+    writer = await store.begin(opts.name, deadline.signal);
+    const out = writer;
+    const verifier = new ArchiveVerifier();
+    const sink: ArchiveSink = {
+      write: async (chunk) => {
+        verifier.write(chunk);
+        await out.write(chunk);
+      },
+    };
     // A small, plain workspace is packed in-process; any other, or one node-tar refuses, by GNU find and tar.
     const small = await listSmall(workspacePath, maxFileBytes, deadline.signal);
     const written =
@@ -95,33 +100,20 @@ export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult
       known.add(s.path);
       report(skipped, s);
     }
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    const { entries, contentBytes } = await verifyArchive(tmp, deadline.signal);
+    const { entries, contentBytes } = await verifier.end(deadline.signal);
     // Every listed name is in the archive, except those tar reported as unreadable.
     if (entries > written.listed || entries < written.listed - written.unreadable.length) {
       throw new TaskFailure("archive_failed", `The archive has ${entries} entries for ${written.listed} listed paths.`);
     }
     deadline.signal.throwIfAborted();
-    await rename(tmp, archivePath);
-    renamed = true;
-    await syncDir(dir);
+    await writer.commit({ bytes: written.bytes, sha256: written.sha256 });
     return { bytes: written.bytes, sha256: written.sha256, entries, skipped, contentBytes };
   } catch (err) {
-    await fh?.close().catch(() => undefined);
-    await rm(tmp, { force: true }).catch(() => undefined);
-    // Only reachable if the directory fsync failed: the caller will treat the archive as missing.
-    if (renamed) await rm(archivePath, { force: true }).catch(() => undefined);
+    await writer?.abort();
     throw toFailure(err, deadline.signal);
   } finally {
     deadline.dispose();
   }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const d = await open(dir, "r");
-  await d.sync().finally(() => d.close());
 }
 
 /** One signal for timeout and caller cancellation; its reason is the TaskFailure to throw. */

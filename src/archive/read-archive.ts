@@ -1,5 +1,5 @@
-// Reading tar.gz archives back with node-tar: listing (tests, tooling), the walk that fromTask extraction
-// scans with, and the verification createArchive runs before it publishes an archive.
+// Reading tar.gz archives back with node-tar: listing (tests, tooling) and the walk that fromTask extraction scans
+// with. (A new archive is verified as it is written: verify-stream.ts.)
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { Writable } from "node:stream";
@@ -7,7 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import { createGunzip, gunzip } from "node:zlib";
 import { Parser, type ReadEntry } from "tar";
-import { errnoOf, TaskFailure } from "../errors.js";
+import { errnoOf } from "../errors.js";
 
 /** One entry as listed by {@link listArchive}; `type` is node-tar's name (File, Directory, SymbolicLink, Link...). */
 export interface ArchiveEntry {
@@ -69,8 +69,8 @@ async function readIfSmall(file: string, signal?: AbortSignal): Promise<Buffer |
   }
 }
 
-/** True if `source` gunzips to a non-empty whole number of all-zero 512-byte blocks. */
-async function isEmptyTarGz(source: string | Buffer, signal?: AbortSignal): Promise<boolean> {
+/** True if `source` (a file, or bytes already read) gunzips to a non-empty whole number of all-zero 512-byte blocks. */
+export async function isEmptyTarGz(source: string | Buffer, signal?: AbortSignal): Promise<boolean> {
   if (typeof source !== "string") {
     // Bytes already read: gunzipped in one call, capped (an empty tar is a few end-of-archive blocks).
     const tar = await gunzipAsync(source, { maxOutputLength: 1024 * 1024 }).catch(() => null);
@@ -132,29 +132,4 @@ function parseArchive(source: string | Buffer, visit: (entry: ReadEntry) => void
     if (input) input.pipe(parser);
     else parser.end(source as Buffer);
   });
-}
-
-const ARCHIVED_TYPES = new Set(["File", "OldFile", "Directory", "SymbolicLink", "Link"]);
-const unsafeName = (p: string): boolean => p === "" || p.startsWith("/") || p.split("/").includes("..");
-
-/** Reads the archive back before publishing: known types only, names relative and without "..". */
-export async function verifyArchive(file: string, signal: AbortSignal): Promise<{ entries: number; contentBytes: number }> {
-  let entries = 0;
-  let contentBytes = 0;
-  const fail = (what: string, e: ReadEntry): never => {
-    throw new TaskFailure("archive_failed", `The new archive failed verification: ${what} ${JSON.stringify(e.path)}.`);
-  };
-  await walkArchive(
-    file,
-    (e) => {
-      if (!ARCHIVED_TYPES.has(e.type)) fail(`unexpected ${e.type} entry`, e);
-      if (unsafeName(e.path)) fail("unsafe entry name", e);
-      // A hardlink's target is another member name; a symlink's target is data, kept verbatim.
-      if (e.type === "Link" && unsafeName(e.linkpath ?? "")) fail("unsafe hardlink target in", e);
-      entries++;
-      if (e.type === "File") contentBytes += e.size ?? 0;
-    },
-    signal,
-  );
-  return { entries, contentBytes };
 }

@@ -10,6 +10,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { execa } from "execa";
 import { Header } from "tar";
 import { createArchive, type ArchiveOptions } from "../../src/archive/archive.js";
+import { LocalArchiveStore } from "../../src/archive/local-store.js";
 import { classifyStderr } from "../../src/archive/gnu-stderr.js";
 import { IN_PROCESS_LIMITS } from "../../src/archive/pack-inprocess.js";
 import { listArchive } from "../../src/archive/read-archive.js";
@@ -41,13 +42,16 @@ const workspace = (files: Record<string, string | Buffer> = {}): string => {
   }
   return ws;
 };
+/** The archive's name in the store: a workspace name, as berth makes them. */
+const NAME = "task-1700000000000-archivetest01";
+/** Archives `ws` into a local store in a fresh directory. */
 const archive = (ws: string, extra: Partial<ArchiveOptions> = {}) => {
   const outDir = path.join(freshDir("out"), "archives");
-  const archivePath = path.join(outDir, "task-1.tar.gz");
+  const archivePath = path.join(outDir, `${NAME}.tar.gz`);
   return {
     outDir,
     archivePath,
-    run: () => createArchive({ workspacePath: ws, archivePath, timeoutMs: 30_000, ...extra }),
+    run: () => createArchive({ workspacePath: ws, store: new LocalArchiveStore(outDir), name: NAME, timeoutMs: 30_000, ...extra }),
   };
 };
 /** Processes (find, tar, pigz...) whose working directory is `dir`. */
@@ -116,7 +120,7 @@ describe.each(LAYOUTS)("createArchive, $layout", ({ padding }) => {
     expect(res.sha256).toBe(stdout.split(" ")[0]);
     // The archive directory is created private; no temp file is left next to the archive.
     expect(fs.statSync(a.outDir).mode & 0o777).toBe(0o700);
-    expect(await readdir(a.outDir)).toEqual(["task-1.tar.gz"]);
+    expect(await readdir(a.outDir)).toEqual([`${NAME}.tar.gz`]);
 
     const x = await systemExtract(a.archivePath);
     expect(await readFile(path.join(x, "out.txt"), "utf8")).toBe("hello\n");
@@ -316,7 +320,7 @@ describe("createArchive", () => {
     const parent = freshDir("blocked");
     fs.writeFileSync(path.join(parent, "archives"), "I am a file");
     const err = await rejection(
-      createArchive({ workspacePath: ws, archivePath: path.join(parent, "archives/sub/t.tar.gz"), timeoutMs: 10_000 }),
+      createArchive({ workspacePath: ws, store: new LocalArchiveStore(path.join(parent, "archives/sub")), name: NAME, timeoutMs: 10_000 }),
     );
     expect(err.reason).toBe("archive_failed");
     expect(await readdir(parent)).toEqual(["archives"]);
@@ -329,7 +333,7 @@ describe("createArchive", () => {
     if (mounted.exitCode !== 0) return; // no CAP_SYS_ADMIN here: nothing to prove
     try {
       const ws = workspace({ "random.bin": randomBytes(4 * 1024 * 1024) });
-      const err = await rejection(createArchive({ workspacePath: ws, archivePath: path.join(mnt, "t.tar.gz"), timeoutMs: 10_000 }));
+      const err = await rejection(createArchive({ workspacePath: ws, store: new LocalArchiveStore(mnt), name: NAME, timeoutMs: 10_000 }));
       expect(err.reason).toBe("archive_failed");
       expect(err.message).toMatch(/full/);
       expect(await readdir(mnt)).toEqual([]);

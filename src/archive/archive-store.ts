@@ -1,0 +1,54 @@
+// Where finished workspaces' archives live: a port, like runner/container-runtime.ts. The rest of berth writes,
+// reads and deletes archives through it, and does not care whether they sit in this host's BERTH_ARCHIVE_DIR
+// (archive/local-store.ts) or in an S3-compatible bucket every host shares (archive/s3-store.ts).
+//
+// An archive is named after its workspace (`task-<unix-ms>-<id>`), and is either complete and verified or absent:
+// a writer publishes nothing until `commit`, and `abort` leaves nothing behind (no temp file, no multipart upload).
+import type { Readable } from "node:stream";
+
+/** Receives an archive's compressed bytes as they are made, then publishes them or throws them away. */
+export interface ArchiveWriter {
+  /** Appends bytes; resolves once they are taken (back-pressure). Rejects once the store has failed. */
+  write(chunk: Buffer): Promise<void>;
+  /** Publishes the archive, every byte written and verified; `sha256` is also stored with it where the store can. */
+  commit(written: { readonly bytes: number; readonly sha256: string }): Promise<void>;
+  /** Throws away what was written; nothing of it stays visible or stored. Never rejects. */
+  abort(): Promise<void>;
+}
+
+/** Bytes `start` to `end` (inclusive) of an archive. */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** An archive (or a range of it) being read. */
+export interface ArchiveRead {
+  readonly stream: Readable;
+  /** Size of the whole stored archive in bytes (not of the range). */
+  readonly size: number;
+}
+
+export interface ArchiveStore {
+  readonly kind: "local" | "s3";
+  /** For messages and /readyz: the directory, or `s3://bucket/prefix` and its endpoint. Never a secret. */
+  readonly description: string;
+  /** Whether every host sees the same archives (an object store), or only the host that wrote them (a directory). */
+  readonly shared: boolean;
+  /** Starts writing the archive of `workspace`; nothing is visible under that name before `commit`. */
+  begin(workspace: string, signal: AbortSignal): Promise<ArchiveWriter>;
+  /** Streams the archive, or a range of it; null when there is no such archive. */
+  read(workspace: string, range?: ByteRange, signal?: AbortSignal): Promise<ArchiveRead | null>;
+  /**
+   * A file on this host holding the archive, for the readers that need one (fromTask extraction reads it twice):
+   * the archive itself for a directory, a private temporary copy for an object store. Null when there is none.
+   */
+  localCopy(workspace: string, signal: AbortSignal): Promise<{ readonly path: string; dispose(): Promise<void> } | null>;
+  /** Removes archives; one that is not there counts as removed. Returns those that could not be removed, with why. */
+  remove(workspaces: readonly string[]): Promise<Map<string, Error>>;
+  /** Where the archive of `workspace` lives, for reports: a path or an `s3://` URL. */
+  locate(workspace: string): string;
+  /** Resolves when the store answers; otherwise throws an error that says which store and why (a timeout included). */
+  check(timeoutMs: number): Promise<void>;
+  close(): void;
+}
