@@ -4,12 +4,12 @@
 //   main ─► api, queue, cleanup, app ─► runner, workspace, archive, logs, store ─► domain, logging ─► config ─► errors, contract
 //
 // Each outside dependency has one owner: dockerode in runner/docker-runtime.ts, BullMQ in queue/ (and the cleanup
-// schedule), Fastify in api/, node-tar in archive/, ioredis connections in store/.
+// schedule), Fastify in api/, node-tar in archive/, the AWS SDK in archive/s3-*.ts, ioredis connections in store/.
 // Lowest first. An entry is a folder of src/, or a single file (the ports that everything below the roles shares).
 const LAYERS = [
   ["contract", "errors.ts"],
   ["config"],
-  ["domain", "logging", "app/deps.ts", "runner/container-runtime.ts"],
+  ["domain", "logging", "app/deps.ts", "runner/container-runtime.ts", "archive/archive-store.ts"],
   ["store", "logs", "workspace", "archive", "runner"],
   ["queue", "cleanup", "app"],
   ["api"],
@@ -107,6 +107,7 @@ module.exports = {
     owner("bullmq-owner", "bullmq", ["^src/queue/", "^src/cleanup/schedule\\.ts$"], "Only queue/ (and the cleanup schedule) use BullMQ."),
     owner("fastify-owner", "fastify|@fastify/[^/]+", "^src/api/", "Only api/ uses Fastify."),
     owner("tar-owner", "tar", "^src/archive/", "Only archive/ reads or writes tar files."),
+    owner("aws-sdk-owner", "@aws-sdk/[^/]+|@smithy/[^/]+", "^src/archive/s3-", "Only archive/s3-*.ts talk to the object store (AWS SDK)."),
     owner("ioredis-owner", "ioredis", ["^src/store/", "^src/logs/log-store\\.ts$"], "Only store/ opens Redis connections and issues commands."),
     ...layerRules,
   ],

@@ -1,27 +1,44 @@
-// Deps for one process: connects to Redis and the Docker engine and makes sure the data directories exist.
+// Deps for one process: connects to Redis, the Docker engine and the archive store, and makes sure the data
+// directories exist. Each one that does not answer stops the start with a message naming its setting.
 import { mkdir } from "node:fs/promises";
-import { hostname } from "node:os";
 import type { Logger } from "pino";
+import { openArchiveStore } from "../archive/open-store.js";
 import type { Config } from "../config/config.js";
 import { createDockerClient, DockerRuntime } from "../runner/docker-runtime.js";
 import { closeConnection, connectRedis } from "../store/redis.js";
 import type { Deps } from "./deps.js";
 
+/** How long the archive store has to answer at start. */
+const STORE_CHECK_MS = 10_000;
+
 export async function buildDeps(config: Config, logger: Logger, namespace = config.namespace): Promise<Deps & { close(): Promise<void> }> {
   const redis = await connectRedis(config.redisUrl, logger);
-  const docker = await createDockerClient().catch(async (err: unknown) => {
+  try {
+    const docker = await createDockerClient();
+    await mkdir(config.dirs.workspaces, { recursive: true, mode: 0o711 });
+    await mkdir(config.dirs.archives, { recursive: true, mode: 0o700 });
+    const archives = await openArchiveStore(config);
+    try {
+      await archives.check(STORE_CHECK_MS);
+    } catch (err) {
+      archives.close();
+      throw err;
+    }
+    return {
+      config,
+      logger,
+      redis,
+      runtime: new DockerRuntime(docker),
+      archives,
+      namespace,
+      host: config.nodeId,
+      close: async () => {
+        archives.close();
+        await closeConnection(redis);
+      },
+    };
+  } catch (err) {
     await closeConnection(redis);
     throw err;
-  });
-  await mkdir(config.dirs.workspaces, { recursive: true, mode: 0o711 });
-  await mkdir(config.dirs.archives, { recursive: true, mode: 0o700 });
-  return {
-    config,
-    logger,
-    redis,
-    runtime: new DockerRuntime(docker),
-    namespace,
-    host: hostname(),
-    close: () => closeConnection(redis),
-  };
+  }
 }

@@ -1,6 +1,6 @@
 // The only module that reads the server's configuration from the environment (and `.env`).
 import { existsSync } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, hostname } from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { BerthError } from "../errors.js";
@@ -41,6 +41,22 @@ const Env = z.object({
     .refine((v) => /^rediss?:\/\//.test(v), "must start with redis:// or rediss://"),
   BERTH_WORKSPACE_DIR: z.string().min(1).default("~/.berth/workspaces").transform(expandHome),
   BERTH_ARCHIVE_DIR: z.string().min(1).default("~/.berth/archives").transform(expandHome),
+  BERTH_ARCHIVE_STORE: z
+    .string()
+    .default("local")
+    .refine((v) => v === "local" || S3_URL.test(v), "must be empty (the local BERTH_ARCHIVE_DIR) or s3://bucket/prefix"),
+  BERTH_S3_ENDPOINT: z
+    .string()
+    .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), "must be an http:// or https:// URL")
+    .optional(),
+  BERTH_S3_REGION: z
+    .string()
+    .regex(/^[a-z0-9-]{1,64}$/, "must be a region name such as us-east-1")
+    .default("us-east-1"),
+  BERTH_S3_FORCE_PATH_STYLE: bool("false"),
+  AWS_ACCESS_KEY_ID: z.string().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  AWS_SESSION_TOKEN: z.string().optional(),
   BERTH_HOST: z.string().min(1).default("127.0.0.1"),
   BERTH_PORT: wholeNumber(0, 65_535, 8080),
   BERTH_API_KEYS: csv.pipe(
@@ -91,12 +107,43 @@ const Env = z.object({
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be 1-40 characters of a-z, 0-9 and -")
     .default("berth"),
+  BERTH_NODE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
+    .optional(),
+  BERTH_ADVERTISE_URL: z
+    .string()
+    .refine(
+      (v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol) && new URL(v).pathname === "/",
+      "must be an http:// or https:// URL without a path, e.g. http://10.0.0.5:8080",
+    )
+    .optional(),
+  BERTH_CLUSTER_SECRET: z.string().min(32, "must be at least 32 characters (e.g. openssl rand -hex 32)").optional(),
   BERTH_LOG_FORMAT: z.enum(["auto", "json", "pretty"], "must be auto, json or pretty").default("auto"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], "must be a pino level").default("info"),
 });
 
 /** Values whose content must never appear in an error message or a log line. */
-const SECRET = new Set(["BERTH_API_KEYS", "BERTH_REDIS_URL"]);
+const SECRET = new Set(["BERTH_API_KEYS", "BERTH_REDIS_URL", "BERTH_CLUSTER_SECRET", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]);
+
+/** `s3://bucket` or `s3://bucket/prefix`: an S3 bucket name, then an optional key prefix without empty segments. */
+const S3_URL = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[A-Za-z0-9!_.*'()-]+)*\/?$/;
+
+/** Where archives live: BERTH_ARCHIVE_DIR on this host, or an S3-compatible bucket every host shares. */
+export type ArchiveStoreConfig =
+  | { readonly kind: "local"; readonly dir: string }
+  | {
+      readonly kind: "s3";
+      readonly bucket: string;
+      /** Key prefix without leading or trailing "/" ("" for the bucket's root). */
+      readonly prefix: string;
+      /** Undefined: AWS itself. */
+      readonly endpoint: string | undefined;
+      readonly region: string;
+      readonly forcePathStyle: boolean;
+      /** From AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN); undefined: the SDK's default chain. */
+      readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string } | undefined;
+    };
 
 export interface Limits {
   readonly memoryMb: number;
@@ -120,6 +167,12 @@ export interface Config {
   /** Log responses (SSE and plain text) open at once, in all and per tenant; more answer 429. */
   readonly logStreams: { readonly max: number; readonly perTenant: number };
   readonly dirs: { readonly workspaces: string; readonly archives: string };
+  /** Where archives are stored; with S3, BERTH_ARCHIVE_DIR still holds temporary downloads (fromTask). */
+  readonly archiveStore: ArchiveStoreConfig;
+  /** This process's host identity (BERTH_NODE_ID, default the hostname): the workspaces and per-host cleanup it owns. */
+  readonly nodeId: string;
+  /** Many hosts: how an API process on another host reaches this worker, and the secret that signs such requests. */
+  readonly cluster: { readonly advertiseUrl: string | null; readonly secret: string | null };
   /** API key → tenant. Empty means single-tenant "default" mode (loopback only). */
   readonly apiKeys: ReadonlyMap<string, string>;
   readonly images: { readonly defaultImage: string; readonly allowed: readonly string[] };
@@ -199,6 +252,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `must not be inside BERTH_WORKSPACE_DIR or contain it (a task could write archives), got ${e.BERTH_ARCHIVE_DIR}`,
     );
   }
+  if (e.BERTH_ADVERTISE_URL && !e.BERTH_CLUSTER_SECRET) {
+    throw invalid("BERTH_CLUSTER_SECRET", "is required with BERTH_ADVERTISE_URL (the same value on every process of the deployment)");
+  }
+  if ((env.AWS_ACCESS_KEY_ID ? 1 : 0) + (env.AWS_SECRET_ACCESS_KEY ? 1 : 0) === 1) {
+    throw invalid(
+      env.AWS_ACCESS_KEY_ID ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID",
+      "must be set together with the other AWS_* key variable",
+    );
+  }
   const allowed = e.BERTH_ALLOWED_IMAGES.length > 0 ? e.BERTH_ALLOWED_IMAGES : [e.BERTH_DEFAULT_IMAGE];
 
   return Object.freeze({
@@ -213,6 +275,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     logStreams: { max: e.BERTH_MAX_LOG_STREAMS, perTenant: e.BERTH_TENANT_MAX_LOG_STREAMS },
     dirs: { workspaces: e.BERTH_WORKSPACE_DIR, archives: e.BERTH_ARCHIVE_DIR },
+    archiveStore: archiveStore(e),
+    nodeId: e.BERTH_NODE_ID ?? hostname(),
+    cluster: { advertiseUrl: e.BERTH_ADVERTISE_URL?.replace(/\/$/, "") ?? null, secret: e.BERTH_CLUSTER_SECRET ?? null },
     apiKeys,
     images: { defaultImage: e.BERTH_DEFAULT_IMAGE, allowed },
     worker: {
@@ -250,6 +315,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevelGiven: Boolean(env.LOG_LEVEL),
     logFormat: e.BERTH_LOG_FORMAT,
   });
+}
+
+function archiveStore(e: z.infer<typeof Env>): ArchiveStoreConfig {
+  if (e.BERTH_ARCHIVE_STORE === "local") return { kind: "local", dir: e.BERTH_ARCHIVE_DIR };
+  const [bucket = "", ...prefix] = e.BERTH_ARCHIVE_STORE.slice("s3://".length).split("/");
+  const credentials =
+    e.AWS_ACCESS_KEY_ID && e.AWS_SECRET_ACCESS_KEY
+      ? {
+          accessKeyId: e.AWS_ACCESS_KEY_ID,
+          secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
+          ...(e.AWS_SESSION_TOKEN ? { sessionToken: e.AWS_SESSION_TOKEN } : {}),
+        }
+      : undefined;
+  return {
+    kind: "s3",
+    bucket,
+    prefix: prefix.filter(Boolean).join("/"),
+    endpoint: e.BERTH_S3_ENDPOINT,
+    region: e.BERTH_S3_REGION,
+    forcePathStyle: e.BERTH_S3_FORCE_PATH_STYLE,
+    credentials,
+  };
 }
 
 const invalid = (name: string, problem: string) =>

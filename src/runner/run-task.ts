@@ -13,7 +13,7 @@ import type { LogStore } from "../logs/log-store.js";
 import { OutputSink } from "../logs/output-sink.js";
 import type { TaskStore } from "../store/task-store.js";
 import { inputBytes, measureWorkspace } from "../workspace/usage.js";
-import { archivePath, chownTree, parseRunnerUser, prepareWorkspace } from "../workspace/workspace.js";
+import { chownTree, parseRunnerUser, prepareWorkspace, workspacePath } from "../workspace/workspace.js";
 import type { ContainerHandle } from "./container-runtime.js";
 import { buildContainerSpec } from "./container-spec.js";
 import { classify, failureOutcome, type Outcome, type StopCause, stopMessage, stopReason } from "./outcome.js";
@@ -217,11 +217,16 @@ type ArchiveOutcome = ArchiveResult | { readonly failed: string };
 
 /** Archives the workspace; never rejects (a failure is returned, and logged). */
 async function archiveWorkspace(input: RunTaskInput): Promise<ArchiveOutcome> {
-  const { config } = input.deps;
+  const { config, archives, host } = input.deps;
+  // A task delivered again after its host died: its workspace is on that host's disk, not here.
+  if (input.record.host !== null && input.record.host !== host) {
+    return { failed: `its workspace is on host ${input.record.host}, which stopped running it` };
+  }
   try {
     return await createArchive({
-      workspacePath: `${config.dirs.workspaces}/${input.record.workspace}`,
-      archivePath: archivePath(config.dirs.archives, input.record.workspace),
+      workspacePath: workspacePath(config.dirs.workspaces, input.record.workspace),
+      store: archives,
+      name: input.record.workspace,
       timeoutMs: config.worker.archiveTimeoutSeconds * 1000,
     });
   } catch (err) {
@@ -242,22 +247,33 @@ async function seedFromTask(input: RunTaskInput, workspacePath: string): Promise
       `fromTask "${source.id}" left ${((source.workspaceBytes ?? 0) / 1024 ** 2).toFixed(1)} MB, more than this task's disk limit of ${spec.limits.diskMb} MB (limits.diskMb); nothing was restored.`,
     );
   }
-  const file = archivePath(deps.config.dirs.archives, source.workspace);
-  // Restore only the archive berth recorded: a file changed on disk since then is refused.
-  const digest = await sha256File(file).catch(() => null);
-  if (digest !== source.archive.sha256) {
-    throw new TaskFailure(
-      "workspace_failed",
-      `The archive of fromTask "${source.id}" does not match its recorded sha256; nothing was restored.`,
-    );
-  }
-  await extractArchive({
-    archivePath: file,
-    destPath: workspacePath,
-    maxTotalBytes: Math.min(8 * 1024 ** 3, limit),
-    maxEntries: 200_000,
-    timeoutMs: deps.config.worker.archiveTimeoutSeconds * 1000,
+  const timeoutMs = deps.config.worker.archiveTimeoutSeconds * 1000;
+  // From the archive store (downloaded to a private temp file when it is an object store), never from the workspace.
+  const copy = await deps.archives.localCopy(source.workspace, AbortSignal.timeout(timeoutMs)).catch((err: unknown) => {
+    throw new TaskFailure("workspace_failed", `Could not read the archive of fromTask "${source.id}": ${(err as Error).message}`, {
+      cause: err,
+    });
   });
+  if (!copy) throw new TaskFailure("workspace_failed", `The archive of fromTask "${source.id}" is no longer in the archive store.`);
+  try {
+    // Restore only the archive berth recorded: one changed since then is refused.
+    const digest = await sha256File(copy.path).catch(() => null);
+    if (digest !== source.archive.sha256) {
+      throw new TaskFailure(
+        "workspace_failed",
+        `The archive of fromTask "${source.id}" does not match its recorded sha256; nothing was restored.`,
+      );
+    }
+    await extractArchive({
+      archivePath: copy.path,
+      destPath: workspacePath,
+      maxTotalBytes: Math.min(8 * 1024 ** 3, limit),
+      maxEntries: 200_000,
+      timeoutMs,
+    });
+  } finally {
+    await copy.dispose();
+  }
   await chownTree(workspacePath, parseRunnerUser(deps.config.worker.runnerUser));
 }
 
