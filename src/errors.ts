@@ -7,6 +7,7 @@ export type ErrorCode =
   | "not_found"
   | "wrong_state"
   | "archive_not_ready"
+  | "task_on_other_host"
   | "expired"
   | "too_large"
   | "range_not_satisfiable"

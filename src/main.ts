@@ -1,4 +1,5 @@
 // The composition root: the only place that picks real implementations and wires the roles together.
+import { buildPeerServer } from "./api/peer-server.js";
 import { buildServer } from "./api/server.js";
 import { buildDeps } from "./app/build-deps.js";
 import { Lifecycle } from "./app/lifecycle.js";
@@ -54,14 +55,16 @@ export async function runServer(role: ServerRole): Promise<void> {
     lifecycle.defer("worker", () => Promise.all([started.close(), cleanup?.close()]));
     cleanup = await startCleanup(deps, services);
   }
-  if (role !== "worker") {
-    const app = await buildServer(deps, services);
+  // A worker host that advertises an address answers other hosts' API processes for its workspaces.
+  const peer = role !== "api" && config.cluster.advertiseUrl !== null;
+  if (role !== "worker" || peer) {
+    const app = role === "worker" ? await buildPeerServer(deps) : await buildServer(deps, services, { peer });
     lifecycle.defer("http", () => app.close());
     await app.listen({ host: config.http.host, port: config.http.port });
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : config.http.port;
     const host = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
-    logger.info({ url: `http://${host}:${port}` }, "berth is listening");
+    logger.info({ url: `http://${host}:${port}`, node: deps.host, advertised: config.cluster.advertiseUrl }, "berth is listening");
     process.stdout.write(`berth ${role} listening on http://${host}:${port}\n`);
   }
 }

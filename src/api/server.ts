@@ -25,6 +25,7 @@ import { dashboardRoutes } from "./routes/dashboard.js";
 import { fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
 import { liveRoutes } from "./routes/live.js";
+import { peerRoutes } from "./routes/peer.js";
 import { taskRoutes } from "./routes/tasks.js";
 import { streamEvents, wantsEventStream } from "./sse.js";
 import { TaskEvents } from "./task-events.js";
@@ -35,6 +36,8 @@ export interface ServerOptions {
   readonly checkDocker?: boolean;
   /** The long-poll waiter to use (closed with the server). Default: one on the configured Redis, with its defaults. */
   readonly waiter?: TaskWaiter;
+  /** Also answer other hosts' API processes for this host's workspaces (an all-in-one server with BERTH_ADVERTISE_URL). */
+  readonly peer?: boolean;
 }
 
 /** Body limit of every route but the submit (which takes BERTH_MAX_BODY_BYTES for its `files`). */
@@ -147,6 +150,7 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
   const events = new TaskEvents(deps.config.redisUrl, services.keys.changesChannel, services.store, deps.logger);
   await app.register(liveRoutes, { ctx, events });
   await app.register(dashboardRoutes);
+  if (opts.peer) await app.register(peerRoutes, { deps });
   // Open long polls answer at once when shutdown begins, so they never hold it up.
   app.addHook("preClose", async () => {
     closing = true;

@@ -31,6 +31,7 @@ export function toView(r: TaskRecord): TaskView {
     archive: r.archive,
     archiveSkipped: r.archiveSkipped ?? [],
     outputTruncated: r.outputTruncated ?? false,
+    host: r.host ?? null,
     links: { self, logs: `${self}/logs`, archive: `${self}/archive`, files: `${self}/files` },
   };
 }

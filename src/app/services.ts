@@ -7,6 +7,7 @@ import { CleanupLocks } from "../store/cleanup-locks.js";
 import { ExpiryIndex } from "../store/expiry-index.js";
 import { createKeys, type Keys } from "../store/keys.js";
 import { TaskStore } from "../store/task-store.js";
+import { WorkerRegistry } from "../store/worker-registry.js";
 
 export interface Services {
   readonly keys: Keys;
@@ -17,6 +18,8 @@ export interface Services {
   readonly locks: CleanupLocks;
   /** Finished tasks by when cleanup should look at them. */
   readonly expiry: ExpiryIndex;
+  /** Live workers and the addresses their hosts advertise (read by API processes). */
+  readonly workers: WorkerRegistry;
 }
 
 /** `queueConnection` is handed to BullMQ's Queue; by default the shared fail-fast connection. */
@@ -25,5 +28,13 @@ export function createServices(deps: Deps, queueConnection: Redis = deps.redis):
   const store = new TaskStore(deps.redis, keys);
   const logs = new LogStore(deps.redis, keys);
   const queue = new TaskQueue(deps, keys, store, logs, queueConnection);
-  return { keys, store, logs, queue, locks: new CleanupLocks(deps.redis, keys), expiry: new ExpiryIndex(deps.redis, keys) };
+  return {
+    keys,
+    store,
+    logs,
+    queue,
+    locks: new CleanupLocks(deps.redis, keys),
+    expiry: new ExpiryIndex(deps.redis, keys),
+    workers: new WorkerRegistry(deps.redis, keys),
+  };
 }

@@ -46,6 +46,12 @@ export interface ArchiveStore {
   localCopy(workspace: string, signal: AbortSignal): Promise<{ readonly path: string; dispose(): Promise<void> } | null>;
   /** Removes archives; one that is not there counts as removed. Returns those that could not be removed, with why. */
   remove(workspaces: readonly string[]): Promise<Map<string, Error>>;
+  /**
+   * Aborts multipart uploads begun before `beforeMs` and never completed nor aborted (their writer died, or the
+   * store was down when it tried), so their parts stop taking space. Returns how many; 0 for a directory, whose
+   * leftover temp files cleanup reports instead.
+   */
+  abortStaleUploads(beforeMs: number): Promise<number>;
   /** Where the archive of `workspace` lives, for reports: a path or an `s3://` URL. */
   locate(workspace: string): string;
   /** Resolves when the store answers; otherwise throws an error that says which store and why (a timeout included). */

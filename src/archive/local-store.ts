@@ -89,6 +89,10 @@ export class LocalArchiveStore implements ArchiveStore {
     return new Map(workspaces.flatMap((w) => (failed.has(this.locate(w)) ? [[w, failed.get(this.locate(w)) as Error]] : [])));
   }
 
+  async abortStaleUploads(): Promise<number> {
+    return 0;
+  }
+
   async check(): Promise<void> {
     try {
       await access(this.dir, constants.W_OK | constants.X_OK);

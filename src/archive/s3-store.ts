@@ -6,12 +6,20 @@
 // aborted one is aborted on the store, so no object and no parts are left. Every call has a timeout
 // (connection, idle socket, and a few retries), so a store that is down fails archives with a reason, never hangs.
 import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
 import { open, rm } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, NoSuchKey, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListMultipartUploadsCommand,
+  NoSuchKey,
+  S3Client,
+  S3ServiceException,
+} from "@aws-sdk/client-s3";
 import type { ArchiveStoreConfig } from "../config/config.js";
 import { BerthError, errnoOf } from "../errors.js";
 import { archivePath } from "../workspace/workspace.js";
@@ -99,7 +107,7 @@ export class S3ArchiveStore implements ArchiveStore {
     const dispose = () => rm(file, { force: true });
     try {
       const fh = await open(file, "wx", 0o600);
-      await pipeline(got.stream, createWriteStream("", { fd: fh.fd, autoClose: true }), { signal });
+      await pipeline(got.stream, fh.createWriteStream(), { signal });
     } catch (err) {
       got.stream.destroy();
       await dispose();
@@ -133,6 +141,42 @@ export class S3ArchiveStore implements ArchiveStore {
       }
     }
     return failed;
+  }
+
+  async abortStaleUploads(beforeMs: number): Promise<number> {
+    let aborted = 0;
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    const opts = () => ({ abortSignal: AbortSignal.timeout(S3_TIMEOUTS.idleMs * S3_TIMEOUTS.attempts) });
+    // Bounded: a few pages per pass; the next pass goes on.
+    for (let page = 0; page < 10; page++) {
+      const res = await this.client
+        .send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.cfg.bucket,
+            Prefix: this.cfg.prefix ? `${this.cfg.prefix}/` : undefined,
+            KeyMarker,
+            UploadIdMarker,
+          }),
+          opts(),
+        )
+        .catch((err: unknown) => {
+          throw this.failure(err, "list unfinished uploads");
+        });
+      for (const u of res.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || (u.Initiated?.getTime() ?? Number.POSITIVE_INFINITY) >= beforeMs) continue;
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: u.Key, UploadId: u.UploadId }), opts()).then(
+          () => aborted++,
+          (err: unknown) => {
+            if (statusOfS3(err) !== 404) throw this.failure(err, `abort the unfinished upload of ${u.Key}`);
+          },
+        );
+      }
+      if (!res.IsTruncated) break;
+      KeyMarker = res.NextKeyMarker;
+      UploadIdMarker = res.NextUploadIdMarker;
+    }
+    return aborted;
   }
 
   async check(timeoutMs: number): Promise<void> {

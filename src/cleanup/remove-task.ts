@@ -1,22 +1,21 @@
-// DELETE /v1/tasks/:id: removing what a finished task left on this host (workspace, archive and log stream) and
-// its record. The scheduled cleanup and `berth workspace remove` do the same for many tasks at once (sweep.ts).
+// DELETE /v1/tasks/:id: removing what a finished task left (workspace on this host, archive, log stream) and its
+// record. The scheduled cleanup and `berth workspace remove` do the same for many tasks at once (sweep.ts).
 import type { Deps } from "../app/deps.js";
 import type { Services } from "../app/services.js";
 import { isFinalStatus } from "../contract/types.js";
 import type { TaskRecord } from "../domain/task.js";
 import { BerthError, taskNotFound } from "../errors.js";
-import { archivePath, removeTrees, workspacePath } from "../workspace/workspace.js";
+import { removeTrees, workspacePath } from "../workspace/workspace.js";
 
 /**
- * Deletes the task's workspace and archive (if on this host's disk) and its log stream.
- * Only for finished tasks: a running container may still write into the workspace.
+ * Deletes the task's workspace (if on this host's disk), its archive (from the archive store: on this host's disk,
+ * or the object every host shares) and its log stream. Only for finished tasks: a running container may still
+ * write into the workspace.
  */
 export async function removeTaskFiles(deps: Deps, services: Services, record: TaskRecord): Promise<void> {
   if (!isFinalStatus(record.status)) throw new Error(`task ${record.id} is ${record.status}; its files cannot be removed yet`);
   const ws = workspacePath(deps.config.dirs.workspaces, record.workspace);
-  const ar = archivePath(deps.config.dirs.archives, record.workspace);
-  const failed = await removeTrees([ws], [ar]);
-  const err = failed.get(ws) ?? failed.get(ar);
+  const err = (await removeTrees([ws])).get(ws) ?? (await deps.archives.remove([record.workspace])).get(record.workspace);
   if (err) throw err;
   await services.logs.remove(record.id);
 }

@@ -1,7 +1,7 @@
 // Carries out a cleanup plan (sweep-plan.ts) through the stores: each task under its cleanup lock, re-read under
 // it; files go first, the record becomes `expired` only after they are gone, so a crash half-way is simply retried
 // by the next pass. Deletion is GNU `rm -rf --one-file-system` (workspace.ts removeTrees): no symbolic link is
-// ever followed.
+// ever followed; archives are deleted through the archive store.
 //
 // Tasks are handled in chunks: per chunk, one Redis round trip takes all the locks, one re-reads all the records,
 // one `rm` process removes all the files, and a few round trips finish. A few chunks are in flight at once, so
@@ -10,7 +10,7 @@ import type { Deps } from "../app/deps.js";
 import type { Services } from "../app/services.js";
 import type { TaskRecord } from "../domain/task.js";
 import type { HeldLock } from "../store/cleanup-locks.js";
-import { archivePath, removeTrees, workspacePath } from "../workspace/workspace.js";
+import { removeTrees, workspacePath } from "../workspace/workspace.js";
 import { ENDED, expiredFields, type Outcome, purgeable, RECORD_RETENTION_MS, recheck, type Removal } from "./sweep-plan.js";
 
 /** What became of one item: an Error means it failed and stays for the next pass. */
@@ -109,12 +109,12 @@ export async function removeTasks(deps: Deps, services: Services, removals: read
 
   const go = open();
   const ws = (i: number) => workspacePath(dirs.workspaces, removal(i).workspace);
-  const ar = (i: number) => archivePath(dirs.archives, removal(i).workspace);
   // Workspaces first; an archive only once its workspace is gone, so a task left as it was (its workspace could
-  // not be removed) still has the archive its record lists.
+  // not be removed) still has the archive its record lists. Archives go through the store (a file here, or an
+  // object every host shares; a missing one is not an error).
   const wsFailed = await removeTrees(go.map(ws));
-  const arFailed = await removeTrees([], go.filter((i) => !wsFailed.has(ws(i))).map(ar));
-  for (const i of go) out[i] = wsFailed.get(ws(i)) ?? arFailed.get(ar(i)) ?? null;
+  const arFailed = await deps.archives.remove(go.filter((i) => !wsFailed.has(ws(i))).map((i) => removal(i).workspace));
+  for (const i of go) out[i] = wsFailed.get(ws(i)) ?? arFailed.get(removal(i).workspace) ?? null;
 
   const logs = open();
   const unlinked = await Promise.all(logs.map((i) => services.logs.remove(removal(i).id).then(() => null, asError)));

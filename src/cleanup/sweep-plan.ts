@@ -5,7 +5,10 @@
 // Safety rules, in the order they are applied:
 // - Only entries named as berth names them are considered (disk-usage.ts); anything else is reported, never removed.
 // - Queued and running tasks are never touched, whatever their expiresAt says: a container may still write there.
-// - A task whose record names another host is left for that host (its files live on that host's disk).
+// - A task whose record names another host is left for that host (its files live on that host's disk), except that
+//   with an archive store all hosts share, a task whose ttl has run out may be expired by any host: its archive
+//   object, log stream and record go, and its workspace, on its own host's disk, is removed there as a leftover.
+//   So the tasks of a host that is gone for good still expire.
 // - A missing or unreadable record means "not ours to judge": reported and skipped, unless the operator asked for
 //   `all` (record-less `task-*` entries older than a threshold).
 // - With a disk budget, the oldest finished tasks go first, only as many as it takes to get under the budget.
@@ -88,6 +91,8 @@ export interface PlanInput {
   readonly now: number;
   /** This host's name: tasks recorded on another host are that host's to clean. */
   readonly host: string;
+  /** Whether archives live in a store every host shares (then due tasks of other hosts may be expired here). */
+  readonly sharedArchives?: boolean;
   /** Both roots' entries (disk-usage.ts listLocalEntries). */
   readonly entries: readonly DiskEntry[];
   /** Ids the expiry index holds as due at `now`. */
@@ -155,10 +160,17 @@ export function planSweep(input: PlanInput): SweepPlan {
       continue;
     }
     const foreignHost = record.host !== null && record.host !== host;
+    const base = { id, workspace: record.workspace, record, files: paths(mine), bytes: 0 };
+    if (foreignHost && input.sharedArchives && mine.length === 0 && record.status !== "expired") {
+      const finishedAt = record.finishedAtMs ?? record.createdAtMs;
+      if ((record.expiresAtMs ?? finishedAt + record.ttlSeconds * 1000) <= now) {
+        plan.removals.push({ ...base, why: "ttl" });
+        continue;
+      }
+    }
     if (foreignHost && (mine.length > 0 || (due.has(id) && record.status !== "expired"))) {
       skip(item, id, "other_host", `task ran on ${record.host}; that host cleans it`);
     }
-    const base = { id, workspace: record.workspace, record, files: paths(mine), bytes: 0 };
     if (record.status === "expired") {
       // Expired records normally have no files left; any found here are from an interrupted removal.
       if (mine.length > 0) {
@@ -253,10 +265,17 @@ export type Outcome = "removed" | { reason: SkipReason; detail: string };
 /**
  * Re-checks a removal against its record as re-read under the task's lock: null when it may go ahead, else why
  * not (the task changed since planning: ended differently, was deleted, moved host, or is no longer expired).
+ * Another host's task may go ahead only as planned for a shared archive store: by its ttl, with no files here.
  */
 export function recheck(r: Removal, fresh: TaskRecord | null, host: string): Outcome | null {
   const wanted = r.why === "leftover" ? ["expired"] : ENDED;
-  if (!fresh || fresh.workspace !== r.workspace || !wanted.includes(fresh.status) || (fresh.host !== null && fresh.host !== host)) {
+  const sharedExpiry = r.why === "ttl" && r.files.length === 0 && r.record !== null && r.record.host === fresh?.host;
+  if (
+    !fresh ||
+    fresh.workspace !== r.workspace ||
+    !wanted.includes(fresh.status) ||
+    (fresh.host !== null && fresh.host !== host && !sharedExpiry)
+  ) {
     return { reason: "changed", detail: `task is now ${fresh?.status ?? "gone"}; nothing to do` };
   }
   return null;

@@ -34,6 +34,8 @@ export {
 } from "./sweep-plan.js";
 
 const MAX_DUE_PER_PASS = 20_000;
+/** An unfinished upload this much older than the archive timeout is abandoned. */
+const STALE_UPLOAD_MARGIN_MS = 10 * 60_000;
 /** Records are read this many per round trip while gathering. */
 const READ_CHUNK = 1000;
 
@@ -45,7 +47,10 @@ export interface SweepRemoval {
   readonly why: RemovalReason;
   /** Bytes on disk of the files below, measured before removal. */
   readonly bytes: number;
-  /** Absolute paths of the workspace and/or archive that were (or, in a dry run, would be) removed. */
+  /**
+   * Absolute paths of the workspace and/or archive that were (or, in a dry run, would be) removed; an archive in an
+   * object store all hosts share as its `s3://` URL.
+   */
   readonly files: readonly string[];
 }
 /** An item a pass failed on; it stays as it was (files first, record last) and the next pass retries it. */
@@ -71,6 +76,8 @@ export interface SweepResult {
   disk: DiskReport | null;
   /** True when more tasks were due than one pass handles; the next pass continues. */
   more: boolean;
+  /** Unfinished multipart uploads of the archive store aborted (left by a writer that died, or a store that was down). */
+  uploadsAborted: number;
 }
 
 /** Runs one cleanup pass. Never throws for a single item: its failure is in `errors`. */
@@ -91,6 +98,7 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
     bytesReclaimed: 0,
     disk: null,
     more: false,
+    uploadsAborted: 0,
   };
   log.info({ event: "cleanup.start", now, olderThanMs: opts.olderThanMs ?? null, all: opts.all ?? false }, "cleanup pass starting");
   const skip = (s: SweepSkip) => {
@@ -117,7 +125,7 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
   const records = await readRecords(services, taskIds(entries, due));
 
   // Plan, then size.
-  const plan = planSweep({ now, host: deps.host, entries, due, records, options: opts });
+  const plan = planSweep({ now, host: deps.host, sharedArchives: deps.archives.shared, entries, due, records, options: opts });
   for (const s of plan.skips) skip(s);
   const budget = deps.config.diskBudgetBytes;
   const measured = pathsToMeasure(plan, entries, budget);
@@ -129,17 +137,11 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
   const outcomes = await carryOut(services, dryRun, removals, (held) => removeTasks(deps, services, held, now));
   for (const r of removals) {
     report(r.workspace || `task ${r.id}`, r.id, outcomes.get(r) as Result, () => {
-      result.removed.push({
-        taskId: r.id,
-        workspace: r.workspace,
-        tenant: r.record?.tenant ?? null,
-        why: r.why,
-        bytes: r.bytes,
-        files: r.files,
-      });
+      const files = withStoredArchive(deps, r);
+      result.removed.push({ taskId: r.id, workspace: r.workspace, tenant: r.record?.tenant ?? null, why: r.why, bytes: r.bytes, files });
       result.bytesReclaimed += r.bytes;
       log.info(
-        { event: "cleanup.removed", taskId: r.id, workspace: r.workspace, why: r.why, bytes: r.bytes, files: r.files },
+        { event: "cleanup.removed", taskId: r.id, workspace: r.workspace, why: r.why, bytes: r.bytes, files },
         dryRun ? "would remove task files" : "removed task files",
       );
     });
@@ -159,6 +161,12 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
     });
   }
   if (!dryRun) {
+    // No archive is written for longer than its timeout: an upload older than that (and a margin) was abandoned.
+    const before = now - deps.config.worker.archiveTimeoutSeconds * 1000 - STALE_UPLOAD_MARGIN_MS;
+    result.uploadsAborted = await deps.archives.abortStaleUploads(before).catch((err: unknown) => {
+      fail("unfinished uploads", null, err);
+      return 0;
+    });
     for (const fix of plan.indexFixes)
       await services.expiry.fix(fix).catch((err: unknown) => log.warn({ err }, "expiry index repair failed"));
   }
@@ -174,6 +182,7 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
       bytesReclaimed: result.bytesReclaimed,
       disk: result.disk,
       more: result.more,
+      uploadsAborted: result.uploadsAborted,
       durationMs: result.durationMs,
     },
     dryRun ? "cleanup dry run finished" : "cleanup pass finished",
@@ -202,7 +211,14 @@ export async function expireTaskNow(
     files,
     bytes: files.reduce((n, f) => n + (sizes.get(f) ?? 0), 0),
   };
-  const removal = { taskId: plan.id, workspace: plan.workspace, tenant: record.tenant, why: plan.why, bytes: plan.bytes, files };
+  const removal = {
+    taskId: plan.id,
+    workspace: plan.workspace,
+    tenant: record.tenant,
+    why: plan.why,
+    bytes: plan.bytes,
+    files: withStoredArchive(deps, plan),
+  };
   let outcome = refuseByHand(record, deps.host) ?? (opts.dryRun ? "removed" : null);
   if (outcome === null) {
     const [done] = await underLocks(services, [plan], (held) => removeTasks(deps, services, held, opts.now ?? Date.now()));
@@ -215,6 +231,11 @@ export async function expireTaskNow(
       "removed task files by hand",
     );
   return { outcome, removal };
+}
+
+/** A removal's files, and its archive's object in a shared store (not among the entries of this host's disk). */
+function withStoredArchive(deps: Deps, r: Removal): readonly string[] {
+  return deps.archives.shared && r.record?.archive ? [...r.files, deps.archives.locate(r.workspace)] : r.files;
 }
 
 /** Every task's record, read in chunks of one round trip each: the record, null when there is none, or an Error. */

@@ -65,6 +65,8 @@ export interface TaskView {
   /** What the archive left out (FIFOs, sockets, unreadable or oversized files). */
   archiveSkipped: { path: string; why: string }[];
   outputTruncated: boolean;
+  /** The host (its BERTH_NODE_ID) that runs or ran the task; null while it is queued. */
+  host: string | null;
   links: { self: string; logs: string; archive: string; files: string };
   /**
    * List entries only: fields left out because they are too large for a list (their values are empty here);

@@ -70,7 +70,8 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
     if (rootMount === "mounted") mountedHere = true;
   };
   const workerId = `${deps.host}-${process.pid}-${randomBytes(4).toString("hex")}`;
-  const registry = new WorkerRegistry(deps.redis, keys);
+  const { advertiseUrl } = config.cluster;
+  const registry = new WorkerRegistry(deps.redis, keys, advertiseUrl ? { nodeId: deps.host, url: advertiseUrl } : null);
   const heartbeat = new Heartbeat(registry, workerId);
   await heartbeat.start();
   const reap = () =>

@@ -25,6 +25,8 @@ export interface Keys {
   readonly changesChannel: string;
   /** Heartbeat of a live worker process; containers labelled with a worker whose key is gone are orphans. */
   workerHeartbeat(workerId: string): string;
+  /** A worker host's advertised URL (BERTH_ADVERTISE_URL), renewed with its heartbeat: how API processes reach it. */
+  nodeAddress(nodeId: string): string;
   /** BullMQ's own prefix; its keys live under `<namespace>:bull:*`. */
   readonly bullPrefix: string;
 }
@@ -46,6 +48,7 @@ export function createKeys(namespace: string): Keys {
     finishedChannel: `${ns}:finished`,
     changesChannel: `${ns}:changes`,
     workerHeartbeat: (workerId) => `${ns}:worker:${workerId}`,
+    nodeAddress: (nodeId) => `${ns}:node:${nodeId}:address`,
     bullPrefix: `${ns}:bull`,
   };
 }

@@ -37,7 +37,8 @@ const ENCODED_TRAVERSAL = /%(?:25)*(?:2e|2f|5c|00|c0|c1|e0%80)/i;
 /** A lone UTF-16 surrogate would be written as U+FFFD on the way to the kernel, naming a different file. */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
-const notFound = (rel: string, why: string): BerthError =>
+/** A path the files API cannot or will not serve: 404, whether missing, through a link or outside the workspace. */
+export const notFound = (rel: string, why: string): BerthError =>
   new BerthError("not_found", `No file "${rel}" in this workspace (${why}). List it with GET /v1/tasks/:id/files.`, {
     path: rel,
   });

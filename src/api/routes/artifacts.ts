@@ -1,12 +1,12 @@
-// Output and results of a task: plain-text logs and the archive download (with Range and If-Range).
+// Output and results of a task: plain-text logs and the archive download (with Range and If-Range), from whichever
+// store holds it.
 import { Readable } from "node:stream";
-import send from "@fastify/send";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type { TaskRecord } from "../../domain/task.js";
 import { BerthError } from "../../errors.js";
 import type { LogReader } from "../../logs/log-reader.js";
-import { archivePath } from "../../workspace/workspace.js";
 import { assertNotExpired, type ApiContext } from "../context.js";
+import { rangeOf } from "../range.js";
 import { MAX_BUFFERED_BYTES } from "../sse.js";
 
 /** Said at the end of the plain-text log of a task whose output passed BERTH_MAX_OUTPUT_BYTES. */
@@ -36,33 +36,36 @@ export async function artifactRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCo
         : `the task is ${record.status}`;
       throw new BerthError("archive_not_ready", `Task "${record.id}" has no archive yet: ${why}.`, { status: record.status });
     }
-    const etag = `"${record.archive.sha256}"`;
-    applyIfRange(request, etag);
-    const file = archivePath(deps.config.dirs.archives, record.workspace);
-    // Only a complete, renamed archive is ever at this path (see archive/archive.ts).
-    const result = await send(request.raw, file, {
-      acceptRanges: true,
-      etag: false,
-      lastModified: false,
-      cacheControl: false,
-      dotfiles: "allow",
-    });
-    if (result.type === "error") {
-      const status = (result.metadata as { error?: { status?: number } }).error?.status ?? 500;
-      if (status === 416) {
-        void reply.header("content-range", `bytes */${record.archive.bytes}`);
-        throw new BerthError("range_not_satisfiable", `The requested range is outside the archive (${record.archive.bytes} bytes).`);
-      }
-      if (status === 404) throw new BerthError("expired", `Task "${record.id}"'s archive is no longer on disk.`);
-      throw new Error(`archive send failed with status ${status}`);
+    const { bytes, sha256 } = record.archive;
+    // The archive's ETag is its sha256: RFC 9110 §13.1.5, a Range is honoured only while If-Range (if any) names it.
+    const etag = `"${sha256}"`;
+    const header = (name: string) => {
+      const v = request.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    const want = rangeOf(header("range"), header("if-range"), etag, bytes);
+    if (want.kind === "unsatisfiable") {
+      void reply.header("content-range", `bytes */${bytes}`);
+      throw new BerthError("range_not_satisfiable", `The requested range is outside the archive (${bytes} bytes).`);
     }
+    const range = want.kind === "range" ? { start: want.start, end: want.end } : undefined;
+    const ac = new AbortController();
+    reply.raw.once("close", () => ac.abort());
+    // Only a complete, verified archive is ever stored under the task's name (see archive/archive.ts).
+    const got = await deps.archives.read(record.workspace, range, ac.signal);
+    if (!got) throw new BerthError("expired", `Task "${record.id}"'s archive is no longer in the archive store.`);
+    if (got.size !== bytes) {
+      got.stream.destroy();
+      throw new Error(`the stored archive of task ${record.id} has ${got.size} bytes, its record says ${bytes}`);
+    }
+    if (range) void reply.code(206).header("content-range", `bytes ${range.start}-${range.end}/${bytes}`);
     return reply
-      .code(result.statusCode)
-      .headers(result.headers)
+      .header("accept-ranges", "bytes")
+      .header("content-length", String(range ? range.end - range.start + 1 : bytes))
       .header("content-type", "application/gzip")
       .header("etag", etag)
       .header("content-disposition", `attachment; filename="${record.workspace}.tar.gz"`)
-      .send(result.stream);
+      .send(got.stream);
   });
 }
 
@@ -74,17 +77,4 @@ async function* plainLog(reader: LogReader, record: TaskRecord): AsyncGenerator<
     yield text;
   }
   if (record.outputTruncated) yield `${last === "" || last.endsWith("\n") ? "" : "\n"}${TRUNCATED_NOTE}`;
-}
-
-/**
- * RFC 9110 §13.1.5: a Range is honoured only while the archive is the one the client has part of, i.e. If-Range
- * names its ETag (strong comparison). The archive's ETag is its sha256, which the file server does not know, so
- * the decision is made here: the header is consumed, and the Range dropped when it does not match.
- */
-function applyIfRange(request: FastifyRequest, etag: string): void {
-  const headers = request.raw.headers;
-  const ifRange = headers["if-range"];
-  if (typeof ifRange !== "string") return;
-  delete headers["if-range"];
-  if (ifRange.trim() !== etag) delete headers.range;
 }

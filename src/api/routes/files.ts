@@ -1,26 +1,64 @@
-// The live workspace: a listing and a file's raw bytes, during the run and after. Never through a symbolic link.
+// A task's workspace: a listing and a file's raw bytes, during the run and after. Never through a symbolic link.
+// Where they are read from depends on the task, not on which API process is asked:
+// - a finished task with an archive: out of its archive, streamed from the archive store (any host);
+// - a running task (or one whose archive could not be made): its live workspace, on this host's disk if it runs
+//   here, else from the worker host that runs it (signed request to its BERTH_ADVERTISE_URL), else 409.
 import { lstat } from "node:fs/promises";
-import { pipeline, Transform } from "node:stream";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { listArchiveFiles, openArchiveFile, type OpenArchive } from "../../archive/archive-files.js";
+import { isFinalStatus } from "../../contract/types.js";
+import type { TaskRecord } from "../../domain/task.js";
 import { BerthError } from "../../errors.js";
 import { listWorkspace, openWorkspaceFile, parseRelativePath } from "../../workspace/safe-path.js";
 import { workspacePath } from "../../workspace/workspace.js";
 import { assertNotExpired, type ApiContext } from "../context.js";
+import { sendFile } from "../file-reply.js";
+import { relayFromPeer } from "../peer-client.js";
+import { peerPath } from "./peer.js";
+
+type Source = { kind: "archive" } | { kind: "local" } | { kind: "peer"; nodeId: string; baseUrl: string; secret: string };
 
 export async function fileRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
-  const root = ctx.deps.config.dirs.workspaces;
+  const { deps, services } = ctx;
+  const root = deps.config.dirs.workspaces;
 
-  app.get("/v1/tasks/:id/files", async (request) => {
+  async function sourceOf(record: TaskRecord): Promise<Source> {
+    if (isFinalStatus(record.status) && record.archive) return { kind: "archive" };
+    if (record.host === null || record.host === deps.host) return { kind: "local" };
+    const secret = deps.config.cluster.secret;
+    const baseUrl = await services.workers.addressOf(record.host);
+    if (!baseUrl || !secret) {
+      const why = !secret
+        ? "this API process has no BERTH_CLUSTER_SECRET to ask it with"
+        : "that host does not advertise BERTH_ADVERTISE_URL (or has not been heard from for a while)";
+      throw new BerthError(
+        "task_on_other_host",
+        `Task "${record.id}" ${isFinalStatus(record.status) ? "ran" : "runs"} on host "${record.host}", and its workspace is on that host's disk: ${why}.`,
+        { host: record.host },
+      );
+    }
+    return { kind: "peer", nodeId: record.host, baseUrl, secret };
+  }
+
+  const openArchive =
+    (record: TaskRecord, signal: AbortSignal): OpenArchive =>
+    async () =>
+      (await deps.archives.read(record.workspace, undefined, signal))?.stream ?? null;
+
+  app.get("/v1/tasks/:id/files", async (request, reply) => {
     const record = await ctx.findTask(request);
     assertNotExpired(record, "workspace");
     if (record.status === "queued") return { files: [], truncated: false };
+    const source = await sourceOf(record);
+    const signal = closeSignal(reply);
+    if (source.kind === "archive") return listArchiveFiles(openArchive(record, signal), signal);
+    if (source.kind === "peer") return relayFromPeer(reply, source, peerPath(record.workspace), signal);
     const dir = workspacePath(root, record.workspace);
     try {
       return await listWorkspace(dir);
     } catch (err) {
       // A task is "running" a moment before its worker (on this host) has made the workspace: nothing there yet.
-      const making = record.status === "running" && (record.host === null || record.host === ctx.deps.host);
-      if (making && !(await exists(dir))) return { files: [], truncated: false };
+      if (record.status === "running" && !(await exists(dir))) return { files: [], truncated: false };
       throw gone(record.id, err);
     }
   });
@@ -28,30 +66,23 @@ export async function fileRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
   app.get("/v1/tasks/:id/files/*", async (request, reply) => {
     const record = await ctx.findTask(request);
     assertNotExpired(record, "workspace");
-    const raw = (request.params as { "*": string })["*"];
-    const parts = parseRelativePath(raw);
+    const parts = parseRelativePath((request.params as { "*": string })["*"]);
     if (parts.length === 0) throw new BerthError("invalid_input", "Name a file, or list the workspace with GET /v1/tasks/:id/files.");
-    const { handle, size } = await openWorkspaceFile(workspacePath(root, record.workspace), parts.join("/"));
-    // The length is the size at open; a file still being written may end up longer (we stop at `size`) or shorter
-    // (the response is then cut off, so the client sees a broken download instead of waiting for promised bytes).
-    if (size === 0) await handle.close();
-    const body =
-      size === 0
-        ? ""
-        : pipeline(
-            handle.createReadStream({ start: 0, end: size - 1, autoClose: true }),
-            exactly(size, parts.join("/"), () => {
-              // Nothing sent yet: let the error handler answer with JSON instead of the file's headers.
-              if (!reply.raw.headersSent) for (const h of ["content-type", "content-length", "content-disposition"]) reply.removeHeader(h);
-            }),
-            () => undefined,
-          );
-    return reply
-      .type("application/octet-stream")
-      .header("content-length", String(size))
-      .header("content-disposition", `attachment; filename="${sanitizeFilename(parts[parts.length - 1] as string)}"`)
-      .send(body);
+    const rel = parts.join("/");
+    if (record.status === "queued") throw new BerthError("not_found", `No file "${rel}" yet: the task has not started.`, { path: rel });
+    const source = await sourceOf(record);
+    const signal = closeSignal(reply);
+    if (source.kind === "archive") return sendFile(reply, rel, await openArchiveFile(openArchive(record, signal), parts, signal));
+    if (source.kind === "peer") return relayFromPeer(reply, source, peerPath(record.workspace, parts), signal);
+    return sendLocal(reply, workspacePath(root, record.workspace), rel);
   });
+}
+
+/** A file of a workspace on this host's disk, opened without following any link (workspace/safe-path.ts). */
+async function sendLocal(reply: FastifyReply, dir: string, rel: string): Promise<FastifyReply> {
+  const { handle, size } = await openWorkspaceFile(dir, rel);
+  if (size === 0) await handle.close();
+  return sendFile(reply, rel, { size, stream: size === 0 ? null : handle.createReadStream({ start: 0, end: size - 1, autoClose: true }) });
 }
 
 const exists = (p: string): Promise<boolean> =>
@@ -60,28 +91,14 @@ const exists = (p: string): Promise<boolean> =>
     () => false,
   );
 
+/** Aborted when the response is closed (sent, or the client went away): stops reading the archive or the host. */
+function closeSignal(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.once("close", () => ac.abort(new Error("the response was closed")));
+  return ac.signal;
+}
+
 function gone(id: string, err: unknown): BerthError {
   if (err instanceof BerthError) return err;
   return new BerthError("not_found", `Task "${id}" has no workspace on this server.`, {}, { cause: err });
 }
-
-/** Passes the file's bytes through and fails (cutting the response short) if fewer than `size` arrive. */
-function exactly(size: number, rel: string, onShort: () => void): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      seen += chunk.length;
-      callback(null, chunk);
-    },
-    flush(callback) {
-      if (seen === size) return callback();
-      // Before the first byte this is still a clean 409; later the response is cut off (headers are already sent).
-      onShort();
-      callback(
-        new BerthError("wrong_state", `File "${rel}" shrank from ${size} to ${seen} bytes while it was read; retry.`, { path: rel }),
-      );
-    },
-  });
-}
-
-const sanitizeFilename = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 200) || "file";

@@ -6,27 +6,26 @@ export async function healthRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCont
   app.get("/healthz", async () => ({ status: "ok" }));
 
   app.get("/readyz", async (_request, reply) => {
-    const [redis, docker] = await Promise.all([
-      withTimeout(ctx.services.store.ping(), 2000).then(
-        () => true,
-        () => false,
-      ),
-      ctx.checkDocker
-        ? withTimeout(ctx.deps.runtime.ping(), 3000).then(
-            () => true,
-            () => false,
-          )
-        : Promise.resolve(true),
+    const ok = () => true;
+    const down = () => false;
+    const { archives } = ctx.deps;
+    const [redis, docker, store] = await Promise.all([
+      withTimeout(ctx.services.store.ping(), 2000).then(ok, down),
+      ctx.checkDocker ? withTimeout(ctx.deps.runtime.ping(), 3000).then(ok, down) : Promise.resolve(true),
+      // The store's own check has its own timeout; this one bounds the answer whatever it does.
+      withTimeout(archives.check(2500), 3000).then(ok, down),
     ]);
-    const down = [...(redis ? [] : ["redis"]), ...(docker ? [] : ["docker"])];
-    if (down.length === 0) return { status: "ready", redis: "ok", docker: ctx.checkDocker ? "ok" : "not checked" };
+    const state = (up: boolean) => (up ? "ok" : "unreachable");
+    const fields = { redis: state(redis), docker: ctx.checkDocker ? state(docker) : "not checked", archiveStore: state(store) };
+    if (redis && docker && store) return { status: "ready", ...fields };
+    const names = [
+      ...(redis ? [] : ["Redis"]),
+      ...(docker ? [] : ["Docker"]),
+      ...(store ? [] : [`the archive store (${archives.description})`]),
+    ];
     return reply.code(503).send({
-      error: {
-        code: "dependency_unavailable",
-        message: `Not ready: ${down.map((d) => (d === "redis" ? "Redis" : "Docker")).join(" and ")} unreachable.`,
-      },
-      redis: redis ? "ok" : "unreachable",
-      docker: docker ? "ok" : "unreachable",
+      error: { code: "dependency_unavailable", message: `Not ready: ${names.join(" and ")} unreachable.` },
+      ...fields,
     });
   });
 }
