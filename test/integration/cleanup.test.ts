@@ -1,7 +1,7 @@
 // Cleanup (src/cleanup): expiry end to end, and proof that deletion never escapes the roots, never touches a
 // running task or an entry berth did not make, and removes each item once. Real Docker engine, Redis and disk.
 import { createHash, randomBytes } from "node:crypto";
-import { lstat, mkdir, readdir, readFile, symlink, utimes, writeFile, chmod, chown } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, symlink, utimes, writeFile, chmod, chown } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import type { Deps } from "../../src/app/deps.js";
@@ -10,7 +10,10 @@ import { startCleanup } from "../../src/cleanup/schedule.js";
 import { RECORD_RETENTION_MS, sweep, type SweepResult } from "../../src/cleanup/sweep.js";
 import { newTaskId, workspaceName, type TaskRecord } from "../../src/domain/task.js";
 import { removeTrees } from "../../src/workspace/workspace.js";
+import { CreateMultipartUploadCommand } from "@aws-sdk/client-s3";
+import type { TaskView } from "../../src/contract/types.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
+import { startS3, type S3Store } from "../helpers/s3.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const DAY = 86_400_000;
@@ -458,4 +461,115 @@ describe("passes", () => {
       expect(await present(f.ws)).toBe(true);
     }
   });
+});
+
+describe("with archives in an S3-compatible store", () => {
+  let s3: S3Store;
+  let hs3: Harness;
+  let bucket: string;
+  const keyOf = (workspace: string) => `archives/${workspace}.tar.gz`;
+  const stored = async (workspace: string) => (await s3.keys(bucket, keyOf(workspace))).length === 1;
+
+  beforeAll(async () => {
+    s3 = await startS3();
+    const b = await s3.bucket("archives");
+    bucket = b.bucket;
+    hs3 = await startHarness({ ...b.env, BERTH_CONCURRENCY: "2" });
+  }, 300_000);
+  afterAll(async () => {
+    await hs3?.close();
+    await s3?.stop();
+  });
+
+  const done = async (script: string, extra: Record<string, unknown> = {}) => {
+    const t = await hs3.waitFinished((await hs3.submit(sh(script, extra))).id, 90_000);
+    expect(t.status).toBe("succeeded");
+    expect(await stored(t.workspace)).toBe(true);
+    return t;
+  };
+
+  it("expiry deletes the task's object and reports it; the archive then answers 410", async () => {
+    const t = await done("echo hello > out.txt", { ttlSeconds: 1 });
+    await waitFor(
+      "the ttl to run out",
+      async () => Date.now(),
+      (now) => now > Date.parse(t.expiresAt ?? "") + 10,
+    );
+    const result = await sweep(hs3.deps, hs3.services);
+    expect(result.errors).toEqual([]);
+    expect(result.removed.find((r) => r.taskId === t.id)).toMatchObject({
+      why: "ttl",
+      files: [path.join(hs3.deps.config.dirs.workspaces, t.workspace), `s3://${bucket}/${keyOf(t.workspace)}`],
+    });
+    expect(await stored(t.workspace)).toBe(false);
+    expect(await present(path.join(hs3.deps.config.dirs.workspaces, t.workspace))).toBe(false);
+    expect((await hs3.request("GET", `/v1/tasks/${t.id}/archive`)).statusCode).toBe(410);
+  }, 120_000);
+
+  it("DELETE deletes the task's object", async () => {
+    const t = await done("echo bye > out.txt");
+    expect((await hs3.request("DELETE", `/v1/tasks/${t.id}`)).statusCode).toBe(204);
+    expect(await stored(t.workspace)).toBe(false);
+    expect((await hs3.request("GET", `/v1/tasks/${t.id}`)).statusCode).toBe(404);
+  }, 120_000);
+
+  it("any host expires another host's due task (object, logs, record); its own host then removes its workspace", async () => {
+    const t = await done("echo elsewhere > out.txt", { ttlSeconds: 1 });
+    // The task ran on another host: its workspace is on that host's disk (a directory of its own here), not this one's.
+    const otherDisk = path.join(hs3.root, "gone-host-workspaces");
+    await mkdir(otherDisk);
+    const ws = path.join(otherDisk, t.workspace);
+    await rename(path.join(hs3.deps.config.dirs.workspaces, t.workspace), ws);
+    await hs3.services.store.patch(t.id, { host: "gone-host" });
+    await waitFor(
+      "the ttl to run out",
+      async () => Date.now(),
+      (now) => now > Date.parse(t.expiresAt ?? "") + 10,
+    );
+    const here = await sweep(hs3.deps, hs3.services);
+    expect(here.errors).toEqual([]);
+    expect(here.removed.find((r) => r.taskId === t.id)).toMatchObject({ why: "ttl", files: [`s3://${bucket}/${keyOf(t.workspace)}`] });
+    expect(await stored(t.workspace)).toBe(false);
+    expect((await hs3.get(t.id)).status).toBe("expired");
+    expect(await hs3.deps.redis.exists(hs3.services.keys.logs(t.id))).toBe(0);
+    expect(await present(ws)).toBe(true); // not this host's to remove
+    const owner: Deps = {
+      ...hs3.deps,
+      host: "gone-host",
+      config: { ...hs3.deps.config, dirs: { ...hs3.deps.config.dirs, workspaces: otherDisk } },
+    };
+    const there = await sweep(owner, hs3.services);
+    expect(there.removed.find((r) => r.taskId === t.id)).toMatchObject({ why: "leftover" });
+    expect(await present(ws)).toBe(false);
+  }, 120_000);
+
+  it("the disk budget expires the oldest finished tasks and deletes their objects", async () => {
+    const tasks = [];
+    for (let i = 0; i < 3; i++) tasks.push(await done("head -c 1048576 /dev/urandom > r.bin"));
+    // Finished in 2001, so they are the oldest here.
+    for (const [i, t] of tasks.entries()) await hs3.services.store.patch(t.id, { finishedAtMs: 1_000_000_000_000 + i * 1000 });
+    const [t0, t1, t2] = tasks as [TaskView, TaskView, TaskView];
+    const wsOf3 = (t: TaskView) => path.join(hs3.deps.config.dirs.workspaces, t.workspace);
+    const entries = await listLocalEntries(hs3.deps.config.dirs);
+    const sizes = await diskUsage(entries.flatMap((e) => (e.path ? [e.path] : [])));
+    const used = [...sizes.values()].reduce((x, y) => x + y, 0);
+    // The budget counts this host's disk: with an object store, the workspaces.
+    const budget = used - (sizes.get(wsOf3(t0)) ?? 0) - Math.floor((sizes.get(wsOf3(t1)) ?? 0) / 2);
+    const result = await sweep({ ...hs3.deps, config: { ...hs3.deps.config, diskBudgetBytes: budget } }, hs3.services);
+    expect(result.errors).toEqual([]);
+    expect(result.removed.filter((r) => r.why === "disk_budget").map((r) => r.taskId)).toEqual([t0.id, t1.id]);
+    expect([await stored(t0.workspace), await stored(t1.workspace), await stored(t2.workspace)]).toEqual([false, false, true]);
+    expect((await hs3.get(t2.id)).status).toBe("succeeded");
+  }, 180_000);
+
+  it("aborts multipart uploads left unfinished, once they are older than an archive may take", async () => {
+    const key = keyOf(`task-1700000000000-${newTaskId()}`);
+    await s3.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+    expect(await s3.uploads(bucket)).toEqual([key]);
+    expect((await sweep(hs3.deps, hs3.services)).uploadsAborted).toBe(0);
+    expect(await s3.uploads(bucket)).toEqual([key]);
+    const later = Date.now() + hs3.deps.config.worker.archiveTimeoutSeconds * 1000 + 11 * 60_000;
+    expect((await sweep(hs3.deps, hs3.services, { now: later })).uploadsAborted).toBe(1);
+    expect(await s3.uploads(bucket)).toEqual([]);
+  }, 120_000);
 });

@@ -1,23 +1,35 @@
-// The live workspace through the files API (shared/API.md §3 "GET /v1/tasks/:id/files"), on the real engine.
+// The workspace through the files API (shared/API.md §3 "GET /v1/tasks/:id/files"), on the real engine: live while a task
+// runs, and a finished task's read out of its archive (in a local directory, and in an S3-compatible store).
 import { createHash } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { execa } from "execa";
 import type { TaskView } from "../../src/contract/types.js";
+import { listWorkspace } from "../../src/workspace/safe-path.js";
 import { httpRequest, startHarness, type Harness } from "../helpers/harness.js";
+import { startS3, type S3Store } from "../helpers/s3.js";
 import { rawGet } from "../helpers/sse.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const ACME = { authorization: "Bearer acme-key-0001" };
 const GLOBEX = { authorization: "Bearer globex-key-0002" };
+const KEYS = { BERTH_API_KEYS: "acme:acme-key-0001,globex:globex-key-0002", BERTH_RATE_LIMIT_PER_MINUTE: "0" };
 let h: Harness;
+/** The same, with archives in an S3-compatible store (Ceph RGW, scripts/s3-rgw). */
+let hs3: Harness;
+let s3: S3Store;
 
 beforeAll(async () => {
-  h = await startHarness({ BERTH_API_KEYS: "acme:acme-key-0001,globex:globex-key-0002", BERTH_RATE_LIMIT_PER_MINUTE: "0" });
-});
+  s3 = await startS3();
+  const b = await s3.bucket();
+  [h, hs3] = await Promise.all([startHarness(KEYS), startHarness({ ...KEYS, ...b.env })]);
+}, 300_000);
 
 afterAll(async () => {
-  const left = h ? await h.leftoverContainers() : [];
+  const left = [...(h ? await h.leftoverContainers() : []), ...(hs3 ? await hs3.leftoverContainers() : [])];
   await h?.close();
+  await hs3?.close();
+  await s3?.stop();
   expect(left).toEqual([]);
 });
 
@@ -27,13 +39,13 @@ interface Entry {
   size: number;
 }
 
-async function listing(id: string, headers: Record<string, string> = ACME): Promise<{ status: number; files: Entry[] }> {
-  const res = await h.request("GET", `/v1/tasks/${id}/files`, undefined, headers);
+async function listing(id: string, headers: Record<string, string> = ACME, on: Harness = h): Promise<{ status: number; files: Entry[] }> {
+  const res = await on.request("GET", `/v1/tasks/${id}/files`, undefined, headers);
   return { status: res.statusCode, files: res.statusCode === 200 ? (res.json().files as Entry[]) : [] };
 }
 
-async function getFile(id: string, rel: string, headers: Record<string, string> = ACME) {
-  return h.request("GET", `/v1/tasks/${id}/files/${rel}`, undefined, headers);
+async function getFile(id: string, rel: string, headers: Record<string, string> = ACME, on: Harness = h) {
+  return on.request("GET", `/v1/tasks/${id}/files/${rel}`, undefined, headers);
 }
 
 const onDisk = (t: TaskView, rel: string) => readFile(path.join(h.deps.config.dirs.workspaces, t.workspace, rel));
@@ -195,6 +207,98 @@ describe("a running task's workspace, then the finished one", () => {
     expect(sha(bin.raw)).toBe(sha(await onDisk(t, "d/e/r.bin")));
     expect((await getFile(t.id, "etc-link/passwd")).statusCode).toBe(404);
     expect((await getFile(t.id, "pipe")).statusCode).toBe(404);
+  });
+});
+
+describe.each([
+  { store: "the local directory", on: () => h },
+  { store: "an S3-compatible store", on: () => hs3 },
+])("a finished task's files, read out of its archive in $store", ({ on }) => {
+  let t: TaskView;
+  let live: Awaited<ReturnType<typeof listWorkspace>>;
+  const list = (id: string, headers = ACME) => listing(id, headers, on());
+  const get = (id: string, rel: string, headers = ACME) => getFile(id, rel, headers, on());
+
+  beforeAll(async () => {
+    const script = [
+      "mkdir -p d/e empty 'sp ace'",
+      "printf hello > a.txt",
+      ": > zero.txt",
+      "head -c 3000000 /dev/urandom > big.bin",
+      "head -c 100000 /dev/urandom > d/e/r.bin",
+      "printf accent > é.txt",
+      "printf spaced > 'sp ace/f i.txt'",
+      "ln a.txt d/hard",
+      "ln -s /etc etc-link",
+      "ln -s /etc/passwd passwd-link",
+      "ln -s .. d/up",
+      "mkfifo pipe",
+    ].join(" && ");
+    t = await on().waitFinished((await on().submit({ command: ["sh", "-c", script] }, ACME)).id, 60_000, ACME);
+    expect(t.status).toBe("succeeded");
+    // What the live files API answered for this workspace on disk, before it is removed.
+    live = await listWorkspace(path.join(on().deps.config.dirs.workspaces, t.workspace));
+    // Whatever is served from now on comes from the archive.
+    await rm(path.join(on().deps.config.dirs.workspaces, t.workspace), { recursive: true });
+  }, 90_000);
+
+  it("lists the same entries as the live workspace did, without the FIFO the archive left out", async () => {
+    const { status, files } = await list(t.id);
+    expect(status).toBe(200);
+    expect(files).toEqual(live.files);
+    expect(files.map((f) => f.path)).toEqual([
+      "a.txt",
+      "big.bin",
+      "d",
+      "d/e",
+      "d/e/r.bin",
+      "d/hard",
+      "d/up",
+      "empty",
+      "etc-link",
+      "passwd-link",
+      "sp ace",
+      "sp ace/f i.txt",
+      "zero.txt",
+      "é.txt",
+    ]);
+    expect(files.find((f) => f.path === "d/hard")).toEqual({ path: "d/hard", type: "file", size: 5 });
+    expect(files.find((f) => f.path === "etc-link")).toEqual({ path: "etc-link", type: "symlink", size: 4 });
+  });
+
+  it("serves each file's bytes exactly, a hardlink with its target's", async () => {
+    const a = await get(t.id, "a.txt");
+    expect([a.statusCode, a.body, a.headers.get("content-length"), a.headers.get("content-type")]).toEqual([
+      200,
+      "hello",
+      "5",
+      "application/octet-stream",
+    ]);
+    expect((await get(t.id, "d/hard")).body).toBe("hello");
+    expect((await get(t.id, "zero.txt")).raw.length).toBe(0);
+    expect((await get(t.id, encodeURIComponent("é.txt"))).body).toBe("accent");
+    expect((await get(t.id, "sp%20ace/f%20i.txt")).body).toBe("spaced");
+    // Compared with the archive's own bytes, as GNU tar extracts them.
+    const archive = await on().request("GET", `/v1/tasks/${t.id}/archive`, undefined, ACME);
+    const file = path.join(on().root, `${t.id}.tar.gz`);
+    await writeFile(file, archive.raw);
+    for (const rel of ["big.bin", "d/e/r.bin"]) {
+      const fromTar = (await execa("tar", ["-xzOf", file, rel], { encoding: "buffer" })).stdout as unknown as Buffer;
+      const served = await get(t.id, rel);
+      expect([rel, served.statusCode, served.raw.length, sha(served.raw)]).toEqual([rel, 200, fromTar.length, sha(fromTar)]);
+    }
+  });
+
+  it("refuses links, paths through them, the FIFO, directories and missing files, as the live API does", async () => {
+    for (const rel of ["etc-link/passwd", "etc-link", "passwd-link", "d/up", "d/up/a.txt", "pipe", "nope.txt", "d/nope"]) {
+      const res = await get(t.id, rel);
+      expect([rel, res.statusCode, res.json().error.code]).toEqual([rel, 404, "not_found"]);
+      expect(res.body).not.toContain("root:");
+    }
+    const dir = await get(t.id, "d");
+    expect([dir.statusCode, dir.json().error.code]).toEqual([400, "invalid_input"]);
+    expect((await list(t.id, GLOBEX)).status).toBe(404);
+    expect((await get(t.id, "a.txt", GLOBEX)).statusCode).toBe(404);
   });
 });
 

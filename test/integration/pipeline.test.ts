@@ -1,29 +1,51 @@
 // The core pipeline through the HTTP API, on the real Docker engine and Redis.
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { list } from "tar";
 import { startHarness, type Harness } from "../helpers/harness.js";
+import { startS3, type S3Store } from "../helpers/s3.js";
 
 let h: Harness;
+/** The same berth with its archives in an S3-compatible store (Ceph RGW, scripts/s3-rgw). */
+let hs3: Harness;
+let s3: S3Store;
+let bucket: string;
 
 beforeAll(async () => {
-  h = await startHarness({ BERTH_MAX_OUTPUT_BYTES: "100000" });
-});
+  s3 = await startS3();
+  const b = await s3.bucket("archives");
+  bucket = b.bucket;
+  [h, hs3] = await Promise.all([
+    startHarness({ BERTH_MAX_OUTPUT_BYTES: "100000" }),
+    startHarness({ BERTH_MAX_OUTPUT_BYTES: "100000", ...b.env }),
+  ]);
+}, 300_000);
 
 afterAll(async () => {
-  const left = h ? await h.leftoverContainers() : [];
+  const left = [...(h ? await h.leftoverContainers() : []), ...(hs3 ? await hs3.leftoverContainers() : [])];
   await h?.close();
+  await hs3?.close();
+  await s3?.stop();
   expect(left).toEqual([]); // no container outlives its task
 });
 
-async function fetchText(urlPath: string, headers: Record<string, string> = {}) {
-  const res = await fetch(`${h.url}${urlPath}`, { headers });
+async function fetchFrom(on: Harness, urlPath: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${on.url}${urlPath}`, { headers });
   return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
 }
+const fetchText = (urlPath: string, headers: Record<string, string> = {}) => fetchFrom(h, urlPath, headers);
 
-describe("a task from submit to archive", () => {
+const BACKENDS = [
+  { store: "the local directory", on: () => h },
+  { store: "an S3-compatible store", on: () => hs3 },
+];
+
+describe.each(BACKENDS)("a task from submit to archive, archives in $store", ({ on }) => {
+  const fetchText = (urlPath: string, headers: Record<string, string> = {}) => fetchFrom(on(), urlPath, headers);
+
   it("runs the command in /workspace, records exit 0, keeps its output and archives what it wrote", async () => {
+    const h = on();
     const submitted = await h.submit({
       command: ["sh", "-c", "echo hi > out.txt; mkdir -p src; printf 'print(1)\\n' > src/a.py; echo done"],
     });
@@ -60,17 +82,59 @@ describe("a task from submit to archive", () => {
     expect(written).toBe("hi\n");
   });
 
-  it("serves byte ranges of the archive with 206, and 416 past the end", async () => {
+  it("serves byte ranges of the archive with 206, and 416 past the end; If-Range with another ETag gets it all", async () => {
+    const h = on();
     const t = await h.waitFinished((await h.submit({ command: ["sh", "-c", "head -c 5000 /dev/urandom > r.bin"] })).id);
     const full = await fetchText(`/v1/tasks/${t.id}/archive`);
+    const size = full.body.length;
+    expect(full.headers.get("accept-ranges")).toBe("bytes");
     const part = await fetchText(`/v1/tasks/${t.id}/archive`, { range: "bytes=10-99" });
     expect(part.status).toBe(206);
-    expect(part.headers.get("content-range")).toBe(`bytes 10-99/${full.body.length}`);
+    expect(part.headers.get("content-range")).toBe(`bytes 10-99/${size}`);
+    expect(part.headers.get("content-length")).toBe("90");
+    expect(part.headers.get("etag")).toBe(`"${t.archive?.sha256}"`);
     expect(part.body.equals(full.body.subarray(10, 100))).toBe(true);
-    const past = await fetchText(`/v1/tasks/${t.id}/archive`, { range: `bytes=${full.body.length + 10}-` });
+    const tail = await fetchText(`/v1/tasks/${t.id}/archive`, { range: "bytes=-100" });
+    expect([tail.status, tail.headers.get("content-range")]).toEqual([206, `bytes ${size - 100}-${size - 1}/${size}`]);
+    expect(tail.body.equals(full.body.subarray(size - 100))).toBe(true);
+    const open = await fetchText(`/v1/tasks/${t.id}/archive`, { range: `bytes=${size - 1}-` });
+    expect([open.status, open.body.length]).toEqual([206, 1]);
+    const past = await fetchText(`/v1/tasks/${t.id}/archive`, { range: `bytes=${size + 10}-` });
     expect(past.status).toBe(416);
+    expect(past.headers.get("content-range")).toBe(`bytes */${size}`);
+    const same = await fetchText(`/v1/tasks/${t.id}/archive`, { range: "bytes=0-9", "if-range": `"${t.archive?.sha256}"` });
+    expect([same.status, same.body.length]).toEqual([206, 10]);
+    const changed = await fetchText(`/v1/tasks/${t.id}/archive`, { range: "bytes=0-9", "if-range": '"another"' });
+    expect([changed.status, changed.body.length]).toEqual([200, size]);
+    const several = await fetchText(`/v1/tasks/${t.id}/archive`, { range: "bytes=0-9,100-199" });
+    expect([several.status, several.body.length]).toEqual([200, size]);
+    const malformed = await fetchText(`/v1/tasks/${t.id}/archive`, { range: "bytes=abc" });
+    expect([malformed.status, malformed.body.length]).toEqual([200, size]);
   });
 
+  it("starts a task from an earlier task's archive (fromTask), read from the store", async () => {
+    const h = on();
+    const a = await h.waitFinished((await h.submit({ command: ["sh", "-c", "mkdir -p src && echo seeded > src/s.txt"] })).id);
+    const b = await h.waitFinished((await h.submit({ command: ["cat", "src/s.txt"], fromTask: a.id })).id);
+    expect(b).toMatchObject({ status: "succeeded", exitCode: 0 });
+    expect((await fetchText(`/v1/tasks/${b.id}/logs`)).body.toString()).toBe("seeded\n");
+    // Nothing of the restore is left beside the archives (an object store's copy is a temp file there).
+    expect((await readdir(h.deps.config.dirs.archives)).filter((f) => f.startsWith("."))).toEqual([]);
+  });
+});
+
+describe("archives in an S3-compatible store", () => {
+  it("are objects named after the workspace under the store's prefix, with their sha256 as metadata", async () => {
+    const t = await hs3.waitFinished((await hs3.submit({ command: ["sh", "-c", "echo x > x.txt"] })).id);
+    const key = `archives/${t.workspace}.tar.gz`;
+    expect(await s3.keys(bucket, key)).toEqual([key]);
+    expect(await s3.metadata(bucket, key)).toEqual({ sha256: t.archive?.sha256 });
+    // Nothing in the local archive directory: the store holds it.
+    expect(await readdir(hs3.deps.config.dirs.archives)).toEqual([]);
+  });
+});
+
+describe("a task's output", () => {
   it("records a non-zero exit as failed with its exit code", async () => {
     const t = await h.waitFinished((await h.submit({ command: ["sh", "-c", "exit 3"] })).id);
     expect(t).toMatchObject({ status: "failed", exitCode: 3, reason: null });

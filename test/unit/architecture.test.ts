@@ -61,6 +61,7 @@ describe("the architecture's rules", () => {
     ["BullMQ outside queue/", "src/api/auth.ts", 'import "bullmq";', /bullmq-owner|fastify|layer/],
     ["Fastify outside api/", "src/runner/labels.ts", 'import "fastify";', /fastify-owner/],
     ["ioredis outside store/", "src/queue/orphans.ts", 'import "ioredis";', /ioredis-owner/],
+    ["the AWS SDK outside archive/s3-*.ts", "src/archive/archive.ts", 'import "@aws-sdk/client-s3";', /aws-sdk-owner/],
     ["the SDK importing server code", "src/client/index.ts", 'import "../errors.js";', /client-stands-alone/],
     ["the CLI loading server code eagerly", "src/cli/main.ts", 'import "../cleanup/sweep.js";', /cli-loads-server-lazily/],
     ["an import circle", "src/domain/task.ts", 'import "./validate.js";', /no-circular/],

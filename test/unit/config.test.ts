@@ -138,6 +138,76 @@ describe("loadConfig, more rules", () => {
   });
 });
 
+describe("loadConfig, many hosts", () => {
+  const SECRET = "x".repeat(40);
+
+  it("keeps archives in BERTH_ARCHIVE_DIR by default, and reads s3://bucket/prefix with its endpoint and keys", () => {
+    expect(loadConfig({ BERTH_ARCHIVE_DIR: "/srv/ar" }).archiveStore).toEqual({ kind: "local", dir: "/srv/ar" });
+    const c = loadConfig({
+      BERTH_ARCHIVE_STORE: "s3://berth-archives/prod/eu/",
+      BERTH_S3_ENDPOINT: "http://10.0.0.9:7480",
+      BERTH_S3_FORCE_PATH_STYLE: "true",
+      AWS_ACCESS_KEY_ID: "AKIAEXAMPLE",
+      AWS_SECRET_ACCESS_KEY: "secret-example",
+    });
+    expect(c.archiveStore).toEqual({
+      kind: "s3",
+      bucket: "berth-archives",
+      prefix: "prod/eu",
+      endpoint: "http://10.0.0.9:7480",
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: "AKIAEXAMPLE", secretAccessKey: "secret-example" },
+    });
+    expect(loadConfig({ BERTH_ARCHIVE_STORE: "s3://bucket" }).archiveStore).toMatchObject({
+      bucket: "bucket",
+      prefix: "",
+      credentials: undefined,
+    });
+  });
+
+  it("refuses a store, endpoint or region of the wrong shape, naming the variable", () => {
+    for (const bad of ["s3://", "s3://UPPER/x", "s3://b/a//b", "file:///srv", "/srv/archives", "s3://bucket/x?y"]) {
+      expect([bad, message({ BERTH_ARCHIVE_STORE: bad })]).toEqual([
+        bad,
+        expect.stringMatching(/^Invalid BERTH_ARCHIVE_STORE: must be empty/),
+      ]);
+    }
+    expect(message({ BERTH_S3_ENDPOINT: "10.0.0.9:7480" })).toMatch(/^Invalid BERTH_S3_ENDPOINT: must be an http:\/\/ or https:\/\/ URL/);
+    expect(message({ BERTH_S3_REGION: "EU West" })).toMatch(/^Invalid BERTH_S3_REGION/);
+    expect(message({ BERTH_S3_FORCE_PATH_STYLE: "yes" })).toMatch(/^Invalid BERTH_S3_FORCE_PATH_STYLE: must be true or false/);
+  });
+
+  it("wants both AWS keys or neither, and never echoes the secret one", () => {
+    expect(message({ AWS_ACCESS_KEY_ID: "AKIAEXAMPLE" })).toMatch(/^Invalid AWS_SECRET_ACCESS_KEY: must be set together/);
+    const m = message({ AWS_SECRET_ACCESS_KEY: "very-secret-value" });
+    expect(m).toMatch(/^Invalid AWS_ACCESS_KEY_ID/);
+    expect(m).not.toContain("very-secret-value");
+  });
+
+  it("takes this host's identity from BERTH_NODE_ID, the hostname by default", async () => {
+    const { hostname } = await import("node:os");
+    expect(loadConfig({}).nodeId).toBe(hostname());
+    expect(loadConfig({ BERTH_NODE_ID: "worker-b.eu" }).nodeId).toBe("worker-b.eu");
+    expect(message({ BERTH_NODE_ID: "has space" })).toMatch(/^Invalid BERTH_NODE_ID/);
+  });
+
+  it("requires BERTH_CLUSTER_SECRET with BERTH_ADVERTISE_URL, long enough and never echoed", () => {
+    expect(message({ BERTH_ADVERTISE_URL: "http://10.0.0.5:8080" })).toMatch(
+      /^Invalid BERTH_CLUSTER_SECRET: is required with BERTH_ADVERTISE_URL/,
+    );
+    const short = message({ BERTH_ADVERTISE_URL: "http://10.0.0.5:8080", BERTH_CLUSTER_SECRET: "tooshort" });
+    expect(short).toMatch(/^Invalid BERTH_CLUSTER_SECRET: must be at least 32 characters/);
+    expect(short).not.toContain("tooshort");
+    expect(message({ BERTH_ADVERTISE_URL: "http://10.0.0.5:8080/berth", BERTH_CLUSTER_SECRET: SECRET })).toMatch(
+      /^Invalid BERTH_ADVERTISE_URL: must be an http:\/\/ or https:\/\/ URL without a path/,
+    );
+    const c = loadConfig({ BERTH_ADVERTISE_URL: "http://10.0.0.5:8080/", BERTH_CLUSTER_SECRET: SECRET });
+    expect(c.cluster).toEqual({ advertiseUrl: "http://10.0.0.5:8080", secret: SECRET });
+    expect(loadConfig({}).cluster).toEqual({ advertiseUrl: null, secret: null });
+  });
+});
+
 describe("imageAllowed", () => {
   it("matches * as a wildcard and everything else literally", () => {
     expect(imageAllowed("berth-runner:latest", ["berth-runner:*"])).toBe(true);

@@ -89,6 +89,7 @@ function plan(opts: {
   due?: string[];
   loaded?: [string, TaskRecord | null | Error][];
   options?: PlanInput["options"];
+  sharedArchives?: boolean;
 }): SweepPlan {
   const records = opts.records ?? [];
   const entries = [...records.filter((r) => !opts.noFiles?.includes(r)).flatMap((r) => filesOf(r.workspace)), ...(opts.extra ?? [])];
@@ -96,7 +97,15 @@ function plan(opts: {
   for (const [id, r] of opts.loaded ?? []) loaded.set(id, r);
   for (const e of entries) if (e.taskId && !loaded.has(e.taskId)) loaded.set(e.taskId, null);
   for (const id of opts.due ?? []) if (!loaded.has(id)) loaded.set(id, null);
-  return planSweep({ now: NOW, host: HOST, entries, due: opts.due ?? [], records: loaded, options: opts.options ?? {} });
+  return planSweep({
+    now: NOW,
+    host: HOST,
+    sharedArchives: opts.sharedArchives ?? false,
+    entries,
+    due: opts.due ?? [],
+    records: loaded,
+    options: opts.options ?? {},
+  });
 }
 
 const removed = (p: SweepPlan) => p.removals.map((r) => [r.id, r.why]);
@@ -167,6 +176,31 @@ describe("planSweep: what is never removed", () => {
       [`workspaces/${leftover.workspace}`, "other_host"],
     ]);
     expect(p.skips[0]).toMatchObject({ detail: "task ran on there; that host cleans it" });
+  });
+
+  it("with an archive store all hosts share, expires another host's due task here, and leaves it everything else", () => {
+    const due = task("succeeded", { host: "there", expiresAtMs: NOW - DAY });
+    const notDue = task("failed", { host: "there", expiresAtMs: NOW + DAY });
+    const leftover = task("expired", { host: "there", expiresAtMs: NOW - DAY });
+    const withFilesHere = task("succeeded", { host: "there", expiresAtMs: NOW - DAY });
+    const p = plan({
+      records: [due, notDue, leftover, withFilesHere],
+      noFiles: [due, notDue],
+      due: [due.id, notDue.id, withFilesHere.id],
+      options: everything,
+      sharedArchives: true,
+    });
+    // Its archive object, log stream and record: nothing of it is on this disk.
+    expect(p.removals).toEqual([{ id: due.id, workspace: due.workspace, record: due, why: "ttl", files: [], bytes: 0 }]);
+    expect(skipped(p)).toEqual([
+      [`task ${notDue.id}`, "other_host"],
+      [`workspaces/${withFilesHere.workspace}`, "other_host"],
+      [`workspaces/${leftover.workspace}`, "other_host"],
+    ]);
+    const planned = p.removals[0] as (typeof p.removals)[number];
+    expect(recheck(planned, due, HOST)).toBeNull();
+    expect(recheck(planned, { ...due, host: "elsewhere" }, HOST)).toMatchObject({ reason: "changed" });
+    expect(recheck(planned, { ...due, status: "expired" }, HOST)).toMatchObject({ reason: "changed" });
   });
 
   it("skips a task whose record cannot be read or does not fit, even when asked for record-less entries", () => {
