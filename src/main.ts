@@ -5,7 +5,7 @@ import { buildDeps } from "./app/build-deps.js";
 import { Lifecycle } from "./app/lifecycle.js";
 import { createServices } from "./app/services.js";
 import { startCleanup, type CleanupScheduler } from "./cleanup/schedule.js";
-import { loadConfig, loadDotEnv } from "./config/config.js";
+import { loadConfig, loadDotEnv, quietSdkNotices } from "./config/config.js";
 import { createRootLogger } from "./logging/logger.js";
 import { shutdownBoundMs, startWorker, type TaskWorker } from "./queue/worker.js";
 
@@ -14,6 +14,7 @@ export type ServerRole = "serve" | "api" | "worker";
 /** Runs one role (or all of them) until SIGTERM/SIGINT; a second signal exits at once. */
 export async function runServer(role: ServerRole): Promise<void> {
   loadDotEnv();
+  quietSdkNotices();
   const config = loadConfig();
   const logger = createRootLogger({ level: config.logLevel, role, format: config.logFormat });
   const lifecycle = new Lifecycle(logger);

@@ -139,5 +139,5 @@ function toFailure(err: unknown, signal: AbortSignal): TaskFailure {
   if (err instanceof TaskFailure) return err;
   const hint = errnoOf(err) === "ENOSPC" ? " The disk holding the archives is full." : "";
   const msg = err instanceof Error ? err.message : String(err);
-  return new TaskFailure("archive_failed", `Could not archive the workspace: ${msg}.${hint}`, { cause: err });
+  return new TaskFailure("archive_failed", `Could not archive the workspace: ${msg.replace(/\.$/, "")}.${hint}`, { cause: err });
 }

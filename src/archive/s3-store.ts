@@ -257,6 +257,7 @@ function describe(err: unknown): string {
   if (err instanceof S3ServiceException)
     return `${err.name} (HTTP ${err.$metadata.httpStatusCode ?? "?"})${err.message && err.message !== "UnknownError" ? `: ${err.message}` : ""}`;
   const code = errnoOf(err);
-  const msg = err instanceof Error ? err.message : String(err);
+  // The SDK wraps network errors ("AWS SDK error wrapper for Error: connect ECONNREFUSED ..."): keep what happened.
+  const msg = (err instanceof Error ? err.message : String(err)).replace(/^AWS SDK error wrapper for (\w*Error: )?/, "");
   return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
 }

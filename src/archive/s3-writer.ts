@@ -6,9 +6,15 @@
 // archive was verified, and its sha256 is then set as metadata (S3 takes metadata when a multipart upload starts,
 // before any byte is known, so it is set afterwards with an in-place CopyObject). Whatever goes wrong, `abort`
 // aborts the multipart upload (no parts are left) or deletes what a half-finished commit may have published.
-import { once } from "node:events";
 import { PassThrough } from "node:stream";
-import { AbortMultipartUploadCommand, CopyObjectCommand, DeleteObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import {
+  AbortMultipartUploadCommand,
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import type { ArchiveWriter } from "./archive-store.js";
 
@@ -21,6 +27,11 @@ const COPY_MAX_BYTES = 5 * 1024 ** 3;
 /** How long `abort` waits for the upload's requests in flight to settle before it aborts the upload itself. */
 const SETTLE_MS = 5_000;
 const CONTENT_TYPE = "application/gzip";
+/** After an abort the store did not answer: how often, and how many times, the object is deleted in the background. */
+const LATER_INTERVAL_MS = 5_000;
+const LATER_ATTEMPTS = 120;
+
+const statusOf = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
 
 export class S3ArchiveWriter implements ArchiveWriter {
   private head: Buffer[] = [];
@@ -56,7 +67,10 @@ export class S3ArchiveWriter implements ArchiveWriter {
       if (this.headBytes > PART_BYTES) this.startUpload();
       return;
     }
-    if (!this.body.write(chunk)) await Promise.race([once(this.body, "drain"), this.failure]);
+    const body = this.body;
+    // When the upload fails, lib-storage stops reading and destroys the stream before it reports why: wait for the
+    // failure (its cause), never for a drain that will not come.
+    if (body.destroyed || !body.write(chunk)) await Promise.race([new Promise((resolve) => body.once("drain", resolve)), this.failure]);
   }
 
   async commit(written: { readonly bytes: number; readonly sha256: string }): Promise<void> {
@@ -99,8 +113,31 @@ export class S3ArchiveWriter implements ArchiveWriter {
       const UploadId = this.upload.uploadId;
       if (UploadId) await this.client.send(new AbortMultipartUploadCommand({ ...this.target, UploadId }), opts).catch(() => undefined);
     }
-    // A commit cut short may still have published the object: remove it (deleting a missing key succeeds).
-    if (this.publishing) await this.client.send(new DeleteObjectCommand(this.target), opts).catch(() => undefined);
+    // A commit cut short may still have published the object: remove it (deleting a missing key succeeds). A store
+    // that does not answer now may still store what it was sent once it does: keep at it in the background.
+    if (this.publishing) {
+      const deleted = await this.client.send(new DeleteObjectCommand(this.target), opts).then(
+        () => true,
+        () => false,
+      );
+      if (!deleted) void this.deleteLater();
+    }
+  }
+
+  /** Deletes the object once the store answers again, and makes sure a request it was still holding did not publish it. */
+  private async deleteLater(): Promise<void> {
+    const wait = () => new Promise((r) => setTimeout(r, LATER_INTERVAL_MS).unref());
+    for (let attempt = 0; attempt < LATER_ATTEMPTS; attempt++) {
+      await wait();
+      try {
+        await this.client.send(new DeleteObjectCommand(this.target), { abortSignal: AbortSignal.timeout(LATER_INTERVAL_MS) });
+        await wait();
+        await this.client.send(new HeadObjectCommand(this.target), { abortSignal: AbortSignal.timeout(LATER_INTERVAL_MS) });
+        // Still (or again) there: delete it on the next round.
+      } catch (err) {
+        if (statusOf(err) === 404) return; // gone, and it stayed gone
+      }
+    }
   }
 
   private startUpload(): void {

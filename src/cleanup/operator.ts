@@ -3,7 +3,7 @@
 import { pino } from "pino";
 import type { Deps } from "../app/deps.js";
 import { createServices, type Services } from "../app/services.js";
-import { loadConfig, loadDotEnv } from "../config/config.js";
+import { loadConfig, loadDotEnv, quietSdkNotices } from "../config/config.js";
 import { TASK_ID_PATTERN, type TaskRecord } from "../domain/task.js";
 import { BerthError } from "../errors.js";
 import { buildDeps } from "../app/build-deps.js";
@@ -18,6 +18,7 @@ const iso = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString
 /** Builds Deps like the server does (same config, namespace from BERTH_NAMESPACE); logs go to stderr. */
 export async function local(fn: (deps: Deps, services: Services) => Promise<void>): Promise<void> {
   loadDotEnv();
+  quietSdkNotices();
   const config = loadConfig();
   const level = config.logLevelGiven ? config.logLevel : "warn";
   const logger = pino(

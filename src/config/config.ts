@@ -212,6 +212,15 @@ export function loadDotEnv(): void {
   if (existsSync(".env")) process.loadEnvFile(".env");
 }
 
+/**
+ * Quiets the AWS SDK's notice, printed on every start with an object store, that its releases from 2027 on will need
+ * Node.js 22: the lockfile pins the SDK, so it says nothing about this installation, and it would bury berth's own
+ * start-up messages. AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=false shows it again.
+ */
+export function quietSdkNotices(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // .env.example lists every variable with an empty value: empty means "use the default".
   const parsed = Env.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== "")));

@@ -146,10 +146,8 @@ export async function startS3(): Promise<S3Store> {
     },
     async startGateway() {
       const log = path.join(rgwDir, "log", "rgw.out");
-      const child = spawn("setsid", ["radosgw", ...conf, "-f", "-n", "client.rgw.berth"], {
-        detached: true,
-        stdio: ["ignore", "ignore", "ignore"],
-      });
+      // detached: a session of its own, as scripts/s3-rgw starts it (and its pid is the gateway's).
+      const child = spawn("radosgw", [...conf, "-f", "-n", "client.rgw.berth"], { detached: true, stdio: "ignore" });
       child.unref();
       await writeFile(path.join(rgwDir, "radosgw.pid"), String(child.pid));
       await waitFor(`the gateway to answer again (log: ${log})`, answers, Boolean, { timeoutMs: 60_000, intervalMs: 200 });
