@@ -42,7 +42,8 @@ export async function runServer(role: ServerRole): Promise<void> {
     });
   }
 
-  const deps = await buildDeps(config, logger);
+  // An API-only process starts no containers: it needs Redis and the archive store, not a Docker engine.
+  const deps = await buildDeps(config, logger, config.namespace, { engine: role !== "api" });
   lifecycle.defer("redis", () => deps.close());
   const services = createServices(deps);
   lifecycle.defer("queue", () => services.queue.close());
@@ -59,7 +60,7 @@ export async function runServer(role: ServerRole): Promise<void> {
   // A worker host that advertises an address answers other hosts' API processes for its workspaces.
   const peer = role !== "api" && config.cluster.advertiseUrl !== null;
   if (role !== "worker" || peer) {
-    const app = role === "worker" ? await buildPeerServer(deps) : await buildServer(deps, services, { peer });
+    const app = role === "worker" ? await buildPeerServer(deps) : await buildServer(deps, services, { peer, checkDocker: role !== "api" });
     lifecycle.defer("http", () => app.close());
     await app.listen({ host: config.http.host, port: config.http.port });
     const address = app.server.address();

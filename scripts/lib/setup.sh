@@ -60,6 +60,13 @@ ensure_packages() {
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   # The tests' hostile clients (test/helpers/stalled-readers.py) set socket options Node cannot.
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  if [ "${BERTH_SETUP_S3:-0}" = 1 ]; then
+    # The throwaway S3-compatible store the tests use (scripts/s3-rgw): a Ceph monitor, an OSD and the RADOS Gateway.
+    command -v ceph-mon >/dev/null 2>&1 || missing+=(ceph-mon)
+    command -v ceph-osd >/dev/null 2>&1 || missing+=(ceph-osd)
+    command -v radosgw >/dev/null 2>&1 || missing+=(radosgw)
+    command -v radosgw-admin >/dev/null 2>&1 || missing+=(ceph-common)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
   # A docker CLI may already be on PATH without an engine; docker.io brings both.
   command -v docker >/dev/null 2>&1 || apt_install docker.io

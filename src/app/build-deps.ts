@@ -4,6 +4,8 @@ import { mkdir } from "node:fs/promises";
 import type { Logger } from "pino";
 import { openArchiveStore } from "../archive/open-store.js";
 import type { Config } from "../config/config.js";
+import { BerthError } from "../errors.js";
+import type { ContainerRuntime } from "../runner/container-runtime.js";
 import { createDockerClient, DockerRuntime } from "../runner/docker-runtime.js";
 import { closeConnection, connectRedis } from "../store/redis.js";
 import type { Deps } from "./deps.js";
@@ -11,10 +13,19 @@ import type { Deps } from "./deps.js";
 /** How long the archive store has to answer at start. */
 const STORE_CHECK_MS = 10_000;
 
-export async function buildDeps(config: Config, logger: Logger, namespace = config.namespace): Promise<Deps & { close(): Promise<void> }> {
+/**
+ * `engine: false` for a process that starts no containers (`berth api`): it needs no Docker engine, and its runtime
+ * refuses every call.
+ */
+export async function buildDeps(
+  config: Config,
+  logger: Logger,
+  namespace = config.namespace,
+  opts: { engine?: boolean } = {},
+): Promise<Deps & { close(): Promise<void> }> {
   const redis = await connectRedis(config.redisUrl, logger);
   try {
-    const docker = await createDockerClient();
+    const runtime = opts.engine === false ? NO_ENGINE : new DockerRuntime(await createDockerClient());
     await mkdir(config.dirs.workspaces, { recursive: true, mode: 0o711 });
     await mkdir(config.dirs.archives, { recursive: true, mode: 0o700 });
     const archives = await openArchiveStore(config);
@@ -28,7 +39,7 @@ export async function buildDeps(config: Config, logger: Logger, namespace = conf
       config,
       logger,
       redis,
-      runtime: new DockerRuntime(docker),
+      runtime,
       archives,
       namespace,
       host: config.nodeId,
@@ -42,3 +53,8 @@ export async function buildDeps(config: Config, logger: Logger, namespace = conf
     throw err;
   }
 }
+
+const noEngine = (): never => {
+  throw new BerthError("dependency_unavailable", "This process (berth api) has no Docker engine; containers are run by the workers.");
+};
+const NO_ENGINE: ContainerRuntime = { run: noEngine, findByLabels: noEngine, removeById: noEngine, ping: noEngine };

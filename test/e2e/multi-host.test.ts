@@ -130,6 +130,13 @@ describe("two worker hosts and an API process that runs nothing", () => {
         submitted.push(await submit({ command: ["sh", "-c", script], labels: { batch: "spread", i: String(i) } }));
       },
     );
+    // The API process runs no task: it needs Redis and the store, not a Docker engine.
+    expect((await call("GET", "/readyz")).json()).toMatchObject({
+      status: "ready",
+      redis: "ok",
+      docker: "not checked",
+      archiveStore: "ok",
+    });
     const done = await batchDone("spread", 200, 240_000);
     expect(done.filter((t) => t.status !== "succeeded")).toEqual([]);
     const perHost = new Map<string, number>();

@@ -23,6 +23,30 @@ describe("compose.yaml", () => {
   });
 });
 
+describe("compose.hosts.yaml", () => {
+  const hostsEnv = { ...composeEnv, BERTH_CLUSTER_SECRET: "c".repeat(64), MINIO_ROOT_PASSWORD: "an-example-password" };
+
+  it("is valid for Debian's docker-compose: an API process and two worker hosts over Redis and an object store", async () => {
+    const res = await execa("docker-compose", ["-f", "compose.hosts.yaml", "config"], { env: hostsEnv, reject: false });
+    expect(res.stderr).toBe("");
+    expect(res.exitCode).toBe(0);
+    for (const service of ["redis", "minio", "bucket", "api", "worker-a", "worker-b"])
+      expect(res.stdout).toMatch(new RegExp(`^  ${service}:$`, "m"));
+    expect(res.stdout).toMatch(/BERTH_ARCHIVE_STORE: s3:\/\/berth-archives\/archives/);
+    expect(res.stdout).toMatch(/BERTH_ADVERTISE_URL: http:\/\/worker-a:8080/);
+    expect(res.stdout).toMatch(/BERTH_NODE_ID: worker-b/);
+    expect(res.stdout).toMatch(/condition: service_completed_successfully/);
+  });
+
+  it.each(["BERTH_CLUSTER_SECRET", "MINIO_ROOT_PASSWORD", "BERTH_API_KEYS"])("refuses to start without %s", async (name) => {
+    const env: Record<string, string | undefined> = { ...hostsEnv };
+    delete env[name];
+    const res = await execa("docker-compose", ["-f", "compose.hosts.yaml", "config"], { env, extendEnv: false, reject: false });
+    expect(res.exitCode).not.toBe(0);
+    expect(res.stderr).toContain(name);
+  });
+});
+
 describe("Dockerfile", () => {
   it("builds in two stages and runs as a non-root user, copying only what .dockerignore lets in", async () => {
     const dockerfile = await readFile("Dockerfile", "utf8");
