@@ -391,7 +391,7 @@ export interface ServeProcess {
   close(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once("error", reject);
@@ -406,20 +406,26 @@ async function freePort(): Promise<number> {
 /**
  * `node <build>/src/cli/main.js serve` as its own process (API, worker, cleanup), in temp dirs, on a free port,
  * under a namespace of its own (BERTH_NAMESPACE). Stopped with SIGTERM (SIGKILL after 20 s); its containers and
- * its Redis keys are removed afterwards.
+ * its Redis keys are removed afterwards. `opts.role` runs `api` or `worker` instead (a worker must advertise an
+ * address, BERTH_ADVERTISE_URL, to answer the health check); `opts.namespace` shares one between processes.
  */
-export async function startServe(ctx: BenchContext, name: string, env: Record<string, string>): Promise<ServeProcess> {
+export async function startServe(
+  ctx: BenchContext,
+  name: string,
+  env: Record<string, string>,
+  opts: { role?: "serve" | "api" | "worker"; namespace?: string; port?: number } = {},
+): Promise<ServeProcess> {
   const dir = path.join(ctx.root, `serve-${name}`);
   await mkdir(dir, { recursive: true });
-  const port = await freePort();
-  const namespace = `berth-bench-${ctx.runId}-${name}`;
+  const port = opts.port ?? (await freePort());
+  const namespace = opts.namespace ?? `berth-bench-${ctx.runId}-${name}`;
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("BERTH_")));
   const logFile = path.join(dir, "serve.log");
   const out = createWriteStream(logFile);
   await new Promise((r) => out.once("open", r));
   // Diagnostics: BENCH_SERVE_NODE_ARGS="--cpu-prof" or "--trace-gc" (profiles and the log are copied out at the end).
   const nodeArgs = (process.env.BENCH_SERVE_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, CLI_PATH, "serve"], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, CLI_PATH, opts.role ?? "serve"], {
     // cwd without a .env, so nothing but this env configures it.
     cwd: dir,
     env: {

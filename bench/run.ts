@@ -1,12 +1,14 @@
 // `npm run bench` (= node dist/bench/run.js): measures berth against the bare tools in the same run, interleaved,
 // and prints one table of medians and ratios, then notes on where berth's time goes. Never asserted in tests.
 //   --quick       one repetition of everything (a smoke run)
-//   --only=1,3    only these figures (1 latency, 2 throughput, 3 output, 4 archive, 5 memory, 6 cleanup)
+//   --only=1,3    only these figures (1 latency, 2 throughput, 3 output, 4 archive, 5 memory, 6 cleanup,
+//                 7 archive to an object store, 8 throughput with two worker processes)
 import { randomBytes } from "node:crypto";
 import { access, rm } from "node:fs/promises";
 import { cpus } from "node:os";
 import { execa } from "execa";
 import { archiveBench } from "./archive.js";
+import { archiveStoreBench, workersBench } from "./hosts.js";
 import { latencyBench } from "./latency.js";
 import {
   CLI_PATH,
@@ -57,7 +59,7 @@ async function preflight(figures: Set<number>): Promise<void> {
   const image = await execa("docker", ["image", "inspect", "--format", "{{.Id}}", IMAGE], { reject: false });
   if (image.failed)
     throw new Error(`${IMAGE} is not on this Docker engine (is dockerd up? run ./scripts/up first): ${image.stderr.trim()}`);
-  if (figures.has(3) || figures.has(5)) {
+  if (figures.has(3) || figures.has(5) || figures.has(8)) {
     await access(CLI_PATH).catch(() => {
       throw new Error(`${CLI_PATH} is missing; build first: npx tsc -p tsconfig.build.json`);
     });
@@ -68,7 +70,7 @@ async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const quick = argv.includes("--quick");
   const onlyArg = argv.find((a) => a.startsWith("--only="));
-  const figures = new Set(onlyArg ? onlyArg.slice(7).split(",").map(Number) : [1, 2, 3, 4, 5, 6]);
+  const figures = new Set(onlyArg ? onlyArg.slice(7).split(",").map(Number) : [1, 2, 3, 4, 5, 6, 7, 8]);
   const runId = randomBytes(3).toString("hex");
   const root = await makeRoot(runId);
   const cleanup = new Cleanup();
@@ -132,6 +134,8 @@ async function main(): Promise<number> {
     await run(4, "archive", () => archiveBench(ctx));
     await run(5, "memory", () => memoryBench(ctx));
     await run(6, "cleanup", () => cleanupFigure(ctx));
+    await run(7, "archive to an object store", () => archiveStoreBench(ctx));
+    await run(8, "two worker processes", () => workersBench(ctx));
   } catch (err) {
     failures.push(err instanceof Error ? (err.stack ?? err.message) : String(err));
   } finally {
