@@ -8,13 +8,16 @@
 // left out, as a live listing leaves them out.
 import { Readable } from "node:stream";
 import { Parser, type ReadEntry } from "tar";
-import { BerthError } from "../errors.js";
+import { BerthError, errnoOf } from "../errors.js";
 import { notFound, type WorkspaceEntry } from "../workspace/safe-path.js";
+import { isEmptyTarGz } from "./read-archive.js";
 
 /** Opens the archive's bytes from the store, or null when it is not there. */
 export type OpenArchive = () => Promise<Readable | null>;
 
 const FILE_TYPES = new Set(["File", "OldFile", "ContiguousFile"]);
+/** An empty archive is a few compressed end-of-archive blocks; anything longer is not one. */
+const EMPTY_MAX_BYTES = 64 * 1024;
 
 /** An entry's path without its trailing "/", or null when it is not a plain relative name (or not valid UTF-8). */
 function cleanPath(e: ReadEntry): string | null {
@@ -37,6 +40,16 @@ async function walk(open: OpenArchive, signal: AbortSignal, visit: (e: ReadEntry
   const source = await open();
   if (!source) throw new BerthError("not_found", "This task's archive is no longer in the archive store.");
   const dirs = new Set<string>([""]);
+  // The first bytes, to tell an empty archive (only end-of-archive blocks, which node-tar calls unrecognized).
+  let head: Buffer[] | null = [];
+  let headBytes = 0;
+  let entries = 0;
+  source.on("data", (chunk: Buffer) => {
+    if (!head) return;
+    headBytes += chunk.length;
+    if (headBytes > EMPTY_MAX_BYTES) head = null;
+    else head.push(chunk);
+  });
   await new Promise<void>((resolve, reject) => {
     let done = false;
     const finish = (err?: unknown) => {
@@ -53,6 +66,7 @@ async function walk(open: OpenArchive, signal: AbortSignal, visit: (e: ReadEntry
       strict: true,
       maxDecompressionRatio: Infinity,
       onReadEntry: (e: ReadEntry) => {
+        entries++;
         const p = done ? null : cleanPath(e);
         let step: Step = "skip";
         if (p !== null && dirs.has(parentOf(p))) {
@@ -74,6 +88,8 @@ async function walk(open: OpenArchive, signal: AbortSignal, visit: (e: ReadEntry
     if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort, { once: true });
     source.pipe(parser);
+  }).catch(async (err: unknown) => {
+    if (entries > 0 || errnoOf(err) !== "TAR_BAD_ARCHIVE" || !head || !(await isEmptyTarGz(Buffer.concat(head)))) throw err;
   });
 }
 

@@ -289,6 +289,13 @@ describe.each([
     }
   });
 
+  it("lists an empty workspace's archive as empty", async () => {
+    const empty = await on().waitFinished((await on().submit({ command: ["true"] }, ACME)).id, 60_000, ACME);
+    const res = await on().request("GET", `/v1/tasks/${empty.id}/files`, undefined, ACME);
+    expect([res.statusCode, res.json()]).toEqual([200, { files: [], truncated: false }]);
+    expect((await get(empty.id, "a.txt")).statusCode).toBe(404);
+  });
+
   it("refuses links, paths through them, the FIFO, directories and missing files, as the live API does", async () => {
     for (const rel of ["etc-link/passwd", "etc-link", "passwd-link", "d/up", "d/up/a.txt", "pipe", "nope.txt", "d/nope"]) {
       const res = await get(t.id, rel);

@@ -2,6 +2,7 @@
 // hostile task (or a broken store) could put there is never served through a link, and limits hold.
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
+import { gzipSync } from "node:zlib";
 import { listArchiveFiles, openArchiveFile } from "../../src/archive/archive-files.js";
 import { BerthError } from "../../src/errors.js";
 import { type RawEntry, tarGz } from "../helpers/tar-bytes.js";
@@ -58,6 +59,12 @@ describe("listArchiveFiles", () => {
     const deep = await list(TREE, { maxDepth: 2 });
     expect(deep.truncated).toBe(true);
     expect(deep.files.map((f) => f.path)).not.toContain("d/e/f.txt");
+  });
+
+  it("lists an empty archive (only end-of-archive blocks, as for an empty workspace) as empty, and refuses odd zeros", async () => {
+    expect(await listArchiveFiles(from(gzipSync(Buffer.alloc(10_240))), signal())).toEqual({ files: [], truncated: false });
+    expect(await code(openArchiveFile(from(gzipSync(Buffer.alloc(10_240))), ["a.txt"], signal()))).toBe("not_found");
+    await expect(listArchiveFiles(from(gzipSync(Buffer.alloc(700))), signal())).rejects.toThrow(/TAR_BAD_ARCHIVE|Unrecognized/);
   });
 
   it("answers not_found when the store has no archive", async () => {
