@@ -5,14 +5,20 @@ import type { Deps } from "../app/deps.js";
 import { registerErrorHandler } from "./error-handler.js";
 import { peerRoutes } from "./routes/peer.js";
 
+/** Requests to a worker host carry no body. */
+const BODY_LIMIT_BYTES = 1024;
+
 export async function buildPeerServer(deps: Deps): Promise<FastifyInstance> {
+  const requestTimeoutMs = deps.config.http.requestTimeoutSeconds * 1000;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    bodyLimit: 1024,
+    bodyLimit: BODY_LIMIT_BYTES,
     routerOptions: { maxParamLength: 2048 },
-    requestTimeout: 0,
+    // As on the API: the whole request must arrive in time; responses (a large file) are not limited.
+    requestTimeout: requestTimeoutMs,
+    http: { requestTimeout: requestTimeoutMs, headersTimeout: requestTimeoutMs, connectionsCheckingInterval: 1000 },
   });
-  registerErrorHandler(app);
+  registerErrorHandler(app, BODY_LIMIT_BYTES);
   app.get("/healthz", async () => ({ status: "ok", node: deps.host }));
   await app.register(peerRoutes, { deps });
   return app;
