@@ -116,6 +116,9 @@ afterAll(async () => {
   for (const p of [api, workers.a?.proc, workers.b?.proc]) await p?.stop().catch(() => undefined);
   await sweepNamespace(namespace);
   await s3?.stop();
+  // A SIGKILLed worker leaves its workspace root mounted nosuid,nodev (src/workspace/mount.ts), and the same host
+  // started again finds it so and does not own the mount.
+  for (const w of [workers.a, workers.b]) if (w) await execa("umount", ["-l", "--", `${w.root}/workspaces`], { reject: false });
   if (root) await execa("rm", ["-rf", "--one-file-system", root]);
 }, 120_000);
 

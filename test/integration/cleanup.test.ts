@@ -1,7 +1,7 @@
 // Cleanup (src/cleanup): expiry end to end, and proof that deletion never escapes the roots, never touches a
 // running task or an entry berth did not make, and removes each item once. Real Docker engine, Redis and disk.
 import { createHash, randomBytes } from "node:crypto";
-import { lstat, mkdir, readdir, readFile, rename, symlink, utimes, writeFile, chmod, chown } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, symlink, utimes, writeFile, chmod, chown } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import type { Deps } from "../../src/app/deps.js";
@@ -519,7 +519,9 @@ describe("with archives in an S3-compatible store", () => {
     const otherDisk = path.join(hs3.root, "gone-host-workspaces");
     await mkdir(otherDisk);
     const ws = path.join(otherDisk, t.workspace);
-    await rename(path.join(hs3.deps.config.dirs.workspaces, t.workspace), ws);
+    // Copied, not renamed: the workspace root is a mount of its own (src/workspace/mount.ts).
+    await execa("cp", ["-a", "--", path.join(hs3.deps.config.dirs.workspaces, t.workspace), ws]);
+    await removeTrees([path.join(hs3.deps.config.dirs.workspaces, t.workspace)]);
     await hs3.services.store.patch(t.id, { host: "gone-host" });
     await waitFor(
       "the ttl to run out",
