@@ -46,7 +46,7 @@ export async function requireRecord(services: Services, id: string): Promise<Tas
   if (!record)
     throw new BerthError(
       "not_found",
-      `No task ${id} in namespace ${services.keys.namespace}. Record-less directories are removed only by \`berth workspace clean --all\`.`,
+      `No task ${id} in namespace ${services.keys.namespace}. Record-less directories are removed only by \`berth workspace clean --orphans\`.`,
     );
   return record;
 }

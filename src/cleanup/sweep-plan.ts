@@ -9,8 +9,8 @@
 //   with an archive store all hosts share, a task whose ttl has run out may be expired by any host: its archive
 //   object, log stream and record go, and its workspace, on its own host's disk, is removed there as a leftover.
 //   So the tasks of a host that is gone for good still expire.
-// - A missing or unreadable record means "not ours to judge": reported and skipped, unless the operator asked for
-//   `all` (record-less `task-*` entries older than a threshold).
+// - A missing or unreadable record means "not ours to judge": reported and skipped. Record-less `task-*` entries
+//   are removed only when the operator asks for `orphans`, and only once older than a threshold.
 // - With a disk budget, the oldest finished tasks go first, only as many as it takes to get under the budget.
 import { FINAL_STATUSES, type TaskStatus } from "../contract/types.js";
 import { WORKSPACE_PATTERN, type TaskRecord } from "../domain/task.js";
@@ -19,7 +19,7 @@ import type { DiskEntry } from "./disk-usage.js";
 
 /** How long an `expired` record is kept (so clients get 410, not 404) before it and its index entries go. */
 export const RECORD_RETENTION_MS = 7 * 86_400_000;
-/** With `all` and no `olderThanMs`: how old a record-less `task-*` entry must be before it is removed. */
+/** With `orphans` and no `olderThanMs`: how old a record-less `task-*` entry must be before it is removed. */
 export const DEFAULT_ORPHAN_AGE_MS = 7 * 86_400_000;
 /** An archive temp file older than this was left by a crash (an archive is written in far less). */
 export const STALE_TEMP_MS = 3_600_000;
@@ -30,14 +30,22 @@ export interface SweepOptions {
   readonly now?: number;
   /** Plan and report only: nothing is locked, removed or changed. */
   readonly dryRun?: boolean;
-  /** Also expire finished tasks that finished at least this long ago, even if their ttl has not run out. */
+  /**
+   * Also expire finished tasks that finished at least this long ago, even if their ttl has not run out; with
+   * `orphans`, also the age a record-less entry must reach.
+   */
   readonly olderThanMs?: number;
-  /** Also remove record-less `task-*` workspaces/archives older than `olderThanMs` (default 7 days). */
+  /** Expire every finished task whatever its age or ttl (`berth workspace clean --all`); never a queued or running one. */
   readonly all?: boolean;
+  /** Also remove record-less `task-*` workspaces/archives older than `olderThanMs` (default 7 days). */
+  readonly orphans?: boolean;
 }
 
-/** Why a task's files are removed: its ttl, the operator's age limit, the disk budget, an orphan, a retry, by hand. */
-export type RemovalReason = "ttl" | "older_than" | "disk_budget" | "orphan" | "leftover" | "manual";
+/**
+ * Why a task's files are removed: its ttl, the operator's age limit, the operator's `all`, the disk budget, an
+ * orphan, a retry, by hand.
+ */
+export type RemovalReason = "ttl" | "older_than" | "all" | "disk_budget" | "orphan" | "leftover" | "manual";
 /**
  * Why an item was left alone: a name berth does not make, an unfinished archive older than an hour, no record,
  * an unreadable record, a record naming another workspace, another host's task, a queued/running task, another
@@ -183,6 +191,7 @@ export function planSweep(input: PlanInput): SweepPlan {
     const finishedAt = record.finishedAtMs ?? record.createdAtMs;
     const expiresAt = record.expiresAtMs ?? finishedAt + record.ttlSeconds * 1000;
     if (expiresAt <= now) plan.removals.push({ ...base, why: "ttl" });
+    else if (options.all) plan.removals.push({ ...base, why: "all" });
     else if (options.olderThanMs !== undefined && finishedAt <= now - options.olderThanMs)
       plan.removals.push({ ...base, why: "older_than" });
     else {
@@ -193,20 +202,20 @@ export function planSweep(input: PlanInput): SweepPlan {
   return plan;
 }
 
-/** Entries of a task that has no record: removed only with `all` and once old enough, else reported. */
+/** Entries of a task that has no record: removed only with `orphans` and once old enough, else reported. */
 function planRecordless(plan: SweepPlan, id: string, files: readonly DiskEntry[], now: number, options: SweepOptions): void {
   const minAge = options.olderThanMs ?? DEFAULT_ORPHAN_AGE_MS;
   for (const ws of new Set(files.map((f) => f.workspace ?? ""))) {
     const group = files.filter((f) => f.workspace === ws);
     // Age by the younger of the name's timestamp and the entry's mtime: a fresh entry is never an orphan.
     const age = now - Math.max(...group.map((f) => Math.max(f.mtimeMs, f.createdAtMs ?? 0)));
-    if (options.all && age >= minAge) {
+    if (options.orphans && age >= minAge) {
       plan.removals.push({ id, workspace: ws, record: null, why: "orphan", files: paths(group), bytes: 0 });
       continue;
     }
-    const detail = options.all
+    const detail = options.orphans
       ? `no task record, but younger than ${Math.round((minAge / DAY_MS) * 10) / 10} days; left alone`
-      : "no task record (deleted, or another namespace's?); left alone. `berth workspace clean --all [--older-than-days N]` removes such entries";
+      : "no task record (deleted, or another namespace's?); left alone. `berth workspace clean --orphans [--older-than-days N]` removes such entries";
     for (const f of group) plan.skips.push({ item: itemOf(f), taskId: id, reason: "no_record", detail });
   }
 }

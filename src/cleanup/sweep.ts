@@ -100,7 +100,10 @@ export async function sweep(deps: Deps, services: Services, opts: SweepOptions =
     more: false,
     uploadsAborted: 0,
   };
-  log.info({ event: "cleanup.start", now, olderThanMs: opts.olderThanMs ?? null, all: opts.all ?? false }, "cleanup pass starting");
+  log.info(
+    { event: "cleanup.start", now, olderThanMs: opts.olderThanMs ?? null, all: opts.all ?? false, orphans: opts.orphans ?? false },
+    "cleanup pass starting",
+  );
   const skip = (s: SweepSkip) => {
     result.skipped.push(s);
     // Other hosts' tasks are expected on every pass of every host: keep them out of the info log.

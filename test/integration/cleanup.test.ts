@@ -181,7 +181,7 @@ describe("expiry", () => {
     await h.services.store.patch(t.id, { expiresAtMs: Date.now() - DAY });
     await h.deps.redis.zadd(h.services.keys.expiry, Date.now() - DAY, t.id);
 
-    const result = await sweep(h.deps, h.services, { now: Date.now() + 60 * DAY, olderThanMs: 0, all: true });
+    const result = await sweep(h.deps, h.services, { now: Date.now() + 60 * DAY, olderThanMs: 0, all: true, orphans: true });
     expect(removedIds(result)).not.toContain(t.id);
     expect(result.skipped).toContainEqual(expect.objectContaining({ taskId: t.id, reason: "active" }));
     expect(await present(wsOf(t.workspace))).toBe(true);
@@ -231,7 +231,7 @@ describe("safe deletion", () => {
     const fakeWs = `task-1000000000000-${newTaskId()}`;
     await symlink(canary, wsOf(fakeWs));
 
-    const result = await sweep(h.deps, h.services, { now: Date.now() + 60 * DAY, olderThanMs: 0, all: true });
+    const result = await sweep(h.deps, h.services, { now: Date.now() + 60 * DAY, olderThanMs: 0, all: true, orphans: true });
     expect(result.errors).toEqual([]);
     expect(removedIds(result)).toContain(t.id);
     expect(result.removed.map((r) => r.workspace)).toContain(fakeWs);
@@ -313,7 +313,7 @@ describe("safe deletion", () => {
     await mkdir(wsOf(wrongName));
     const elsewhere = await fakeTask({ expiresAtMs: Date.now() - DAY, host: "some-other-host" });
 
-    for (const opts of [{}, { all: true }]) {
+    for (const opts of [{}, { orphans: true }]) {
       const result = await sweep(h.deps, h.services, opts);
       const reasons = (item: string) => result.skipped.filter((s) => s.item === item).map((s) => s.reason);
       expect(reasons("workspaces/not-berth")).toEqual(["foreign_name"]);
@@ -340,7 +340,7 @@ describe("passes", () => {
     await mkdir(path.join(wsOf(orphan), "x"), { recursive: true });
     const old = new Date(Date.now() - 60 * DAY);
     await utimes(wsOf(orphan), old, old); // an orphan is judged by the younger of its name's time and its mtime
-    const opts = { all: true, olderThanMs: 30 * DAY, now: Date.now() };
+    const opts = { orphans: true, olderThanMs: 30 * DAY, now: Date.now() };
     const dry = await sweep(h.deps, h.services, { ...opts, dryRun: true });
     expect(dry.dryRun).toBe(true);
     for (const f of [...due, notDue]) {

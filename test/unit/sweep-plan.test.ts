@@ -113,7 +113,7 @@ const skipped = (p: SweepPlan) => p.skips.map((s) => [s.item, s.reason]);
 
 describe("planSweep: what is never removed", () => {
   // The most permissive pass an operator can ask for: everything finished counts as old enough.
-  const everything = { all: true, olderThanMs: 0 };
+  const everything = { all: true, orphans: true, olderThanMs: 0 };
 
   it("never a queued or running task, whatever its expiry says, and says so when it was due", () => {
     const queued = task("queued", { expiresAtMs: NOW - 30 * DAY });
@@ -255,13 +255,13 @@ describe("planSweep: entries without a record", () => {
       [`workspaces/${ws}`, "no_record"],
       [`archives/${ws}.tar.gz`, "no_record"],
     ]);
-    expect(p.skips[0]?.detail).toMatch(/^no task record .*`berth workspace clean --all \[--older-than-days N\]` removes such entries$/);
+    expect(p.skips[0]?.detail).toMatch(/^no task record .*`berth workspace clean --orphans \[--older-than-days N\]` removes such entries$/);
   });
 
-  it("with `all`, go once old enough, judged by the younger of the name's time and the entry's mtime", () => {
+  it("with `orphans`, go once old enough, judged by the younger of the name's time and the entry's mtime", () => {
     const old = orphan(30);
     const touched = orphan(30); // an old name, but written to yesterday
-    const p = plan({ extra: [...entriesOf(old, 30), ...entriesOf(touched, 1)], options: { all: true } });
+    const p = plan({ extra: [...entriesOf(old, 30), ...entriesOf(touched, 1)], options: { orphans: true } });
     expect(p.removals).toEqual([
       {
         id: old.slice(-12),
@@ -279,10 +279,23 @@ describe("planSweep: entries without a record", () => {
     expect(p.skips[0]?.detail).toBe(`no task record, but younger than ${DEFAULT_ORPHAN_AGE_MS / DAY} days; left alone`);
   });
 
-  it("with `all` and an age, use that age instead of the default", () => {
+  it("with `orphans` and an age, use that age instead of the default", () => {
     const ws = orphan(3);
-    expect(removed(plan({ extra: entriesOf(ws, 3), options: { all: true } }))).toEqual([]);
-    expect(removed(plan({ extra: entriesOf(ws, 3), options: { all: true, olderThanMs: 2 * DAY } }))).toEqual([[ws.slice(-12), "orphan"]]);
+    expect(removed(plan({ extra: entriesOf(ws, 3), options: { orphans: true } }))).toEqual([]);
+    expect(removed(plan({ extra: entriesOf(ws, 3), options: { orphans: true, olderThanMs: 2 * DAY } }))).toEqual([
+      [ws.slice(-12), "orphan"],
+    ]);
+  });
+
+  it("are never removed by `all` alone, however old: `all` is about finished tasks", () => {
+    const ws = orphan(400);
+    const p = plan({ extra: entriesOf(ws, 400), options: { all: true, olderThanMs: 0 } });
+    expect(p.removals).toEqual([]);
+    expect(skipped(p)).toEqual([
+      [`workspaces/${ws}`, "no_record"],
+      [`archives/${ws}.tar.gz`, "no_record"],
+    ]);
+    expect(p.skips[0]?.detail).toContain("`berth workspace clean --orphans [--older-than-days N]` removes such entries");
   });
 
   it("drop the expiry index entry of a task that no longer exists", () => {
@@ -305,6 +318,32 @@ describe("planSweep: finished tasks", () => {
       [old.id, "older_than"],
     ]);
     expect(p.budgetCandidates.map((r) => r.id)).toEqual([young.id]);
+  });
+
+  it("with `all`, expires every finished task whatever its age, its ttl first; never a queued or running one", () => {
+    const due = task("failed", { expiresAtMs: NOW - 1 });
+    const justNow = task("succeeded", { finishedAtMs: NOW, expiresAtMs: NOW + 30 * DAY }, 0);
+    const older = task("canceled", { finishedAtMs: NOW - DAY, expiresAtMs: NOW + DAY }, 1);
+    const queued = task("queued");
+    const running = task("running", { expiresAtMs: NOW - DAY });
+    const expired = task("expired", { expiresAtMs: NOW - DAY });
+    const p = plan({
+      records: [due, justNow, older, queued, running, expired],
+      noFiles: [expired],
+      due: [due.id, running.id],
+      options: { all: true },
+    });
+    expect(removed(p)).toEqual([
+      [due.id, "ttl"],
+      [justNow.id, "all"],
+      [older.id, "all"],
+    ]);
+    expect(p.removals.map((r) => r.workspace)).toEqual([due.workspace, justNow.workspace, older.workspace]);
+    expect(skipped(p)).toEqual([[`workspaces/${running.workspace}`, "active"]]);
+    expect(p.budgetCandidates).toEqual([]);
+    // The same with the age given as 0, as `--all` reads: every finished task is at least 0 ms old.
+    const asAge = plan({ records: [justNow, older, queued, running], options: { olderThanMs: 0 } });
+    expect(removed(asAge).map(([id]) => id)).toEqual([justNow.id, older.id]);
   });
 
   it("without an expiresAt, counts the ttl from the finish", () => {
@@ -344,7 +383,7 @@ describe("dry run", () => {
   it("gets exactly the plan of a real run", () => {
     const records = [task("succeeded", { expiresAtMs: NOW - DAY }), task("running"), task("expired", { expiresAtMs: NOW - 8 * DAY })];
     const extra = [...filesOf(`task-${NOW - 30 * DAY}-orphan000001`), other("workspaces", "x", "foreign")];
-    const args = { records, extra, due: records.map((r) => r.id), options: { all: true, olderThanMs: DAY } };
+    const args = { records, extra, due: records.map((r) => r.id), options: { all: true, orphans: true, olderThanMs: DAY } };
     expect(plan({ ...args, options: { ...args.options, dryRun: true } })).toEqual(plan(args));
   });
 });

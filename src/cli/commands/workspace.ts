@@ -5,7 +5,7 @@
 import { InvalidArgumentError, type Command } from "commander";
 import type { Deps } from "../../app/deps.js";
 import type { Services } from "../../app/services.js";
-import type { SweepResult } from "../../cleanup/sweep.js";
+import type { SweepRemoval, SweepResult } from "../../cleanup/sweep.js";
 import { BerthError } from "../../errors.js";
 
 type Operator = typeof import("../../cleanup/operator.js");
@@ -86,50 +86,83 @@ export function registerWorkspaceCommands(program: Command): void {
       }),
     );
 
-  ws.command("remove <id>")
-    .description("expire one finished task now: remove its workspace, archive and logs (never a queued or running task)")
+  ws.command("remove <ids...>")
+    .description("expire finished tasks now: remove their workspaces, archives and logs (never a queued or running task)")
     .option("--dry-run", "say what would be removed, remove nothing")
     .option("--json", "print JSON")
-    .action((id: string, o: { dryRun?: boolean; json?: boolean }) =>
+    .action((ids: string[], o: { dryRun?: boolean; json?: boolean }) =>
       local(async (deps, services, op) => {
-        const record = await op.requireRecord(services, id);
-        const { outcome, removal } = await op.expireTaskNow(deps, services, record, { dryRun: o.dryRun ?? false });
-        if (outcome !== "removed") throw new BerthError("wrong_state", `Not removed: ${outcome.detail}.`, { reason: outcome.reason });
-        if (o.json) return printJson({ dryRun: o.dryRun ?? false, removed: removal });
-        const verb = o.dryRun ? "would remove" : "removed";
+        const dryRun = o.dryRun ?? false;
+        const removed: SweepRemoval[] = [];
+        const refused: { taskId: string; reason: string; detail: string }[] = [];
+        for (const id of new Set(ids)) {
+          try {
+            const record = await op.requireRecord(services, id);
+            const { outcome, removal } = await op.expireTaskNow(deps, services, record, { dryRun });
+            if (outcome === "removed") removed.push(removal);
+            else refused.push({ taskId: id, reason: outcome.reason, detail: outcome.detail });
+          } catch (err) {
+            const reason = err instanceof BerthError ? err.code : "error";
+            refused.push({ taskId: id, reason, detail: err instanceof Error ? err.message.replace(/\.$/, "") : String(err) });
+          }
+        }
+        if (refused.length > 0) process.exitCode = 1;
+        if (o.json) return printJson({ dryRun, removed, refused });
+        printRemovals(removed, dryRun);
+        for (const r of refused) process.stderr.write(`berth: ${r.taskId} not removed: ${r.detail}.\n`);
+        const total = removed.reduce((n, r) => n + r.bytes, 0);
         out(
-          `${verb} ${removal.workspace} (${bytes(removal.bytes)}${removal.files.length === 0 ? ", no files on disk" : ""})${o.dryRun ? "" : "; task is now expired"}\n`,
+          `${dryRun ? "dry run: would remove" : "removed"} ${removed.length} task(s), ${bytes(total)}${dryRun ? "" : "; they are now expired"}${refused.length > 0 ? `; ${refused.length} not removed` : ""}\n`,
         );
       }),
     );
 
-  ws.command("clean")
-    .description("run one cleanup pass now: expire tasks whose ttl has run out, and report what is left alone")
+  const clean = ws.command("clean");
+  clean
+    .description(
+      "run one cleanup pass now: expire tasks whose ttl has run out (or, with --all, every finished task), and report what is left alone",
+    )
     .option("--older-than-days <n>", "also expire finished tasks that finished at least N days ago (N may be fractional)", days)
-    .option("--all", "also remove task-* entries that have no task record, if older than --older-than-days (default 7)")
+    .option("--all", "expire every finished task's workspace and archive, whatever its age (as --older-than-days 0)")
+    .option("--orphans", "also remove task-* entries that have no task record, once older than --older-than-days (default 7)")
     .option("--dry-run", "report exactly what a real pass would remove, remove nothing")
     .option("--json", "print JSON")
-    .action((o: { olderThanDays?: number; all?: boolean; dryRun?: boolean; json?: boolean }) =>
-      local(async (deps, services, op) => {
+    .action((o: { olderThanDays?: number; all?: boolean; orphans?: boolean; dryRun?: boolean; json?: boolean }) => {
+      if (o.all && o.olderThanDays !== undefined && !o.orphans) {
+        clean.error(
+          "error: --all already takes every finished task whatever its age; with it, --older-than-days only sets the age of --orphans",
+          {
+            exitCode: 2,
+          },
+        );
+      }
+      return local(async (deps, services, op) => {
         const result = await op.sweep(deps, services, {
           dryRun: o.dryRun ?? false,
           all: o.all ?? false,
+          orphans: o.orphans ?? false,
           ...(o.olderThanDays !== undefined ? { olderThanMs: o.olderThanDays * DAY_MS } : {}),
         });
         if (result.errors.length > 0) process.exitCode = 1;
         if (o.json) return printJson(result);
         printSweep(result);
-      }),
-    );
+      });
+    });
+}
+
+/** Each task removed (or that would be): id, workspace, bytes and why, in the order of the pass. */
+function printRemovals(removed: readonly SweepRemoval[], dryRun: boolean): void {
+  if (removed.length === 0) return;
+  out(dryRun ? "would remove:\n" : "removed:\n");
+  printTable(
+    ["TASK", "WORKSPACE", "BYTES", "WHY"],
+    removed.map((x) => [x.taskId, x.workspace, String(x.bytes), x.why]),
+  );
 }
 
 function printSweep(r: SweepResult): void {
   const verb = r.dryRun ? "would remove" : "removed";
-  if (r.removed.length > 0)
-    printTable(
-      ["REMOVED", "TASK", "WHY", "SIZE"],
-      r.removed.map((x) => [x.workspace, x.taskId, x.why, bytes(x.bytes)]),
-    );
+  printRemovals(r.removed, r.dryRun);
   if (r.purged.length > 0)
     printTable(
       ["RECORD DELETED (expired long ago)"],
