@@ -24,6 +24,15 @@ export function newTaskId(): string {
 
 export const workspaceName = (createdAtMs: number, id: string): string => `task-${createdAtMs}-${id}`;
 
+/** Where a task's container sees its workspace (also its working directory). */
+export const CONTAINER_WORKSPACE = "/workspace";
+
+/** What berth puts in every task's environment: who it is and where its workspace is. */
+export const identityEnv = (taskId: string): Record<string, string> => ({ BERTH_TASK_ID: taskId, BERTH_WORKSPACE: CONTAINER_WORKSPACE });
+
+/** Names a task's own `env` may not set: berth's own (refused at submit, and overridden in the container anyway). */
+export const RESERVED_ENV: readonly string[] = Object.keys(identityEnv("-"));
+
 /**
  * The smallest limits the Docker engine accepts (checked against Docker 20.10 on cgroup v1): the CFS quota must be
  * at least 1 ms per 100 ms period (0.01 CPU, NanoCpus 1e7), memory at least 6 MB. Zero is not small: the engine

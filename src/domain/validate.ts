@@ -5,7 +5,7 @@ import { imageAllowed, type Config } from "../config/config.js";
 import type { SubmitTaskRequest } from "../contract/types.js";
 import { BerthError } from "../errors.js";
 import { engineRequestBytes, execBytes, MAX_ARG_BYTES, MAX_ENGINE_REQUEST_BYTES, MAX_EXEC_BYTES } from "./command.js";
-import { ENGINE_MIN, TASK_ID_PATTERN, toNanoCpus, type TaskSpec } from "./task.js";
+import { ENGINE_MIN, RESERVED_ENV, TASK_ID_PATTERN, toNanoCpus, type TaskSpec } from "./task.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_COMMAND_STRINGS = 256;
@@ -153,6 +153,8 @@ export function validateSubmit(body: unknown, config: Config, idempotencyHeader?
     throw bad(field, nested ?? issue?.message ?? "is not valid");
   }
   const b = parsed.data as SubmitTaskRequest;
+  const reserved = Object.keys(b.env ?? {}).find((name) => RESERVED_ENV.includes(name));
+  if (reserved) throw bad(`env.${reserved}`, `${reserved} is set by berth in every task (${RESERVED_ENV.join(", ")}); leave it out`);
   checkExecSize(b.command, b.env ?? {});
   checkFileTree(b.files ?? {});
   const image = b.image ?? config.images.defaultImage;

@@ -1,6 +1,6 @@
 // Task + configuration → the container berth asks the engine for. Pure, so the hardening is unit-tested.
 import type { Config } from "../config/config.js";
-import { diskLimitBytes, ENGINE_MIN, toNanoCpus, type TaskSpec } from "../domain/task.js";
+import { diskLimitBytes, ENGINE_MIN, identityEnv, toNanoCpus, type TaskSpec } from "../domain/task.js";
 import type { ContainerSpec } from "./container-runtime.js";
 import { containerName, taskLabels } from "./labels.js";
 
@@ -19,7 +19,8 @@ export function buildContainerSpec(input: {
     name: containerName(input.namespace, input.taskId),
     image: spec.image,
     command: spec.command,
-    env: spec.env,
+    // Berth's own variables last: a spec stored before they were reserved cannot override them either.
+    env: { ...spec.env, ...identityEnv(input.taskId) },
     workspacePath: input.workspacePath,
     user: config.worker.runnerUser,
     // The API refuses "bridge" unless allowed; checked again here so no path can widen it.

@@ -44,6 +44,21 @@ describe("buildContainerSpec", () => {
     expect(s.user).toBe("2000:3000");
   });
 
+  it("tells the task who it is and where its workspace is, whatever its own env says", () => {
+    expect(build({}).env).toEqual({ A: "1", BERTH_TASK_ID: "abcdefgh12", BERTH_WORKSPACE: "/workspace" });
+    const sneaky = buildContainerSpec({
+      config: loadConfig({}),
+      namespace: "ns",
+      host: "h",
+      workerId: "w1",
+      taskId: "abcdefgh12",
+      tenant: "acme",
+      spec: { ...spec, env: { BERTH_TASK_ID: "someone-else", BERTH_WORKSPACE: "/etc" } },
+      workspacePath: "/ws/task-1-abcdefgh12",
+    });
+    expect(sneaky.env).toEqual({ BERTH_TASK_ID: "abcdefgh12", BERTH_WORKSPACE: "/workspace" });
+  });
+
   it("never gives a task network unless the server allows it", () => {
     expect(build({}).network).toBe("none");
     expect(build({ BERTH_ALLOW_NETWORK: "true" }).network).toBe("bridge");

@@ -95,6 +95,16 @@ describe("validateSubmit refuses, naming the field", () => {
     ],
     [{ command: ["a"], env: { "1BAD": "x" } }, "env.1BAD", "Invalid env.1BAD: env names must match [A-Za-z_][A-Za-z0-9_]*."],
     [{ command: ["a"], env: { A: "a\0b" } }, "env.A", "Invalid env.A: env values must not contain NUL."],
+    [
+      { command: ["a"], env: { A: "1", BERTH_TASK_ID: "x" } },
+      "env.BERTH_TASK_ID",
+      "Invalid env.BERTH_TASK_ID: BERTH_TASK_ID is set by berth in every task (BERTH_TASK_ID, BERTH_WORKSPACE); leave it out.",
+    ],
+    [
+      { command: ["a"], env: { BERTH_WORKSPACE: "/tmp" } },
+      "env.BERTH_WORKSPACE",
+      "Invalid env.BERTH_WORKSPACE: BERTH_WORKSPACE is set by berth in every task (BERTH_TASK_ID, BERTH_WORKSPACE); leave it out.",
+    ],
     [{ command: ["a"], timeoutSeconds: 1.5 }, "timeoutSeconds", "Invalid timeoutSeconds: must be a whole number."],
     [{ command: ["a"], timeoutSeconds: 0 }, "timeoutSeconds", "Invalid timeoutSeconds: must be at least 1."],
     [{ command: ["a"], limits: { memoryMb: 8 } }, "limits.memoryMb", "Invalid limits.memoryMb: must be at least 16."],
