@@ -4,6 +4,7 @@
 export type ErrorCode =
   | "invalid_input"
   | "unauthorized"
+  | "forbidden"
   | "not_found"
   | "wrong_state"
   | "archive_not_ready"
@@ -12,6 +13,7 @@ export type ErrorCode =
   | "too_large"
   | "range_not_satisfiable"
   | "tenant_over_limit"
+  | "quota_exceeded"
   | "rate_limited"
   | "too_many_streams"
   | "too_many_connections"

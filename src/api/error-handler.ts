@@ -9,6 +9,7 @@ import { isBerthError, type ErrorCode } from "../errors.js";
 const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   request_timeout: 408,
   wrong_state: 409,
@@ -20,6 +21,7 @@ const STATUS: Record<ErrorCode, number> = {
   range_not_satisfiable: 416,
   idempotency_key_reused: 422,
   tenant_over_limit: 429,
+  quota_exceeded: 429,
   rate_limited: 429,
   too_many_streams: 429,
   too_many_connections: 429,

@@ -27,6 +27,7 @@ import { healthRoutes } from "./routes/health.js";
 import { liveRoutes } from "./routes/live.js";
 import { peerRoutes } from "./routes/peer.js";
 import { taskRoutes } from "./routes/tasks.js";
+import { usageRoutes } from "./routes/usage.js";
 import { streamEvents, wantsEventStream } from "./sse.js";
 import { TaskEvents } from "./task-events.js";
 import { TaskWaiter } from "./task-waiter.js";
@@ -147,6 +148,7 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
   await app.register(taskRoutes, { ctx });
   await app.register(artifactRoutes, { ctx });
   await app.register(fileRoutes, { ctx });
+  await app.register(usageRoutes, { ctx });
   const events = new TaskEvents(deps.config.redisUrl, services.keys.changesChannel, services.store, deps.logger);
   await app.register(liveRoutes, { ctx, events });
   await app.register(dashboardRoutes);

@@ -32,6 +32,9 @@ export function toView(r: TaskRecord): TaskView {
     archiveSkipped: r.archiveSkipped ?? [],
     outputTruncated: r.outputTruncated ?? false,
     host: r.host ?? null,
+    tenant: r.tenant,
+    usage: r.usage ?? null,
+    workspaceBytes: r.workspaceBytes ?? null,
     links: { self, logs: `${self}/logs`, archive: `${self}/archive`, files: `${self}/files` },
   };
 }

@@ -8,6 +8,7 @@ import { ExpiryIndex } from "../store/expiry-index.js";
 import { createKeys, type Keys } from "../store/keys.js";
 import { TaskStore } from "../store/task-store.js";
 import { WorkerRegistry } from "../store/worker-registry.js";
+import { UsageStore } from "../store/usage-store.js";
 
 export interface Services {
   readonly keys: Keys;
@@ -20,6 +21,8 @@ export interface Services {
   readonly expiry: ExpiryIndex;
   /** Live workers and the addresses their hosts advertise (read by API processes). */
   readonly workers: WorkerRegistry;
+  /** Each tenant's stored bytes, CPU time and shared caches. */
+  readonly usage: UsageStore;
 }
 
 /** `queueConnection` is handed to BullMQ's Queue; by default the shared fail-fast connection. */
@@ -36,5 +39,6 @@ export function createServices(deps: Deps, queueConnection: Redis = deps.redis):
     locks: new CleanupLocks(deps.redis, keys),
     expiry: new ExpiryIndex(deps.redis, keys),
     workers: new WorkerRegistry(deps.redis, keys),
+    usage: new UsageStore(deps.redis, keys),
   };
 }

@@ -42,6 +42,7 @@ export async function deleteTask(deps: Deps, services: Services, tenant: string,
   }
   await waitForEndOfLog(services, record);
   await removeTaskFiles(deps, services, record);
+  await services.usage.debit([record]);
   await services.store.remove(record);
 }
 

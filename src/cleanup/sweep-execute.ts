@@ -135,6 +135,11 @@ export async function removeTasks(deps: Deps, services: Services, removals: read
     const a = applied[k] ?? null;
     out[i] = a === true ? "removed" : a instanceof Error ? a : { reason: "changed", detail: `task is now ${a ?? "gone"}` };
   });
+  // Their files are gone: they no longer count to their tenants' stored bytes (once; a retry changes nothing).
+  const gone = [...fresh].flatMap(([i, r]) => (out[i] === "removed" || out[i] === null ? [r] : []));
+  await services.usage
+    .debit(gone)
+    .catch((err: unknown) => deps.logger.warn({ err }, "stored bytes not updated after cleanup; the record's purge retries"));
   for (const i of open()) out[i] = "removed";
   return out as Result[];
 }
@@ -149,6 +154,7 @@ export async function purgeRecords(services: Services, ids: readonly string[], n
       if (!purgeable(fresh, now)) return { reason: "changed", detail: `task is now ${fresh?.status ?? "gone"}` };
       try {
         await services.logs.remove(id);
+        await services.usage.debit([fresh as TaskRecord]);
         await services.store.remove(fresh as TaskRecord);
         return "removed";
       } catch (err) {

@@ -103,6 +103,11 @@ const Env = z.object({
   BERTH_DISK_BUDGET_BYTES: wholeNumber(0, 2 ** 53, 0),
   BERTH_RATE_LIMIT_PER_MINUTE: wholeNumber(0, 1_000_000, 1200),
   BERTH_AUTH_FAILURES_PER_MINUTE: wholeNumber(0, 1_000_000, 30),
+  BERTH_ADMIN_KEYS: csv.pipe(z.array(z.string().regex(/^[^\s:,]{16,}$/, "each key must be at least 16 characters, without spaces or ':'"))),
+  BERTH_TENANT_MAX_STORED_BYTES: wholeNumber(0, 2 ** 53, 0),
+  BERTH_AUDIT_RETENTION_DAYS: wholeNumber(1, 3650, 90),
+  BERTH_CACHE_DIR: z.string().min(1).default("~/.berth/caches").transform(expandHome),
+  BERTH_CACHE_IDLE_DAYS: wholeNumber(1, 3650, 30),
   BERTH_NAMESPACE: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be 1-40 characters of a-z, 0-9 and -")
@@ -124,7 +129,7 @@ const Env = z.object({
 });
 
 /** Values whose content must never appear in an error message or a log line. */
-const SECRET = new Set(["BERTH_API_KEYS", "BERTH_REDIS_URL", "BERTH_CLUSTER_SECRET", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]);
+const SECRET = new Set(["BERTH_API_KEYS", "BERTH_ADMIN_KEYS", "BERTH_REDIS_URL", "BERTH_CLUSTER_SECRET", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]);
 
 /** `s3://bucket` or `s3://bucket/prefix`: an S3 bucket name, then an optional key prefix without empty segments. */
 const S3_URL = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[A-Za-z0-9!_.*'()-]+)*\/?$/;
@@ -166,7 +171,8 @@ export interface Config {
   };
   /** Log responses (SSE and plain text) open at once, in all and per tenant; more answer 429. */
   readonly logStreams: { readonly max: number; readonly perTenant: number };
-  readonly dirs: { readonly workspaces: string; readonly archives: string };
+  /** Roots of workspaces, archives and tenants' shared caches (each cache a directory behind a Docker volume). */
+  readonly dirs: { readonly workspaces: string; readonly archives: string; readonly caches: string };
   /** Where archives are stored; with S3, BERTH_ARCHIVE_DIR still holds temporary downloads (fromTask). */
   readonly archiveStore: ArchiveStoreConfig;
   /** This process's host identity (BERTH_NODE_ID, default the hostname): the workspaces and per-host cleanup it owns. */
@@ -175,6 +181,14 @@ export interface Config {
   readonly cluster: { readonly advertiseUrl: string | null; readonly secret: string | null };
   /** API key → tenant. Empty means single-tenant "default" mode (loopback only). */
   readonly apiKeys: ReadonlyMap<string, string>;
+  /** Keys with admin rights: every tenant's tasks, audit trail and usage. Only with apiKeys. */
+  readonly adminKeys: readonly string[];
+  /** Bytes a tenant's workspaces, archives and caches may hold before its submits are refused (0 = no limit). */
+  readonly tenantMaxStoredBytes: number;
+  /** Days audit entries and per-task CPU records are kept. */
+  readonly auditRetentionDays: number;
+  /** Days a shared cache may go unused before cleanup removes it. */
+  readonly cacheIdleDays: number;
   readonly images: { readonly defaultImage: string; readonly allowed: readonly string[] };
   readonly worker: {
     readonly concurrency: number;
@@ -254,6 +268,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (apiKeys.has(key)) throw invalid("BERTH_API_KEYS", "the same key is given to more than one tenant");
     apiKeys.set(key, pair.slice(0, at));
   }
+  if (e.BERTH_ADMIN_KEYS.some((k) => apiKeys.has(k))) {
+    throw invalid("BERTH_ADMIN_KEYS", "a key is both a tenant's (BERTH_API_KEYS) and an admin's; give each its own");
+  }
   const inside = (a: string, b: string) => a === b || a.startsWith(b + path.sep) || b.startsWith(a + path.sep);
   if (inside(e.BERTH_WORKSPACE_DIR, e.BERTH_ARCHIVE_DIR)) {
     throw invalid(
@@ -270,6 +287,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       "must be set together with the other AWS_* key variable",
     );
   }
+  for (const [name, dir] of [
+    ["BERTH_WORKSPACE_DIR", e.BERTH_WORKSPACE_DIR],
+    ["BERTH_ARCHIVE_DIR", e.BERTH_ARCHIVE_DIR],
+  ] as const) {
+    if (inside(e.BERTH_CACHE_DIR, dir)) {
+      throw invalid("BERTH_CACHE_DIR", `must not be inside ${name} or contain it (each is cleaned on its own), got ${e.BERTH_CACHE_DIR}`);
+    }
+  }
+  if (e.BERTH_ADMIN_KEYS.length > 0 && e.BERTH_API_KEYS.length === 0) {
+    throw invalid("BERTH_ADMIN_KEYS", "needs BERTH_API_KEYS: without tenant keys berth serves one tenant with no keys at all");
+  }
+  if (new Set(e.BERTH_ADMIN_KEYS).size !== e.BERTH_ADMIN_KEYS.length) throw invalid("BERTH_ADMIN_KEYS", "the same key is listed twice");
   const allowed = e.BERTH_ALLOWED_IMAGES.length > 0 ? e.BERTH_ALLOWED_IMAGES : [e.BERTH_DEFAULT_IMAGE];
 
   return Object.freeze({
@@ -283,11 +312,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxConnectionsPerAddress: e.BERTH_MAX_CONNECTIONS_PER_ADDRESS,
     },
     logStreams: { max: e.BERTH_MAX_LOG_STREAMS, perTenant: e.BERTH_TENANT_MAX_LOG_STREAMS },
-    dirs: { workspaces: e.BERTH_WORKSPACE_DIR, archives: e.BERTH_ARCHIVE_DIR },
+    dirs: { workspaces: e.BERTH_WORKSPACE_DIR, archives: e.BERTH_ARCHIVE_DIR, caches: e.BERTH_CACHE_DIR },
     archiveStore: archiveStore(e),
     nodeId: e.BERTH_NODE_ID ?? hostname(),
     cluster: { advertiseUrl: e.BERTH_ADVERTISE_URL?.replace(/\/$/, "") ?? null, secret: e.BERTH_CLUSTER_SECRET ?? null },
     apiKeys,
+    adminKeys: e.BERTH_ADMIN_KEYS,
+    tenantMaxStoredBytes: e.BERTH_TENANT_MAX_STORED_BYTES,
+    auditRetentionDays: e.BERTH_AUDIT_RETENTION_DAYS,
+    cacheIdleDays: e.BERTH_CACHE_IDLE_DAYS,
     images: { defaultImage: e.BERTH_DEFAULT_IMAGE, allowed },
     worker: {
       concurrency: e.BERTH_CONCURRENCY,

@@ -41,6 +41,14 @@ export interface ArchiveInfo {
   sha256: string;
 }
 
+/** What a task's processes used in all, read from the kernel's accounting when it ended. */
+export interface TaskUsage {
+  /** CPU time, user and system, in seconds (millisecond precision). */
+  cpuSeconds: number;
+  /** Most memory charged at once, page cache included; null where the kernel does not say. */
+  peakMemoryBytes: number | null;
+}
+
 export interface TaskView {
   id: string;
   workspace: string;
@@ -67,6 +75,12 @@ export interface TaskView {
   outputTruncated: boolean;
   /** The host (its BERTH_NODE_ID) that runs or ran the task; null while it is queued. */
   host: string | null;
+  /** The tenant the task belongs to (its own key's, or any for an admin key). */
+  tenant: string;
+  /** What the task used, once it has ended (null before, and where the server cannot read it). */
+  usage: TaskUsage | null;
+  /** Bytes of the regular files its workspace held when it was archived (null until then, or if it was not). */
+  workspaceBytes: number | null;
   links: { self: string; logs: string; archive: string; files: string };
   /**
    * List entries only: fields left out because they are too large for a list (their values are empty here);
@@ -120,6 +134,25 @@ export interface ServerInfo {
   maxOutputBytes: number;
   /** Queued + running tasks the tenant may have. */
   maxActiveTasks: number;
+}
+
+/** `GET /v1/usage`: what a tenant has running and stored now, and the CPU time its tasks used in a window. */
+export interface TenantUsage {
+  tenant: string;
+  queued: number;
+  running: number;
+  /** Bytes held now: finished tasks' workspaces and archives (until cleanup removes them), and shared caches. */
+  storedBytes: { workspaces: number; archives: number; caches: number; total: number };
+  /** CPU seconds of the tasks that ended since `since`. */
+  cpuSeconds: number;
+  /** Start of the CPU window (ISO-8601): `?since=`, by default 30 days back, never before the records kept. */
+  since: string;
+  limits: {
+    /** BERTH_TENANT_MAX_STORED_BYTES (null: no limit); at or above it, submits answer 429 quota_exceeded. */
+    maxStoredBytes: number | null;
+    /** Queued + running tasks the tenant may have. */
+    maxActiveTasks: number;
+  };
 }
 
 /** `GET /v1/events` `counts` event: the tenant's tasks waiting and running now. */

@@ -7,7 +7,7 @@
 // - tenant: whoever owns an API key; sees only its own tasks.
 // - namespace: prefix of every Redis key, queue and container label ("berth"; unique per test file).
 import { randomBytes } from "node:crypto";
-import type { TaskLimits, TaskStatus } from "../contract/types.js";
+import type { TaskLimits, TaskStatus, TaskUsage } from "../contract/types.js";
 
 export const TASK_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 export const WORKSPACE_PATTERN = /^task-(\d{13})-([A-Za-z0-9_-]{8,64})$/;
@@ -93,6 +93,8 @@ export interface TaskRecord {
   readonly archiveSkipped: { path: string; why: string }[];
   /** Bytes of regular files the workspace held when archived (null if it was not archived). */
   readonly workspaceBytes?: number | null;
+  /** What the task's processes used, once it has ended (null where it could not be read). */
+  readonly usage?: TaskUsage | null;
   readonly outputTruncated: boolean;
   readonly cancelRequested: boolean;
   /** Host that ran (or runs) the task; its workspace and archive live on that host's disk. */

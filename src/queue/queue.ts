@@ -11,6 +11,7 @@ import type { LogStore } from "../logs/log-store.js";
 import { FairShare } from "../store/fair-share.js";
 import type { Keys } from "../store/keys.js";
 import type { TaskStore } from "../store/task-store.js";
+import { UsageStore } from "../store/usage-store.js";
 
 export const QUEUE_NAME = "tasks";
 
@@ -23,6 +24,7 @@ export const hashIdempotencyKey = (key: string) => createHash("sha256").update(k
 export class TaskQueue {
   private readonly queue: Queue<TaskJobData>;
   private readonly fair: FairShare;
+  private readonly usage: UsageStore;
 
   constructor(
     private readonly deps: Deps,
@@ -33,6 +35,7 @@ export class TaskQueue {
   ) {
     this.queue = new Queue<TaskJobData>(QUEUE_NAME, { connection, prefix: keys.bullPrefix });
     this.fair = new FairShare(deps.redis, keys);
+    this.usage = new UsageStore(deps.redis, keys);
   }
 
   /** Creates the task record and queues its job. Returns the record and whether it already existed. */
@@ -53,6 +56,7 @@ export class TaskQueue {
           { field: "fromTask" },
         );
     }
+    if (config.tenantMaxStoredBytes > 0) await this.checkStorage(tenant);
     const now = Date.now();
     const id = newTaskId();
     const record: TaskRecord = {
@@ -180,6 +184,22 @@ export class TaskQueue {
     await this.store.patch(id, { cancelRequested: true });
     await this.store.publishCancel(id);
     return (await this.store.get(id)) ?? record;
+  }
+
+  /**
+   * A tenant whose workspaces, archives and caches hold BERTH_TENANT_MAX_STORED_BYTES or more submits nothing more
+   * until cleanup (or its own deletes) bring it under; what runs goes on.
+   */
+  private async checkStorage(tenant: string): Promise<void> {
+    const max = this.deps.config.tenantMaxStoredBytes;
+    const s = await this.usage.stored(tenant);
+    const total = s.workspaces + s.archives + s.caches;
+    if (total < max) return;
+    throw new BerthError(
+      "quota_exceeded",
+      `Your tasks and caches hold ${total} bytes (workspaces ${s.workspaces}, archives ${s.archives}, caches ${s.caches}), at or above the ${max} bytes BERTH_TENANT_MAX_STORED_BYTES allows; delete finished tasks or caches, or wait for cleanup to expire some, then submit again.`,
+      { storedBytes: total, maxStoredBytes: max, retryAfterSeconds: this.deps.config.retention.cleanupIntervalSeconds },
+    );
   }
 
   /** Bounded: BullMQ's close waits on Redis, which may be gone. */

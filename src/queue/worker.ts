@@ -14,6 +14,7 @@ import type { Keys } from "../store/keys.js";
 import { closeConnection, openConnection, openSubscriber } from "../store/redis.js";
 import { ensureNoSuidRoot, releaseNoSuidRoot, type RootMount } from "../workspace/mount.js";
 import type { TaskStore } from "../store/task-store.js";
+import { UsageStore } from "../store/usage-store.js";
 import { WorkerRegistry } from "../store/worker-registry.js";
 import { Heartbeat, reapOrphans } from "./orphans.js";
 import { QUEUE_NAME, type TaskJobData } from "./queue.js";
@@ -55,6 +56,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   );
 
   const fair = new FairShare(deps.redis, keys);
+  const usage = { store: new UsageStore(deps.redis, keys), keepSinceMs: () => Date.now() - config.auditRetentionDays * 86_400_000 };
   // Workspaces reach containers nosuid,nodev through their root's mount (workspace/mount.ts). Checked again before
   // each task: another worker on this host that made the mount may have undone it when it stopped.
   const root = config.dirs.workspaces;
@@ -139,6 +141,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
         workerId,
         stop: controller.signal,
         giveUp: giveUp.signal,
+        usage,
       });
     } finally {
       clearInterval(poll);

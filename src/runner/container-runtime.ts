@@ -1,4 +1,5 @@
 // The port between the task runner and a container engine. No dockerode types cross this line.
+import type { TaskUsage } from "../contract/types.js";
 
 export interface ContainerSpec {
   /** Unique, derived from the task id, so a second run of the same task collides instead of running twice. */
@@ -21,10 +22,15 @@ export interface ContainerSpec {
   readonly labels: Readonly<Record<string, string>>;
 }
 
+/** What a container's processes used in all, from the kernel's accounting. */
+export type ResourceUsage = TaskUsage;
+
 export interface ContainerExit {
   readonly exitCode: number;
   /** The engine saw the kernel OOM killer act in the container's cgroup. */
   readonly oomKilled: boolean;
+  /** What its processes used; null or absent where the engine's accounting cannot be read from here. */
+  readonly usage?: ResourceUsage | null;
 }
 
 export type OutputHandler = (stream: "stdout" | "stderr", chunk: Buffer) => void;

@@ -6,6 +6,7 @@ import type { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { BerthError, TaskFailure, statusOf } from "../errors.js";
 import { DockerFrameParser } from "../logs/demux.js";
+import { CgroupAccounting, type EngineCgroups, isTaskCgroupParent } from "./cgroup-usage.js";
 import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, OutputHandler } from "./container-runtime.js";
 
 /** Newest Engine API this adapter is written for; older engines are spoken to in their own version. */
@@ -47,27 +48,46 @@ const compareVersions = (a: string, b: string) => {
   return a1 - b1 || a2 - b2;
 };
 
+interface EngineFacts {
+  /** The engine's CPU count (its upper bound for NanoCpus). */
+  readonly cpus: number | null;
+  /** How tasks' resource usage is read (cgroup-usage.ts). */
+  readonly accounting: CgroupAccounting;
+}
+
 export class DockerRuntime implements ContainerRuntime {
-  /** The engine's CPU count (its upper bound for NanoCpus), asked once; retried on the next task if it failed. */
-  private engineCpus: Promise<number | null> | undefined;
+  /** What the engine says about itself, asked once; asked again on the next task if it failed. */
+  private facts: Promise<EngineFacts | null> | undefined;
 
   constructor(private readonly docker: Docker) {
-    void this.cpuCount();
+    void this.engineFacts();
   }
 
-  private cpuCount(): Promise<number | null> {
-    this.engineCpus ??= this.docker.info().then(
-      (info: { NCPU?: unknown }) => (typeof info.NCPU === "number" && info.NCPU > 0 ? info.NCPU : null),
+  private engineFacts(): Promise<EngineFacts | null> {
+    this.facts ??= this.docker.info().then(
+      (info: { NCPU?: unknown; CgroupDriver?: unknown; CgroupVersion?: unknown }) => {
+        const cgroups: EngineCgroups | null =
+          typeof info.CgroupDriver === "string" ? { driver: info.CgroupDriver, version: info.CgroupVersion === "2" ? 2 : 1 } : null;
+        return {
+          cpus: typeof info.NCPU === "number" && info.NCPU > 0 ? info.NCPU : null,
+          accounting: new CgroupAccounting(cgroups),
+        };
+      },
       () => {
-        this.engineCpus = undefined;
+        this.facts = undefined;
         return null;
       },
     );
-    return this.engineCpus;
+    return this.facts;
   }
 
   async run(spec: ContainerSpec, onOutput: OutputHandler): Promise<ContainerHandle> {
-    const container = await this.create(spec, await this.cpuCount());
+    const facts = await this.engineFacts();
+    const accounting = facts?.accounting ?? null;
+    const cgroupParent = accounting?.parentFor(spec.name) ?? null;
+    // A parent left by an earlier attempt of the same task would hold that attempt's usage.
+    if (accounting && cgroupParent) await accounting.release(cgroupParent).catch(() => undefined);
+    const container = await this.create(spec, facts?.cpus ?? null, cgroupParent);
     // Attach and register the exit wait before start (as the docker CLI does): a task that exits in a
     // millisecond still has all its output, and its exit is reported with no request after start.
     const [attached, waiting] = await Promise.allSettled([
@@ -94,7 +114,7 @@ export class DockerRuntime implements ContainerRuntime {
         () => setTimeout(() => raw.destroy(), 5000).unref(),
         () => raw.destroy(),
       );
-      return new DockerContainer(container, exitConfirmed, outputEnded);
+      return new DockerContainer(container, exitConfirmed, outputEnded, accounting && cgroupParent ? { accounting, cgroupParent } : null);
     } catch (err) {
       raw?.destroy();
       waitResponse?.destroy();
@@ -104,9 +124,9 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  private async create(spec: ContainerSpec, engineCpus: number | null): Promise<Docker.Container> {
+  private async create(spec: ContainerSpec, engineCpus: number | null, cgroupParent: string | null): Promise<Docker.Container> {
     try {
-      return await this.docker.createContainer(toCreateOptions(spec, engineCpus));
+      return await this.docker.createContainer(toCreateOptions(spec, engineCpus, cgroupParent));
     } catch (err) {
       const status = statusOf(err);
       if (status === 404) {
@@ -136,8 +156,15 @@ export class DockerRuntime implements ContainerRuntime {
 
   async removeById(id: string, graceSeconds = 0): Promise<void> {
     const c = this.docker.getContainer(id);
+    // A task's own parent cgroup (cgroup-usage.ts) goes with it, also when its worker is not the one removing it.
+    const parent = await c.inspect().then(
+      (info) => info.HostConfig?.CgroupParent ?? "",
+      () => "",
+    );
     if (graceSeconds > 0) await ignoreStatus(c.stop({ t: graceSeconds }), 304, 404);
     await ignoreStatus(c.remove({ force: true, v: true }), 404, 409);
+    const accounting = (await this.engineFacts())?.accounting;
+    if (accounting && isTaskCgroupParent(parent)) await accounting.release(parent).catch(() => undefined);
   }
 
   async ping(): Promise<void> {
@@ -210,10 +237,15 @@ class DockerContainer implements ContainerHandle {
     private readonly container: Docker.Container,
     readonly exitConfirmed: Promise<number>,
     readonly outputEnded: Promise<void>,
+    /** The container's own parent cgroup, where its usage is read after it exited. */
+    private readonly cgroup: { accounting: CgroupAccounting; cgroupParent: string } | null,
   ) {
     this.exited = exitConfirmed.then(async (exitCode) => {
-      const info = await container.inspect();
-      return { exitCode, oomKilled: info.State.OOMKilled === true };
+      const [info, usage] = await Promise.all([
+        container.inspect(),
+        cgroup ? cgroup.accounting.read(cgroup.cgroupParent).catch(() => null) : null,
+      ]);
+      return { exitCode, oomKilled: info.State.OOMKilled === true, usage };
     });
     // Observed by the caller; never an unhandled rejection here.
     exitConfirmed.catch(() => undefined);
@@ -234,10 +266,16 @@ class DockerContainer implements ContainerHandle {
 
   async remove(): Promise<void> {
     await ignoreStatus(this.container.remove({ force: true, v: true }), 404); // removal is idempotent
+    if (this.cgroup) {
+      const { accounting, cgroupParent } = this.cgroup;
+      // The usage is read (or given up) before its cgroup goes; the container is gone, so its exit is reported soon.
+      await Promise.race([this.exited.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      await accounting.release(cgroupParent).catch(() => undefined);
+    }
   }
 }
 
-function toCreateOptions(spec: ContainerSpec, engineCpus: number | null): Docker.ContainerCreateOptions {
+function toCreateOptions(spec: ContainerSpec, engineCpus: number | null, cgroupParent: string | null): Docker.ContainerCreateOptions {
   // The engine refuses more CPUs than it has; all of them is the same limit, so a larger request is capped there.
   const nanoCpus = engineCpus ? Math.min(spec.limits.nanoCpus, engineCpus * 1e9) : spec.limits.nanoCpus;
   return {
@@ -277,6 +315,7 @@ function toCreateOptions(spec: ContainerSpec, engineCpus: number | null): Docker
       // Output is read through attach; the engine keeps no copy of it on disk.
       LogConfig: { Type: "none", Config: {} },
       ...(spec.runtime ? { Runtime: spec.runtime } : {}),
+      ...(cgroupParent ? { CgroupParent: cgroupParent } : {}),
     },
   };
 }

@@ -12,9 +12,10 @@ import { TaskFailure } from "../errors.js";
 import type { LogStore } from "../logs/log-store.js";
 import { OutputSink } from "../logs/output-sink.js";
 import type { TaskStore } from "../store/task-store.js";
+import type { UsageStore } from "../store/usage-store.js";
 import { inputBytes, measureWorkspace } from "../workspace/usage.js";
 import { chownTree, parseRunnerUser, prepareWorkspace, workspacePath } from "../workspace/workspace.js";
-import type { ContainerHandle } from "./container-runtime.js";
+import type { ContainerHandle, ResourceUsage } from "./container-runtime.js";
 import { buildContainerSpec } from "./container-spec.js";
 import { classify, failureOutcome, type Outcome, type StopCause, stopMessage, stopReason } from "./outcome.js";
 import { freeBytesAt } from "./disk-watch.js";
@@ -45,6 +46,8 @@ export interface RunTaskInput {
   readonly stop: AbortSignal;
   /** Aborted when the worker's shutdown has waited long enough: Redis writes still being retried are given up. */
   readonly giveUp?: AbortSignal;
+  /** Where the task's stored bytes and CPU time are counted to its tenant, and from when CPU entries are kept. */
+  readonly usage?: { readonly store: UsageStore; keepSinceMs(): number };
 }
 
 export async function runTask(input: RunTaskInput): Promise<void> {
@@ -55,6 +58,8 @@ export async function runTask(input: RunTaskInput): Promise<void> {
   let handle: ContainerHandle | undefined;
   let archiving: Promise<ArchiveOutcome> | undefined;
   let outcome: Outcome;
+  let usage: ResourceUsage | null = null;
+  let measuredBytes: number | null = null;
 
   try {
     // Stopped before it started (a re-delivered task whose first run was lost): record it, keep what it left.
@@ -115,8 +120,10 @@ export async function runTask(input: RunTaskInput): Promise<void> {
       );
     }
     const exit = await handle.exited;
+    usage = exit.usage ?? null;
     await Promise.race([handle.outputEnded, delay(5000)]);
-    outcome = classify(exit, supervised.cause, spec, { atStop: supervised.diskBytes, atEnd: await measuring });
+    measuredBytes = await measuring;
+    outcome = classify(exit, supervised.cause, spec, { atStop: supervised.diskBytes, atEnd: measuredBytes });
   } catch (err) {
     outcome = failureOutcome(err, log);
   }
@@ -167,11 +174,24 @@ export async function runTask(input: RunTaskInput): Promise<void> {
         archiveSkipped: "failed" in archive ? [] : archive.skipped.slice(0, 1000),
         workspaceBytes: "failed" in archive ? null : archive.contentBytes,
         outputTruncated: sink.truncated,
+        usage,
       },
       true,
     ),
   );
   if (applied !== true) log.warn({ status: applied }, "task changed while it ran (deleted?); outcome not recorded");
+  else if (input.usage) {
+    // What the task holds from now on counts to its tenant's stored bytes (until cleanup removes it), its CPU time
+    // to its tenant's usage.
+    const account = input.usage;
+    const stored = {
+      workspace: "failed" in archive ? (measuredBytes ?? 0) : archive.contentBytes,
+      archive: "failed" in archive ? 0 : archive.bytes,
+    };
+    await retrying(log, input.giveUp, "count the task's usage", () =>
+      account.store.credit(record, stored, { atMs: finishedAtMs, cpuSeconds: usage?.cpuSeconds ?? null }, account.keepSinceMs()),
+    ).catch((err: unknown) => log.warn({ err }, "the task's usage was not counted"));
+  }
   await retrying(log, input.giveUp, "end the log stream", () =>
     logs.appendEnd(record.id, { status: outcome.status, exitCode: outcome.exitCode }),
   );

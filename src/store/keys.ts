@@ -29,6 +29,14 @@ export interface Keys {
   nodeAddress(nodeId: string): string;
   /** BullMQ's own prefix; its keys live under `<namespace>:bull:*`. */
   readonly bullPrefix: string;
+  /** Hash of the bytes the tenant's finished tasks hold on disk and in the archive store (`workspaceBytes`, `archiveBytes`). */
+  tenantStored(tenant: string): string;
+  /** Zset of the tenant's ended tasks' CPU time: member `<task id>:<cpu ms>`, scored by when the task ended (ms). */
+  tenantCpu(tenant: string): string;
+  /** Hash of the tenant's shared caches: field `<host>/<name>`, value `{"bytes","lastUsedAtMs"}` as JSON. */
+  tenantCaches(tenant: string): string;
+  /** `SET NX PX` lock held while a cache is prepared for a task or removed, so the two never overlap. */
+  cacheLock(host: string, volume: string): string;
 }
 
 export function createKeys(namespace: string): Keys {
@@ -50,5 +58,9 @@ export function createKeys(namespace: string): Keys {
     workerHeartbeat: (workerId) => `${ns}:worker:${workerId}`,
     nodeAddress: (nodeId) => `${ns}:node:${nodeId}:address`,
     bullPrefix: `${ns}:bull`,
+    tenantStored: (tenant) => `${ns}:tenant:${tenant}:stored`,
+    tenantCpu: (tenant) => `${ns}:tenant:${tenant}:cpu`,
+    tenantCaches: (tenant) => `${ns}:tenant:${tenant}:caches`,
+    cacheLock: (host, volume) => `${ns}:cache-lock:${host}:${volume}`,
   };
 }

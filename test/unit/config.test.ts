@@ -69,6 +69,55 @@ describe("loadConfig", () => {
   });
 });
 
+describe("loadConfig: operators and tenants", () => {
+  const KEYS = { BERTH_API_KEYS: "acme:acme-key-0001" };
+
+  it("admin keys, the storage quota, audit retention and caches, with their defaults", () => {
+    const d = loadConfig({ HOME: "/home/x" });
+    expect(d).toMatchObject({ adminKeys: [], tenantMaxStoredBytes: 0, auditRetentionDays: 90, cacheIdleDays: 30 });
+    expect(d.dirs.caches).toMatch(/\/\.berth\/caches$/);
+    const c = loadConfig({
+      ...KEYS,
+      BERTH_ADMIN_KEYS: "admin-key-000000001, admin-key-000000002",
+      BERTH_TENANT_MAX_STORED_BYTES: "1000000",
+      BERTH_AUDIT_RETENTION_DAYS: "7",
+      BERTH_CACHE_DIR: "/srv/caches",
+      BERTH_CACHE_IDLE_DAYS: "3",
+    });
+    expect(c).toMatchObject({
+      adminKeys: ["admin-key-000000001", "admin-key-000000002"],
+      tenantMaxStoredBytes: 1_000_000,
+      auditRetentionDays: 7,
+      cacheIdleDays: 3,
+    });
+    expect(c.dirs.caches).toBe("/srv/caches");
+  });
+
+  it("refuses admin keys that are short, repeated, a tenant's, or without tenant keys, never echoing them", () => {
+    const short = message({ ...KEYS, BERTH_ADMIN_KEYS: "short-admin" });
+    expect(short).toMatch(/^Invalid BERTH_ADMIN_KEYS: each key must be at least 16 characters/);
+    expect(short).not.toContain("short-admin");
+    expect(message({ BERTH_ADMIN_KEYS: "admin-key-000000001" })).toMatch(/^Invalid BERTH_ADMIN_KEYS: needs BERTH_API_KEYS/);
+    expect(message({ ...KEYS, BERTH_ADMIN_KEYS: "admin-key-000000001,admin-key-000000001" })).toMatch(/listed twice/);
+    const shared = message({ BERTH_API_KEYS: "acme:admin-key-000000001", BERTH_ADMIN_KEYS: "admin-key-000000001" });
+    expect(shared).toMatch(/^Invalid BERTH_ADMIN_KEYS: a key is both a tenant's/);
+    expect(shared).not.toContain("admin-key-000000001");
+  });
+
+  it("refuses a cache directory inside (or around) the workspace or archive directory", () => {
+    const dirs = { BERTH_WORKSPACE_DIR: "/srv/ws", BERTH_ARCHIVE_DIR: "/srv/ar" };
+    expect(message({ ...dirs, BERTH_CACHE_DIR: "/srv/ws/caches" })).toMatch(
+      /^Invalid BERTH_CACHE_DIR: must not be inside BERTH_WORKSPACE_DIR/,
+    );
+    expect(message({ ...dirs, BERTH_CACHE_DIR: "/srv" })).toMatch(
+      /^Invalid BERTH_CACHE_DIR: must not be inside BERTH_WORKSPACE_DIR or contain it/,
+    );
+    expect(message({ ...dirs, BERTH_CACHE_DIR: "/srv/ar" })).toMatch(/^Invalid BERTH_CACHE_DIR: must not be inside BERTH_ARCHIVE_DIR/);
+    expect(message({ BERTH_TENANT_MAX_STORED_BYTES: "lots" })).toMatch(/^Invalid BERTH_TENANT_MAX_STORED_BYTES: must be a whole number/);
+    expect(message({ BERTH_CACHE_IDLE_DAYS: "0" })).toMatch(/^Invalid BERTH_CACHE_IDLE_DAYS: must be a whole number from 1/);
+  });
+});
+
 describe("loadConfig, more rules", () => {
   it("reads the server's settings into their places", () => {
     const c = loadConfig({
