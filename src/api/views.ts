@@ -33,6 +33,7 @@ export function toView(r: TaskRecord): TaskView {
     outputTruncated: r.outputTruncated ?? false,
     host: r.host ?? null,
     tenant: r.tenant,
+    caches: [...(r.caches ?? [])],
     usage: r.usage ?? null,
     workspaceBytes: r.workspaceBytes ?? null,
     links: { self, logs: `${self}/logs`, archive: `${self}/archive`, files: `${self}/files` },

@@ -11,6 +11,7 @@ import { diskUsage, listLocalEntries, type DiskEntry } from "./disk-usage.js";
 
 export { expireTaskNow, sweep, type SweepResult } from "./sweep.js";
 export { diskUsage } from "./disk-usage.js";
+export { listCaches, removeCache, sweepCaches, type CacheInfo } from "./caches.js";
 export { archivePath, workspacePath } from "../workspace/workspace.js";
 
 const iso = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z"));

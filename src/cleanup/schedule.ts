@@ -7,6 +7,7 @@ import type { Deps } from "../app/deps.js";
 import type { Services } from "../app/services.js";
 import { throttledErrorLog } from "../logging/logger.js";
 import { closeConnection, openConnection } from "../store/redis.js";
+import { sweepCaches } from "./caches.js";
 import { sweep, type SweepResult } from "./sweep.js";
 
 const SCHEDULER_ID = "sweep";
@@ -58,7 +59,13 @@ export async function startCleanup(deps: Deps, services: Services): Promise<Clea
     const runPass = async () => {
       passRunning = true;
       try {
-        return summary(await sweep(deps, services));
+        const result = summary(await sweep(deps, services));
+        // Then the tenants' caches no task has used for BERTH_CACHE_IDLE_DAYS.
+        const caches = await sweepCaches(deps, services).catch((err: unknown) => {
+          logger.error({ err }, "cache cleanup failed; the next pass retries");
+          return null;
+        });
+        return { ...result, cachesRemoved: caches?.removed.length ?? 0 };
       } finally {
         passRunning = false;
       }

@@ -4,6 +4,7 @@ import { Command } from "commander";
 import { isBerthError } from "../errors.js";
 import type { ServerRole } from "../main.js";
 import { exitCodeFor, registerClientCommands } from "./commands/client.js";
+import { registerCacheCommands } from "./commands/cache.js";
 import { registerWorkspaceCommands } from "./commands/workspace.js";
 
 const program = new Command()
@@ -25,6 +26,7 @@ for (const [role, what] of [
 }
 registerClientCommands(program);
 registerWorkspaceCommands(program);
+registerCacheCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Errors print their message, not a stack trace: the messages say what to do.

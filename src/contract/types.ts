@@ -34,6 +34,8 @@ export interface SubmitTaskRequest {
   ttlSeconds?: number;
   labels?: Record<string, string>;
   idempotencyKey?: string;
+  /** The tenant's shared caches to mount read-write at /cache/<name>, persistent across its tasks. */
+  caches?: string[];
 }
 
 export interface ArchiveInfo {
@@ -77,6 +79,8 @@ export interface TaskView {
   host: string | null;
   /** The tenant the task belongs to (its own key's, or any for an admin key). */
   tenant: string;
+  /** The tenant's shared caches it mounts at /cache/<name>. */
+  caches: string[];
   /** What the task used, once it has ended (null before, and where the server cannot read it). */
   usage: TaskUsage | null;
   /** Bytes of the regular files its workspace held when it was archived (null until then, or if it was not). */

@@ -66,6 +66,8 @@ export interface TaskSpec {
   readonly limits: Required<TaskLimits>;
   readonly network: "none" | "bridge";
   readonly ttlSeconds: number;
+  /** The tenant's shared caches mounted at /cache/<name> (absent in specs stored before caches existed). */
+  readonly caches?: readonly string[];
 }
 
 export interface TaskRecord {
@@ -99,4 +101,6 @@ export interface TaskRecord {
   readonly cancelRequested: boolean;
   /** Host that ran (or runs) the task; its workspace and archive live on that host's disk. */
   readonly host: string | null;
+  /** The tenant's shared caches the task mounts (absent in records made before caches existed). */
+  readonly caches?: readonly string[];
 }

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { imageAllowed, type Config } from "../config/config.js";
 import type { SubmitTaskRequest } from "../contract/types.js";
 import { BerthError } from "../errors.js";
+import { CACHE_NAME, MAX_CACHES_PER_TASK } from "./caches.js";
 import { engineRequestBytes, execBytes, MAX_ARG_BYTES, MAX_ENGINE_REQUEST_BYTES, MAX_EXEC_BYTES } from "./command.js";
 import { ENGINE_MIN, RESERVED_ENV, TASK_ID_PATTERN, toNanoCpus, type TaskSpec } from "./task.js";
 
@@ -68,6 +69,14 @@ const Body = z.strictObject({
     .refine((l) => Object.keys(l).length <= 32, "at most 32 labels")
     .optional(),
   idempotencyKey: z.string().min(1).max(256, "must be at most 256 characters").optional(),
+  caches: z
+    .array(
+      z.string().regex(CACHE_NAME, "cache names must be 1-32 characters of a-z, 0-9, _ and -, starting with a letter or digit"),
+      "must be an array of cache names",
+    )
+    .max(MAX_CACHES_PER_TASK, `at most ${MAX_CACHES_PER_TASK} caches per task`)
+    .refine((names) => new Set(names).size === names.length, "names a cache twice")
+    .optional(),
 });
 
 /** Command and env must fit what the kernel passes to a new process, and the engine's request (see command.ts). */
@@ -199,6 +208,7 @@ export function validateSubmit(body: unknown, config: Config, idempotencyHeader?
       limits,
       network,
       ttlSeconds,
+      ...(b.caches && b.caches.length > 0 ? { caches: b.caches } : {}),
     },
     labels: b.labels ?? {},
     idempotencyKey: headerKey ?? b.idempotencyKey ?? null,

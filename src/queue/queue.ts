@@ -4,6 +4,7 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Deps } from "../app/deps.js";
 import { BerthError, taskNotFound } from "../errors.js";
+import { MAX_CACHES_PER_TENANT } from "../domain/caches.js";
 import { newTaskId, workspaceName, type TaskRecord } from "../domain/task.js";
 import { previewCommand } from "../domain/command.js";
 import { requestFingerprint, type ValidatedSubmit } from "../domain/validate.js";
@@ -57,6 +58,7 @@ export class TaskQueue {
         );
     }
     if (config.tenantMaxStoredBytes > 0) await this.checkStorage(tenant);
+    if (input.spec.caches?.length) await this.checkCaches(tenant, input.spec.caches);
     const now = Date.now();
     const id = newTaskId();
     const record: TaskRecord = {
@@ -84,6 +86,7 @@ export class TaskQueue {
       outputTruncated: false,
       cancelRequested: false,
       host: null,
+      ...(input.spec.caches?.length ? { caches: input.spec.caches } : {}),
     };
     const outcome = await this.store.create(record, input.spec, {
       maxActive: config.tenantMaxActive,
@@ -199,6 +202,18 @@ export class TaskQueue {
       "quota_exceeded",
       `Your tasks and caches hold ${total} bytes (workspaces ${s.workspaces}, archives ${s.archives}, caches ${s.caches}), at or above the ${max} bytes BERTH_TENANT_MAX_STORED_BYTES allows; delete finished tasks or caches, or wait for cleanup to expire some, then submit again.`,
       { storedBytes: total, maxStoredBytes: max, retryAfterSeconds: this.deps.config.retention.cleanupIntervalSeconds },
+    );
+  }
+
+  /** A tenant has at most MAX_CACHES_PER_TENANT caches: a task may use those it has, or new ones up to the bound. */
+  private async checkCaches(tenant: string, names: readonly string[]): Promise<void> {
+    const known = new Set(await this.usage.cacheNames(tenant));
+    const fresh = names.filter((n) => !known.has(n));
+    if (known.size + fresh.length <= MAX_CACHES_PER_TENANT) return;
+    throw new BerthError(
+      "invalid_input",
+      `Invalid caches: you have ${known.size} caches (${[...known].sort().join(", ")}), and ${MAX_CACHES_PER_TENANT} is the most a tenant may have; use those, or ask an operator to remove some (berth cache remove).`,
+      { field: "caches" },
     );
   }
 

@@ -8,6 +8,7 @@ import { taskLogger, throttledErrorLog } from "../logging/logger.js";
 import type { LogStore } from "../logs/log-store.js";
 import { LABEL_NAMESPACE, LABEL_TASK_ID, LABEL_WORKER } from "../runner/labels.js";
 import type { StopCause } from "../runner/outcome.js";
+import { TaskCaches } from "../runner/caches.js";
 import { runTask } from "../runner/run-task.js";
 import { FairShare } from "../store/fair-share.js";
 import type { Keys } from "../store/keys.js";
@@ -57,6 +58,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
 
   const fair = new FairShare(deps.redis, keys);
   const usage = { store: new UsageStore(deps.redis, keys), keepSinceMs: () => Date.now() - config.auditRetentionDays * 86_400_000 };
+  const caches = new TaskCaches(deps, usage.store);
   // Workspaces reach containers nosuid,nodev through their root's mount (workspace/mount.ts). Checked again before
   // each task: another worker on this host that made the mount may have undone it when it stopped.
   const root = config.dirs.workspaces;
@@ -142,6 +144,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
         stop: controller.signal,
         giveUp: giveUp.signal,
         usage,
+        caches,
       });
     } finally {
       clearInterval(poll);
@@ -216,6 +219,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
           await heartbeat.stop();
           await Promise.all([closeConnection(subscriber), closeConnection(connection)]);
           if (mountedHere) await releaseNoSuidRoot(root).catch(() => undefined);
+          await caches.close();
         }
       })();
       return closing;

@@ -20,6 +20,16 @@ export interface ContainerSpec {
   readonly runtime: string;
   /** berth.* labels; the sweep finds orphans by them. */
   readonly labels: Readonly<Record<string, string>>;
+  /** Volumes mounted read-write (the tenant's shared caches), each at its target path. */
+  readonly volumes?: readonly { readonly volume: string; readonly target: string }[];
+}
+
+/** A volume whose data is a directory on the engine's host (berth's shared caches). */
+export interface VolumeSpec {
+  readonly name: string;
+  /** Absolute host path of the directory that holds its data. */
+  readonly directory: string;
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 /** What a container's processes used in all, from the kernel's accounting. */
@@ -64,4 +74,15 @@ export interface ContainerRuntime {
   removeById(id: string, graceSeconds?: number): Promise<void>;
   /** Throws BerthError("dependency_unavailable") if the engine does not answer. */
   ping(): Promise<void>;
+  /**
+   * Creates the volume, or checks that the one of that name is it (same directory and labels); throws if another
+   * volume has the name.
+   */
+  ensureVolume(spec: VolumeSpec): Promise<void>;
+  /** Removes a volume: `in_use` while a container (running or not) mounts it, `missing` when there is none. */
+  removeVolume(name: string): Promise<"removed" | "in_use" | "missing">;
+  /** Volumes carrying every given label, with their labels and data directory. */
+  findVolumes(
+    labels: Readonly<Record<string, string>>,
+  ): Promise<{ name: string; labels: Record<string, string>; directory: string | null }[]>;
 }

@@ -13,6 +13,8 @@ export function buildContainerSpec(input: {
   tenant: string;
   spec: TaskSpec;
   workspacePath: string;
+  /** The tenant's caches made ready for the task (runner/caches.ts), mounted read-write at their targets. */
+  caches?: readonly { volume: string; target: string }[];
 }): ContainerSpec {
   const { config, spec } = input;
   return {
@@ -22,6 +24,7 @@ export function buildContainerSpec(input: {
     // Berth's own variables last: a spec stored before they were reserved cannot override them either.
     env: { ...spec.env, ...identityEnv(input.taskId) },
     workspacePath: input.workspacePath,
+    volumes: (input.caches ?? []).map((c) => ({ volume: c.volume, target: c.target })),
     user: config.worker.runnerUser,
     // The API refuses "bridge" unless allowed; checked again here so no path can widen it.
     network: spec.network === "bridge" && config.worker.allowNetwork ? "bridge" : "none",

@@ -7,7 +7,7 @@ import { text } from "node:stream/consumers";
 import { BerthError, TaskFailure, statusOf } from "../errors.js";
 import { DockerFrameParser } from "../logs/demux.js";
 import { CgroupAccounting, type EngineCgroups, isTaskCgroupParent } from "./cgroup-usage.js";
-import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, OutputHandler } from "./container-runtime.js";
+import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, OutputHandler, VolumeSpec } from "./container-runtime.js";
 
 /** Newest Engine API this adapter is written for; older engines are spoken to in their own version. */
 const MAX_API_VERSION = "1.47";
@@ -167,6 +167,52 @@ export class DockerRuntime implements ContainerRuntime {
     if (accounting && isTaskCgroupParent(parent)) await accounting.release(parent).catch(() => undefined);
   }
 
+  async ensureVolume(spec: VolumeSpec): Promise<void> {
+    const options = { type: "none", o: "bind", device: spec.directory };
+    const same = (v: { Labels?: Record<string, string> | null; Options?: Record<string, string> | null }) =>
+      v.Options?.device === spec.directory &&
+      v.Options?.o === "bind" &&
+      Object.entries(spec.labels).every(([k, value]) => v.Labels?.[k] === value);
+    const inspect = () =>
+      this.docker
+        .getVolume(spec.name)
+        .inspect()
+        .catch((err: unknown) => {
+          if (statusOf(err) === 404) return null;
+          throw err;
+        });
+    let found = await inspect();
+    if (found === null) {
+      // The local driver binds the directory: its data lives where berth can measure and remove it. Creating a
+      // name that exists (made meanwhile by another worker) answers with that volume: it is checked like any.
+      await this.docker.createVolume({ Name: spec.name, Driver: "local", DriverOpts: options, Labels: { ...spec.labels } });
+      found = await inspect();
+    }
+    if (found && same(found)) return;
+    throw new BerthError("wrong_state", `Docker volume ${spec.name} exists but is not the one berth made for it; remove it by hand.`, {
+      volume: spec.name,
+    });
+  }
+
+  async removeVolume(name: string): Promise<"removed" | "in_use" | "missing"> {
+    try {
+      await this.docker.getVolume(name).remove();
+      return "removed";
+    } catch (err) {
+      if (statusOf(err) === 404) return "missing";
+      if (statusOf(err) === 409) return "in_use";
+      throw err;
+    }
+  }
+
+  async findVolumes(labels: Readonly<Record<string, string>>) {
+    const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+    const found = (await this.docker.listVolumes({ filters: { label } })) as {
+      Volumes?: { Name: string; Labels?: Record<string, string> | null; Options?: Record<string, string> | null }[] | null;
+    };
+    return (found.Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {}, directory: v.Options?.device ?? null }));
+  }
+
   async ping(): Promise<void> {
     try {
       await Promise.race([
@@ -294,7 +340,18 @@ function toCreateOptions(spec: ContainerSpec, engineCpus: number | null, cgroupP
     HostConfig: {
       Init: true, // docker-init as PID 1: forwards SIGTERM to the task and reaps zombies
       // Mounts (not Binds): a missing source fails instead of being created as root.
-      Mounts: [{ Type: "bind", Source: spec.workspacePath, Target: "/workspace", ReadOnly: false }],
+      Mounts: [
+        { Type: "bind", Source: spec.workspacePath, Target: "/workspace", ReadOnly: false },
+        // Caches: never filled from the image (NoCopy); their data is what earlier tasks of the tenant left.
+        ...(spec.volumes ?? []).map((v) => ({
+          Type: "volume" as const,
+          Source: v.volume,
+          Target: v.target,
+          ReadOnly: false,
+          // The engine takes the other fields as optional; the typings do not.
+          VolumeOptions: { NoCopy: true } as Docker.MountSettings["VolumeOptions"],
+        })),
+      ],
       NetworkMode: spec.network,
       ReadonlyRootfs: true,
       Tmpfs: { "/tmp": `rw,nosuid,nodev,size=${spec.tmpfsBytes},mode=1777` },

@@ -16,6 +16,7 @@ import type { UsageStore } from "../store/usage-store.js";
 import { inputBytes, measureWorkspace } from "../workspace/usage.js";
 import { chownTree, parseRunnerUser, prepareWorkspace, workspacePath } from "../workspace/workspace.js";
 import type { ContainerHandle, ResourceUsage } from "./container-runtime.js";
+import type { PreparedCache, TaskCaches } from "./caches.js";
 import { buildContainerSpec } from "./container-spec.js";
 import { classify, failureOutcome, type Outcome, type StopCause, stopMessage, stopReason } from "./outcome.js";
 import { freeBytesAt } from "./disk-watch.js";
@@ -46,6 +47,8 @@ export interface RunTaskInput {
   readonly stop: AbortSignal;
   /** Aborted when the worker's shutdown has waited long enough: Redis writes still being retried are given up. */
   readonly giveUp?: AbortSignal;
+  /** This worker's shared caches (the tasks that ask for some need them). */
+  readonly caches?: TaskCaches;
   /** Where the task's stored bytes and CPU time are counted to its tenant, and from when CPU entries are kept. */
   readonly usage?: { readonly store: UsageStore; keepSinceMs(): number };
 }
@@ -60,6 +63,7 @@ export async function runTask(input: RunTaskInput): Promise<void> {
   let outcome: Outcome;
   let usage: ResourceUsage | null = null;
   let measuredBytes: number | null = null;
+  let caches: PreparedCache[] = [];
 
   try {
     // Stopped before it started (a re-delivered task whose first run was lost): record it, keep what it left.
@@ -71,6 +75,10 @@ export async function runTask(input: RunTaskInput): Promise<void> {
       files: spec.files,
     });
     if (spec.fromTask) await seedFromTask(input, workspacePath);
+    if (spec.caches?.length) {
+      if (!input.caches) throw new TaskFailure("workspace_failed", "This worker has no caches to give the task.");
+      caches = await input.caches.prepare(record.tenant, spec.caches, log);
+    }
 
     const containerSpec = buildContainerSpec({
       config,
@@ -81,6 +89,7 @@ export async function runTask(input: RunTaskInput): Promise<void> {
       tenant: record.tenant,
       spec,
       workspacePath,
+      caches,
     });
     log.info(
       { image: spec.image, timeoutSeconds: spec.timeoutSeconds, limits: spec.limits, network: containerSpec.network },
@@ -129,6 +138,8 @@ export async function runTask(input: RunTaskInput): Promise<void> {
   }
 
   const [removed] = await Promise.all([handle ? removeContainer(handle, log) : true, sink.close()]);
+  // What the task left in its caches counts to its tenant from now on.
+  if (caches.length > 0) await input.caches?.measure(record.tenant, caches, log);
   if (sink.truncated && outcome.reason === null) {
     outcome = {
       ...outcome,

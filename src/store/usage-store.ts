@@ -6,6 +6,7 @@
 // - CPU time: one zset entry per ended task, scored by when it ended, so any window sums exactly; entries older than
 //   the retention go as new ones come;
 // - shared caches: per tenant, each cache's bytes and when it was last used, per host (caches live on a host's disk).
+import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Keys } from "./keys.js";
 
@@ -46,8 +47,11 @@ end
 return total
 `;
 
+// Deletes a lock only if it still holds our token.
+const UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
 type Script = (numKeys: number, ...args: string[]) => Promise<unknown>;
-const SCRIPTS = { berthCredit: CREDIT, berthDebit: DEBIT, berthCpuSince: CPU_SINCE } as const;
+const SCRIPTS = { berthCredit: CREDIT, berthDebit: DEBIT, berthCpuSince: CPU_SINCE, berthCacheUnlock: UNLOCK } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
 /** Bytes a tenant holds, by where. */
@@ -160,7 +164,28 @@ export class UsageStore {
   /** Names of the tenant's caches on any host (to bound how many one tenant may have). */
   async cacheNames(tenant: string): Promise<string[]> {
     const fields = await this.redis.hkeys(this.keys.tenantCaches(tenant));
-    return [...new Set(fields.map((f) => f.slice(f.indexOf("/") + 1)))];
+    return [...new Set(fields.map((f) => f.slice(f.lastIndexOf("/") + 1)))];
+  }
+
+  /** Takes a cache's lock (SET NX PX) if free: the token to release it with, or null while another holds it. */
+  async lockCache(host: string, volume: string, ttlMs: number): Promise<string | null> {
+    const token = randomBytes(12).toString("hex");
+    const res = await this.redis.set(this.keys.cacheLock(host, volume), token, "PX", ttlMs, "NX");
+    return res === "OK" ? token : null;
+  }
+
+  async unlockCache(host: string, volume: string, token: string): Promise<void> {
+    await this.run("berthCacheUnlock", 1, this.keys.cacheLock(host, volume), token);
+  }
+
+  /** Every cache recorded for the tenant (on any host). */
+  async caches(tenant: string): Promise<CacheEntry[]> {
+    const all = await this.redis.hgetall(this.keys.tenantCaches(tenant));
+    return Object.entries(all).flatMap(([field, raw]) => {
+      const v = parseCache(raw);
+      const at = field.lastIndexOf("/");
+      return v && at > 0 ? [{ tenant, host: field.slice(0, at), name: field.slice(at + 1), ...v }] : [];
+    });
   }
 
   /** Forgets a cache (its volume and files are gone). */

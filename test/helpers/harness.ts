@@ -59,6 +59,7 @@ export async function startHarness(
     BERTH_REDIS_URL: process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379",
     BERTH_WORKSPACE_DIR: `${root}/workspaces`,
     BERTH_ARCHIVE_DIR: `${root}/archives`,
+    BERTH_CACHE_DIR: `${root}/caches`,
     BERTH_PORT: "0",
     BERTH_STOP_GRACE_SECONDS: "2",
     ...env,
@@ -117,6 +118,7 @@ export async function startHarness(
       await worker?.close();
       // Sweep first, so a test that died half-way still leaves nothing running on the shared engine.
       for (const id of await h.containers()) await deps.runtime.removeById(id);
+      for (const v of await deps.runtime.findVolumes({ [LABEL_NAMESPACE]: namespace })) await deps.runtime.removeVolume(v.name);
       await services.queue.close();
       await unlinkNamespaceKeys(deps.redis, namespace);
       await deps.redis.quit();

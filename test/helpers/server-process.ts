@@ -50,6 +50,7 @@ export async function spawnServer(
     BERTH_PORT: String(port),
     BERTH_WORKSPACE_DIR: `${root}/workspaces`,
     BERTH_ARCHIVE_DIR: `${root}/archives`,
+    BERTH_CACHE_DIR: `${root}/caches`,
     BERTH_STOP_GRACE_SECONDS: "2",
     LOG_LEVEL: "info",
     ...env,
@@ -92,8 +93,9 @@ export async function spawnServer(
         await sp.proc;
       }
       await sweepNamespace(namespace, fullEnv.BERTH_REDIS_URL);
-      // A killed worker leaves its workspace root mounted nosuid,nodev (src/workspace/mount.ts).
+      // A killed worker leaves its workspace and cache roots mounted nosuid,nodev (src/workspace/mount.ts).
       await execa("umount", ["-l", "--", `${root}/workspaces`], { reject: false });
+      await execa("umount", ["-l", "--", `${root}/caches`], { reject: false });
       await rm(root, { recursive: true, force: true });
     },
   };

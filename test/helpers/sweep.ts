@@ -6,6 +6,9 @@ export async function sweepNamespace(namespace: string, redisUrl?: string): Prom
   const { stdout } = await execa("docker", ["ps", "-aq", "--filter", `label=berth.namespace=${namespace}`], { reject: false });
   const ids = stdout.split("\n").filter(Boolean);
   if (ids.length > 0) await execa("docker", ["rm", "-f", ...ids], { reject: false });
+  const volumes = await execa("docker", ["volume", "ls", "-q", "--filter", `label=berth.namespace=${namespace}`], { reject: false });
+  const names = volumes.stdout.split("\n").filter(Boolean);
+  if (names.length > 0) await execa("docker", ["volume", "rm", "-f", ...names], { reject: false });
   const redis = new Redis(redisUrl ?? process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
   try {
     await unlinkNamespaceKeys(redis, namespace);
