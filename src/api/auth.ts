@@ -42,35 +42,67 @@ export class FailureCounter {
   }
 }
 
+/** Who made a request: a tenant (by its key, or the one tenant of a server without keys), or an admin. */
+export type Caller =
+  | { readonly admin: false; readonly tenant: string; readonly keyId: string | null }
+  | { readonly admin: true; readonly tenant: null; readonly keyId: string };
+
+/** A key's id in audit entries and logs: the start of its SHA-256, never the key itself. */
+export const keyIdOf = (key: string): string => digest(key).toString("hex").slice(0, 12);
+
 export class Authenticator {
-  private readonly entries: { digest: Buffer; tenant: string }[];
-  private readonly known = new WeakMap<FastifyRequest, string>();
+  /** Tenant keys (with their tenant) and admin keys (tenant null), as digests. */
+  private readonly entries: { digest: Buffer; tenant: string | null; keyId: string }[];
+  private readonly known = new WeakMap<FastifyRequest, Caller>();
+  /** Requests whose authentication failed, with the id of the key they sent (null: none, or not checked). */
+  private readonly refused = new WeakMap<FastifyRequest, { keyId: string | null }>();
   private readonly failures: FailureCounter;
 
-  constructor(apiKeys: ReadonlyMap<string, string>, failuresPerMinute: number) {
-    this.entries = [...apiKeys].map(([key, tenant]) => ({ digest: digest(key), tenant }));
+  constructor(apiKeys: ReadonlyMap<string, string>, failuresPerMinute: number, adminKeys: readonly string[] = []) {
+    this.entries = [
+      ...[...apiKeys].map(([key, tenant]) => ({ digest: digest(key), tenant, keyId: keyIdOf(key) })),
+      ...adminKeys.map((key) => ({ digest: digest(key), tenant: null, keyId: keyIdOf(key) })),
+    ];
     this.failures = new FailureCounter(failuresPerMinute);
   }
 
-  /** The tenant the request's key names; "default" when the server runs without keys. 401 or 429 otherwise. */
-  tenantOf(request: FastifyRequest): string {
+  /** Who sent the request; 401 or 429 when its key is missing, wrong, or its address failed too often. */
+  callerOf(request: FastifyRequest): Caller {
     const known = this.known.get(request);
     if (known !== undefined) return known;
-    const tenant = this.authenticate(request);
-    this.known.set(request, tenant);
-    return tenant;
+    const caller = this.authenticate(request);
+    this.known.set(request, caller);
+    return caller;
   }
 
-  /** The tenant of a request already authenticated, without checking anything. */
-  authenticated(request: FastifyRequest): string | undefined {
+  /**
+   * The tenant the request's key names; "default" when the server runs without keys. 401 or 429 as
+   * {@link callerOf}; 403 for an admin key (admins act on tenants' tasks, they own none).
+   */
+  tenantOf(request: FastifyRequest): string {
+    const caller = this.callerOf(request);
+    if (caller.admin) {
+      throw new BerthError("forbidden", "Admin keys act on tenants' tasks but own none: do this with a tenant's key.");
+    }
+    return caller.tenant;
+  }
+
+  /** The caller of a request already authenticated, without checking anything. */
+  authenticated(request: FastifyRequest): Caller | undefined {
     return this.known.get(request);
   }
 
-  private authenticate(request: FastifyRequest): string {
-    if (this.entries.length === 0) return "default";
+  /** Whether (and with which key id) the request's authentication failed. */
+  failure(request: FastifyRequest): { keyId: string | null } | undefined {
+    return this.refused.get(request);
+  }
+
+  private authenticate(request: FastifyRequest): Caller {
+    if (this.entries.length === 0) return { admin: false, tenant: "default", keyId: null };
     const address = addressKey(request.ip);
     const wait = this.failures.blockedFor(address);
     if (wait > 0) {
+      this.refused.set(request, { keyId: null });
       throw new BerthError(
         "rate_limited",
         `Too many failed authentications from your address (at most ${this.failures.maxPerWindow} a minute, BERTH_AUTH_FAILURES_PER_MINUTE); retry in ${wait} s with a valid key.`,
@@ -81,18 +113,22 @@ export class Authenticator {
     const match = typeof header === "string" ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match) {
       this.failures.record(address);
+      this.refused.set(request, { keyId: null });
       throw new BerthError("unauthorized", 'Send your API key as "Authorization: Bearer <key>".');
     }
     const given = digest(match[1] as string);
-    let tenant: string | null = null;
+    let found: (typeof this.entries)[number] | null = null;
     // Compare against every key, so the time taken does not depend on which (if any) matched.
     for (const e of this.entries) {
-      if (timingSafeEqual(e.digest, given)) tenant = e.tenant;
+      if (timingSafeEqual(e.digest, given)) found = e;
     }
-    if (!tenant) {
+    if (!found) {
       this.failures.record(address);
+      this.refused.set(request, { keyId: given.toString("hex").slice(0, 12) });
       throw new BerthError("unauthorized", "That API key is not valid for this server.");
     }
-    return tenant;
+    return found.tenant === null
+      ? { admin: true, tenant: null, keyId: found.keyId }
+      : { admin: false, tenant: found.tenant, keyId: found.keyId };
   }
 }

@@ -4,6 +4,7 @@
 // address and in all, time to send a request, body size and JSON shape, requests per tenant (counted after
 // authentication) and failed authentications per address, open log streams per tenant and in all, and log reads
 // (their own Redis connection, a few at a time).
+import { randomUUID } from "node:crypto";
 import rateLimit from "@fastify/rate-limit";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Deps } from "../app/deps.js";
@@ -13,10 +14,13 @@ import { LiveHub } from "../logs/live-hub.js";
 import { LogReader, type LogReadStats } from "../logs/log-reader.js";
 import { LogStore } from "../logs/log-store.js";
 import { closeConnection, connectRedis } from "../store/redis.js";
+import { AuditStore } from "../store/audit-store.js";
+import { AuditTrail } from "./audit.js";
+import { registerAuditHook } from "./audit-hook.js";
 import { Authenticator } from "./auth.js";
 import { addressKey } from "./client-address.js";
 import { ConnectionGate } from "./connection-gate.js";
-import { type ApiContext, taskIdParam } from "./context.js";
+import { type ApiContext, scopeOf, taskIdParam } from "./context.js";
 import { onClientError, onFrameworkError, registerErrorHandler } from "./error-handler.js";
 import { registerJsonParser } from "./json-body.js";
 import { LogStreamSlots } from "./log-streams.js";
@@ -27,6 +31,7 @@ import { healthRoutes } from "./routes/health.js";
 import { liveRoutes } from "./routes/live.js";
 import { peerRoutes } from "./routes/peer.js";
 import { taskRoutes } from "./routes/tasks.js";
+import { auditRoutes } from "./routes/audit.js";
 import { usageRoutes } from "./routes/usage.js";
 import { streamEvents, wantsEventStream } from "./sse.js";
 import { TaskEvents } from "./task-events.js";
@@ -74,12 +79,16 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
     requestTimeout: requestTimeoutMs,
     http: { requestTimeout: requestTimeoutMs, headersTimeout: requestTimeoutMs, connectionsCheckingInterval: 1000 },
     return503OnClosing: false,
+    // Unique across restarts and processes: audit entries and error messages quote it.
+    genReqId: () => randomUUID(),
     frameworkErrors: onFrameworkError,
     clientErrorHandler: (err, socket) => onClientError(err, socket, http.requestTimeoutSeconds),
   });
   const gate = new ConnectionGate(http.maxConnections, http.maxConnectionsPerAddress);
   gate.attach(app.server);
-  const auth = new Authenticator(deps.config.apiKeys, deps.config.authFailuresPerMinute);
+  const auth = new Authenticator(deps.config.apiKeys, deps.config.authFailuresPerMinute, deps.config.adminKeys);
+  const audit = new AuditTrail(new AuditStore(deps.redis, services.keys), deps.logger, deps.config.auditRetentionDays);
+  const tenants = [...new Set(deps.config.apiKeys.values())].sort();
   // Log reads for clients never queue behind (or in front of) other requests' Redis commands.
   const logRedis = await connectRedis(deps.config.redisUrl, deps.logger, "log reads");
   const logReader = new LogReader(new LogStore(logRedis, services.keys), LOG_READS_AT_ONCE, LOG_READ_MAX_ENTRIES);
@@ -96,13 +105,21 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
     logReader,
     logStreams,
     checkDocker: opts.checkDocker ?? true,
+    audit,
     async findTask(request) {
-      const tenant = auth.tenantOf(request);
+      const caller = auth.callerOf(request);
       const id = taskIdParam(request);
-      const record = await services.store.getForTenant(tenant, id);
+      const record = caller.admin ? await services.store.get(id) : await services.store.getForTenant(caller.tenant, id);
       if (!record) throw taskNotFound(id);
+      audit.note(request, { tenant: record.tenant, taskId: record.id });
       return record;
     },
+    scopeOf(request) {
+      const scope = scopeOf(request, auth.callerOf(request));
+      audit.note(request, { tenant: scope, taskId: null });
+      return scope;
+    },
+    tenants: () => [...tenants],
     wantsEventStream,
     streamEvents: (request, reply, record) =>
       streamEvents(request, reply, record, { reader: logReader, store: services.store, hub, slots: logStreams }),
@@ -115,9 +132,12 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
   registerErrorHandler(app, http.maxBodyBytes);
   registerJsonParser(app);
 
+  // Every audited request is recorded when its response is over, however it ends.
+  registerAuditHook(app, auth, audit);
   // Before anything else: refused connections, shutdown, then the caller's identity (so rate limits count per
   // tenant however the key is spelled, and an unknown caller's body is never read).
-  app.addHook("onRequest", async (request) => {
+  app.addHook("onRequest", async (request, reply) => {
+    void reply.header("x-request-id", request.id);
     const refused = gate.refusal(request.raw.socket);
     if (refused) throw refused;
     if (closing) {
@@ -126,7 +146,7 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
         closeConnection: true,
       });
     }
-    if (request.routeOptions.url?.startsWith("/v1/")) auth.tenantOf(request);
+    if (request.routeOptions.url?.startsWith("/v1/")) auth.callerOf(request);
   });
   if (deps.config.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
@@ -134,8 +154,9 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
       timeWindow: 60_000,
       // Per tenant, so one tenant's burst never slows another; callers without a tenant count per address.
       keyGenerator: (request) => {
-        const tenant = auth.authenticated(request);
-        return tenant === undefined ? `address:${addressKey(request.ip)}` : `tenant:${tenant}`;
+        const caller = auth.authenticated(request);
+        if (caller === undefined) return `address:${addressKey(request.ip)}`;
+        return caller.admin ? `admin:${caller.keyId}` : `tenant:${caller.tenant}`;
       },
       allowList: isHealthCheck,
       errorResponseBuilder: (_request, ctx) =>
@@ -149,7 +170,8 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
   await app.register(artifactRoutes, { ctx });
   await app.register(fileRoutes, { ctx });
   await app.register(usageRoutes, { ctx });
-  const events = new TaskEvents(deps.config.redisUrl, services.keys.changesChannel, services.store, deps.logger);
+  await app.register(auditRoutes, { ctx });
+  const events = new TaskEvents(deps.config.redisUrl, services.keys.changesChannel, services.store, deps.logger, () => tenants);
   await app.register(liveRoutes, { ctx, events });
   await app.register(dashboardRoutes);
   if (opts.peer) await app.register(peerRoutes, { deps });
@@ -161,7 +183,7 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
   });
   app.addHook("onClose", async () => {
     unlisten();
-    await Promise.all([waiter.close(), events.close(), closeConnection(logRedis)]);
+    await Promise.all([waiter.close(), events.close(), closeConnection(logRedis), audit.close()]);
   });
   return app;
 }

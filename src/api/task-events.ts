@@ -28,6 +28,9 @@ interface Watch {
 
 export const frame = (event: string, data: unknown): string => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 
+/** What an admin key watches: every tenant's changes (no tenant name holds `*`). */
+export const ALL_TENANTS = "*";
+
 export class TaskEvents {
   private readonly watches = new Map<string, Watch>();
   private subscriber: RedisConnection | undefined;
@@ -39,7 +42,16 @@ export class TaskEvents {
     private readonly channel: string,
     private readonly store: Pick<TaskStore, "getSummaries" | "activeCounts">,
     private readonly logger: Logger,
+    /** The tenants {@link ALL_TENANTS} counts (the server's). */
+    private readonly allTenants: () => readonly string[] = () => [],
   ) {}
+
+  /** A tenant's queued and running tasks, or (for {@link ALL_TENANTS}) every tenant's together. */
+  private async countsOf(tenant: string): Promise<TaskCounts> {
+    if (tenant !== ALL_TENANTS) return this.store.activeCounts(tenant);
+    const each = await Promise.all(this.allTenants().map((t) => this.store.activeCounts(t)));
+    return each.reduce((a, b) => ({ queued: a.queued + b.queued, running: a.running + b.running }), { queued: 0, running: 0 });
+  }
 
   /** Streams open now, over all tenants. */
   get size(): number {
@@ -82,7 +94,7 @@ export class TaskEvents {
       sink.close();
       return () => undefined;
     }
-    const counts = await this.store.activeCounts(tenant);
+    const counts = await this.countsOf(tenant);
     watch.counts ??= counts;
     if (!sink.send(frame("counts", counts))) sink.close();
     return stop;
@@ -113,10 +125,12 @@ export class TaskEvents {
       return;
     }
     if (typeof msg.tenant !== "string" || typeof msg.id !== "string") return;
-    const w = this.watches.get(msg.tenant);
-    if (!w) return;
-    w.pending.add(msg.id);
-    w.timer ??= setTimeout(() => void this.flush(msg.tenant as string, w), BATCH_MS);
+    for (const key of [msg.tenant, ALL_TENANTS]) {
+      const w = this.watches.get(key);
+      if (!w) continue;
+      w.pending.add(msg.id);
+      w.timer ??= setTimeout(() => void this.flush(key, w), BATCH_MS);
+    }
   }
 
   private async flush(tenant: string, w: Watch): Promise<void> {
@@ -125,10 +139,10 @@ export class TaskEvents {
     const frames: string[] = [];
     try {
       // List entries, as GET /v1/tasks gives them: their size does not grow with what the tasks carry.
-      const [records, counts] = await Promise.all([this.store.getSummaries(ids, LIST_FIELD_MAX_BYTES), this.store.activeCounts(tenant)]);
+      const [records, counts] = await Promise.all([this.store.getSummaries(ids, LIST_FIELD_MAX_BYTES), this.countsOf(tenant)]);
       records.forEach((r, i) => {
         if (r instanceof Error) return; // a damaged record: the list shows what GET /v1/tasks shows
-        if (r === null || r.tenant !== tenant) frames.push(frame("deleted", { id: ids[i] }));
+        if (r === null || (r.tenant !== tenant && tenant !== ALL_TENANTS)) frames.push(frame("deleted", { id: ids[i] }));
         else frames.push(frame("task", toListView(r) satisfies TaskView));
       });
       if (counts.queued !== w.counts?.queued || counts.running !== w.counts?.running) {

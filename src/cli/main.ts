@@ -4,6 +4,7 @@ import { Command } from "commander";
 import { isBerthError } from "../errors.js";
 import type { ServerRole } from "../main.js";
 import { exitCodeFor, registerClientCommands } from "./commands/client.js";
+import { registerAccountCommands } from "./commands/account.js";
 import { registerCacheCommands } from "./commands/cache.js";
 import { registerWorkspaceCommands } from "./commands/workspace.js";
 
@@ -25,6 +26,7 @@ for (const [role, what] of [
     .action(async () => (await import("../main.js")).runServer(role as ServerRole));
 }
 registerClientCommands(program);
+registerAccountCommands(program);
 registerWorkspaceCommands(program);
 registerCacheCommands(program);
 

@@ -5,11 +5,14 @@ import {
   DEFAULT_BERTH_URL,
   MAX_WAIT_SECONDS,
   isFinalStatus,
+  type AuditPage,
   type FileEntry,
+  type ServerInfo,
   type SubmitTaskRequest,
   type TaskList,
   type TaskStatus,
   type TaskView,
+  type TenantUsage,
 } from "../contract/types.js";
 import { saveArchive, streamArchive, type DownloadResult, type DownloadStreamOptions, type DownloadToFileOptions } from "./download.js";
 import { BerthApiError, errorFromResponse, isAbortError, unreachableError } from "./errors.js";
@@ -34,6 +37,20 @@ export interface ListTasksOptions {
   limit?: number;
   /** `nextCursor` of the previous page. */
   cursor?: string;
+  /** With an admin key: only this tenant's tasks (without it, every tenant's). */
+  tenant?: string;
+}
+
+/** Options of {@link BerthClient.audit}. */
+export interface AuditOptions {
+  /** ISO-8601 time, or a span back from now (`24h`, `7d`). @defaultValue everything kept */
+  since?: string;
+  /** Entries per page, 1–1000. @defaultValue 100 */
+  limit?: number;
+  /** `nextCursor` of the previous page (older entries). */
+  cursor?: string;
+  /** With an admin key: only this tenant's entries (without it, all). */
+  tenant?: string;
 }
 
 /** Options of {@link BerthClient.wait}. */
@@ -100,8 +117,43 @@ export class BerthClient {
     if (opts.label !== undefined) q.set("label", typeof opts.label === "string" ? opts.label : `${opts.label[0]}:${opts.label[1]}`);
     if (opts.limit !== undefined) q.set("limit", String(opts.limit));
     if (opts.cursor !== undefined) q.set("cursor", opts.cursor);
+    if (opts.tenant !== undefined) q.set("tenant", opts.tenant);
     const query = q.toString();
     return this.#json<TaskList>("GET", `/v1/tasks${query ? `?${query}` : ""}`);
+  }
+
+  /**
+   * What the tenant has queued, running and stored, and the CPU time its tasks used since `since` (ISO-8601 or a
+   * span such as `24h`; by default 30 days). An admin key names the tenant.
+   */
+  async usage(opts: { since?: string; tenant?: string } = {}): Promise<TenantUsage> {
+    const q = new URLSearchParams();
+    if (opts.since !== undefined) q.set("since", opts.since);
+    if (opts.tenant !== undefined) q.set("tenant", opts.tenant);
+    const query = q.toString();
+    return this.#json<TenantUsage>("GET", `/v1/usage${query ? `?${query}` : ""}`);
+  }
+
+  /** What this server accepts, and who the key is (its tenant, or an admin). */
+  async info(): Promise<ServerInfo> {
+    return this.#json<ServerInfo>("GET", "/v1/info");
+  }
+
+  /** Every tenant's usage (an admin key only). */
+  async usageOfAll(opts: { since?: string } = {}): Promise<TenantUsage[]> {
+    const query = opts.since !== undefined ? `?${new URLSearchParams({ since: opts.since }).toString()}` : "";
+    return (await this.#json<{ tenants: TenantUsage[] }>("GET", `/v1/usage${query}`)).tenants;
+  }
+
+  /** One page of the audit trail, newest first: the tenant's own, or with an admin key every tenant's (or `tenant`'s). */
+  async audit(opts: AuditOptions = {}): Promise<AuditPage> {
+    const q = new URLSearchParams();
+    if (opts.since !== undefined) q.set("since", opts.since);
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    if (opts.cursor !== undefined) q.set("cursor", opts.cursor);
+    if (opts.tenant !== undefined) q.set("tenant", opts.tenant);
+    const query = q.toString();
+    return this.#json<AuditPage>("GET", `/v1/audit${query ? `?${query}` : ""}`);
   }
 
   /** Every task matching the filters, newest first, fetching page after page (`limit` per page) as you iterate. */

@@ -1,7 +1,7 @@
 // The client SDK's public surface. Explicit named exports only: nothing becomes public by accident.
 export { DEFAULT_BERTH_URL } from "../contract/types.js";
 export { BerthClient } from "./client.js";
-export type { BerthClientOptions, FileListing, ListTasksOptions, WaitOptions } from "./client.js";
+export type { AuditOptions, BerthClientOptions, FileListing, ListTasksOptions, WaitOptions } from "./client.js";
 export type { DownloadProgress, DownloadResult, DownloadStreamOptions, DownloadToFileOptions } from "./download.js";
 export { BerthApiError, UNREACHABLE, isBerthApiError } from "./errors.js";
 export type { FollowEndEvent, FollowEvent, FollowLogEvent, FollowOptions } from "./follow.js";
@@ -10,14 +10,20 @@ export type { SseMessage, SseParserOptions } from "./sse.js";
 export { FINAL_STATUSES, TASK_STATUSES, isFinalStatus } from "../contract/types.js";
 export type {
   ArchiveInfo,
+  AuditAction,
+  AuditEntry,
+  AuditPage,
   EndEvent,
   ErrorBody,
   FileEntry,
   LogEvent,
   LogStream,
+  ServerInfo,
   SubmitTaskRequest,
   TaskLimits,
   TaskList,
   TaskStatus,
+  TaskUsage,
   TaskView,
+  TenantUsage,
 } from "../contract/types.js";

@@ -123,8 +123,12 @@ export interface ErrorBody {
 
 /** `GET /v1/info`: what this server accepts, for forms and clients that want to check before they submit. */
 export interface ServerInfo {
-  /** The tenant the caller's key names ("default" on a server without keys). */
-  tenant: string;
+  /** The tenant the caller's key names ("default" on a server without keys); null for an admin key. */
+  tenant: string | null;
+  /** Whether the key is an admin's: it sees, cancels and deletes every tenant's tasks, and submits none. */
+  admin: boolean;
+  /** For an admin key: the tenants this server has keys for. */
+  tenants?: string[];
   /** Whether the server needs an API key at all. */
   keysRequired: boolean;
   images: { default: string /** Patterns; `*` matches any run of characters. */; allowed: string[] };
@@ -157,6 +161,53 @@ export interface TenantUsage {
     /** Queued + running tasks the tenant may have. */
     maxActiveTasks: number;
   };
+}
+
+/** What an audit entry records: the request's action (admin keys' other requests are `admin_*`). */
+export type AuditAction =
+  | "submit"
+  | "cancel"
+  | "delete"
+  | "archive_download"
+  | "file_read"
+  | "webhook_change"
+  | "auth_failure"
+  | "admin_task_list"
+  | "admin_task_read"
+  | "admin_log_read"
+  | "admin_file_list"
+  | "admin_usage_read"
+  | "admin_audit_read"
+  | "admin_events"
+  | "admin_request";
+
+/** One entry of the audit trail (`GET /v1/audit`): who did what, from where, to which task, and how it went. */
+export interface AuditEntry {
+  /** Opaque, increasing with time; `?cursor=` continues after it (to older entries). */
+  id: string;
+  time: string;
+  action: AuditAction;
+  /** Whose task or data it concerned (null: none in particular, e.g. a failed authentication). */
+  tenant: string | null;
+  /** Who acted: a tenant's key, an admin key, or a caller whose key was not accepted. */
+  actor: "tenant" | "admin" | "unknown";
+  /** The start of the key's SHA-256 (never the key); null without one. */
+  keyId: string | null;
+  remoteAddress: string;
+  requestId: string;
+  taskId: string | null;
+  outcome: "ok" | "denied" | "failed";
+  /** The HTTP status answered. */
+  status: number;
+  method: string;
+  /** The route, e.g. `/v1/tasks/:id/archive` (never the query). */
+  route: string;
+}
+
+/** `GET /v1/audit`: entries newest first. */
+export interface AuditPage {
+  entries: AuditEntry[];
+  nextCursor: string | null;
 }
 
 /** `GET /v1/events` `counts` event: the tenant's tasks waiting and running now. */

@@ -37,6 +37,10 @@ export interface Keys {
   tenantCaches(tenant: string): string;
   /** `SET NX PX` lock held while a cache is prepared for a task or removed, so the two never overlap. */
   cacheLock(host: string, volume: string): string;
+  /** Capped stream of the tenant's audit entries; `null`: entries about no tenant (failed authentications, admins' views of all). */
+  auditStream(tenant: string | null): string;
+  /** Set of the tenants that have audit entries. */
+  readonly auditTenants: string;
 }
 
 export function createKeys(namespace: string): Keys {
@@ -62,5 +66,7 @@ export function createKeys(namespace: string): Keys {
     tenantCpu: (tenant) => `${ns}:tenant:${tenant}:cpu`,
     tenantCaches: (tenant) => `${ns}:tenant:${tenant}:caches`,
     cacheLock: (host, volume) => `${ns}:cache-lock:${host}:${volume}`,
+    auditStream: (tenant) => (tenant === null ? `${ns}:audit:global` : `${ns}:audit:tenant:${tenant}`),
+    auditTenants: `${ns}:audit:tenants`,
   };
 }

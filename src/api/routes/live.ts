@@ -4,7 +4,7 @@ import type { FastifyInstance } from "fastify";
 import type { ServerInfo } from "../../contract/types.js";
 import { BerthError } from "../../errors.js";
 import type { ApiContext } from "../context.js";
-import { type TaskEvents, frame } from "../task-events.js";
+import { ALL_TENANTS, type TaskEvents, frame } from "../task-events.js";
 
 /** Event streams one tenant may hold open (tabs, people) and this server in all. */
 export const MAX_EVENT_STREAMS_PER_TENANT = 16;
@@ -17,9 +17,11 @@ export async function liveRoutes(app: FastifyInstance, { ctx, events }: { ctx: A
   const { config } = ctx.deps;
 
   app.get("/v1/info", async (request): Promise<ServerInfo> => {
-    const tenant = ctx.auth.tenantOf(request);
+    const caller = ctx.auth.callerOf(request);
     return {
-      tenant,
+      tenant: caller.tenant,
+      admin: caller.admin,
+      ...(caller.admin ? { tenants: ctx.tenants() } : {}),
       keysRequired: config.apiKeys.size > 0,
       images: { default: config.images.defaultImage, allowed: [...config.images.allowed] },
       timeoutSeconds: { default: config.timeouts.defaultSeconds, max: config.timeouts.maxSeconds },
@@ -37,8 +39,9 @@ export async function liveRoutes(app: FastifyInstance, { ctx, events }: { ctx: A
    * created or changed; `event: deleted` {id}; `event: resync` {} when changes may have been missed (re-read then).
    * Events carry no ids and are not replayed: a client re-reads its list whenever it connects.
    */
+  // An admin key follows one tenant (`?tenant=`) or every tenant.
   app.get("/v1/events", async (request, reply) => {
-    const tenant = ctx.auth.tenantOf(request);
+    const tenant = ctx.scopeOf(request) ?? ALL_TENANTS;
     if (events.streamsOf(tenant) >= MAX_EVENT_STREAMS_PER_TENANT || events.size >= MAX_EVENT_STREAMS) {
       throw new BerthError(
         "tenant_over_limit",

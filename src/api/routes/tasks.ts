@@ -5,7 +5,9 @@ import { validateSubmit } from "../../domain/validate.js";
 import { invalidInput } from "../../errors.js";
 import { deleteTask } from "../../cleanup/remove-task.js";
 import { LIST_FIELD_MAX_BYTES, toListView, toView } from "../views.js";
-import { taskIdParam, type ApiContext } from "../context.js";
+import { indexMember } from "../../store/task-store.js";
+import type { ApiContext } from "../context.js";
+import { mergePages } from "../merge-pages.js";
 
 export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
   const { services, deps } = ctx;
@@ -16,6 +18,7 @@ export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     const header = request.headers["idempotency-key"];
     const input = validateSubmit(request.body, deps.config, Array.isArray(header) ? header[0] : header);
     const { record, created } = await services.queue.submit(tenant, input);
+    ctx.audit.note(request, { tenant, taskId: record.id });
     request.log.info({ taskId: record.id, tenant, created }, created ? "task queued" : "idempotent submit matched an existing task");
     return reply
       .code(created ? 202 : 200)
@@ -43,8 +46,9 @@ export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     return toView(await ctx.findTask(request));
   });
 
+  // A tenant key lists its own tasks; an admin key any tenant's (`?tenant=`), or every tenant's merged.
   app.get("/v1/tasks", async (request) => {
-    const tenant = ctx.auth.tenantOf(request);
+    const scope = ctx.scopeOf(request);
     const q = request.query as Record<string, string | undefined>;
     const status = q.status as TaskStatus | undefined;
     if (status !== undefined && !TASK_STATUSES.includes(status)) {
@@ -60,19 +64,21 @@ export async function taskRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     if (!Number.isInteger(limit) || limit < 1 || limit > 500)
       throw invalidInput("Invalid limit: must be a whole number from 1 to 500.", { field: "limit" });
     const cursor = q.cursor === undefined ? null : decodeCursor(q.cursor);
-    const page = await services.store.list(tenant, { limit, cursor, status, label, fieldMaxBytes: LIST_FIELD_MAX_BYTES });
+    const list = (tenant: string) => services.store.list(tenant, { limit, cursor, status, label, fieldMaxBytes: LIST_FIELD_MAX_BYTES });
+    const page = scope !== null ? await list(scope) : mergePages(await Promise.all(ctx.tenants().map(list)), indexMember, limit);
     return { tasks: page.records.map(toListView), nextCursor: page.nextCursor ? Buffer.from(page.nextCursor).toString("base64url") : null };
   });
 
+  // An admin key cancels and deletes any tenant's task, as that tenant would.
   app.delete("/v1/tasks/:id", async (request, reply) => {
-    const tenant = ctx.auth.tenantOf(request);
-    await deleteTask(deps, services, tenant, taskIdParam(request));
+    const found = await ctx.findTask(request);
+    await deleteTask(deps, services, found.tenant, found.id);
     return reply.code(204).send();
   });
 
   app.post("/v1/tasks/:id/cancel", async (request, reply) => {
-    const tenant = ctx.auth.tenantOf(request);
-    const record = await services.queue.cancel(tenant, taskIdParam(request));
+    const found = await ctx.findTask(request);
+    const record = await services.queue.cancel(found.tenant, found.id);
     return reply.code(202).send(toView(record));
   });
 }

@@ -10,10 +10,12 @@ const DAY_MS = 86_400_000;
 const DEFAULT_WINDOW_MS = 30 * DAY_MS;
 
 export async function usageRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
-  app.get("/v1/usage", async (request): Promise<TenantUsage> => {
-    const tenant = ctx.auth.tenantOf(request);
+  // A tenant key reads its own usage; an admin key one tenant's (`?tenant=`), or every tenant's as `{"tenants"}`.
+  app.get("/v1/usage", async (request): Promise<TenantUsage | { tenants: TenantUsage[] }> => {
+    const scope = ctx.scopeOf(request);
     const q = request.query as Record<string, string | undefined>;
-    return tenantUsage(ctx, tenant, q.since);
+    if (scope !== null) return tenantUsage(ctx, scope, q.since);
+    return { tenants: await Promise.all(ctx.tenants().map((t) => tenantUsage(ctx, t, q.since))) };
   });
 }
 

@@ -169,10 +169,11 @@ export function registerClientCommands(program: Command): void {
       ]),
     )
     .option("--label <k:v>", "only tasks with this label")
+    .option("--tenant <tenant>", "only this tenant's tasks (an admin key; without it, every tenant's)")
     .option("--limit <n>", "show at most this many", parseNumber, 20)
     .option("--json", "print the task views as a JSON array")
     .action(
-      withHint(async (o: { status?: TaskView["status"]; label?: string; limit: number; json?: boolean }) => {
+      withHint(async (o: { status?: TaskView["status"]; label?: string; tenant?: string; limit: number; json?: boolean }) => {
         const { tasks, more } = await listTasks(clientFromEnv(), o);
         if (o.json) process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
         else if (tasks.length === 0) process.stderr.write("berth: no tasks\n");
@@ -290,13 +291,14 @@ const write = (out: NodeJS.WriteStream, text: string): Promise<void> | void => {
   if (!out.write(text)) return new Promise((resolve) => out.once("drain", () => resolve()));
 };
 
-async function listTasks(client: BerthClient, o: { status?: TaskView["status"]; label?: string; limit: number }) {
+async function listTasks(client: BerthClient, o: { status?: TaskView["status"]; label?: string; tenant?: string; limit: number }) {
   const tasks: TaskView[] = [];
   let cursor: string | undefined;
   do {
     const page = await client.list({
       ...(o.status ? { status: o.status } : {}),
       ...(o.label ? { label: o.label } : {}),
+      ...(o.tenant ? { tenant: o.tenant } : {}),
       limit: Math.min(500, Math.max(1, o.limit - tasks.length)),
       ...(cursor ? { cursor } : {}),
     });
@@ -383,7 +385,7 @@ function parseNumber(value: string): number {
 }
 
 /** Adds a hint to "unreachable": where the address came from and how to change it. */
-function withHint<A extends unknown[]>(action: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+export function withHint<A extends unknown[]>(action: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
   return async (...args) => {
     try {
       await action(...args);
