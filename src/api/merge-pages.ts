@@ -15,7 +15,7 @@ export interface TenantPage<T> {
  */
 export function mergePages<T>(pages: readonly TenantPage<T>[], member: (r: T) => string, limit: number): TenantPage<T> {
   const known = pages.flatMap((p) => (p.nextCursor === null ? [] : [p.nextCursor]));
-  const boundary = known.length > 0 ? known.reduce((a, b) => (a > b ? a : b)) : null;
+  const boundary = known.sort().at(-1) ?? null;
   const all = pages
     .flatMap((p) => p.records)
     .filter((r) => boundary === null || member(r) >= boundary)
