@@ -43,8 +43,12 @@ export class Api {
     return this.json<ServerInfo>("/v1/info");
   }
 
-  list(query: { status?: string; label?: string; limit: number; cursor?: string | null }, signal?: AbortSignal): Promise<TaskList> {
+  list(
+    query: { status?: string; label?: string; tenant?: string; limit: number; cursor?: string | null },
+    signal?: AbortSignal,
+  ): Promise<TaskList> {
     const q = new URLSearchParams({ limit: String(query.limit) });
+    if (query.tenant) q.set("tenant", query.tenant);
     if (query.status) q.set("status", query.status);
     if (query.label) q.set("label", query.label);
     if (query.cursor) q.set("cursor", query.cursor);

@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 
 export type Route =
-  | { page: "list"; status: string; label: string; cursor: string }
+  | { page: "list"; status: string; label: string; cursor: string; tenant: string }
   | { page: "task"; id: string }
   | { page: "submit"; from: string; again: string };
 
@@ -13,7 +13,13 @@ export function parseRoute(hash: string): Route {
   const task = /^\/tasks\/([A-Za-z0-9_-]{1,64})$/.exec(path);
   if (task) return { page: "task", id: task[1] as string };
   if (path === "/new") return { page: "submit", from: q.get("from") ?? "", again: q.get("again") ?? "" };
-  return { page: "list", status: q.get("status") ?? "", label: q.get("label") ?? "", cursor: q.get("cursor") ?? "" };
+  return {
+    page: "list",
+    status: q.get("status") ?? "",
+    label: q.get("label") ?? "",
+    cursor: q.get("cursor") ?? "",
+    tenant: q.get("tenant") ?? "",
+  };
 }
 
 export function href(route: Route): string {
@@ -27,7 +33,7 @@ export function href(route: Route): string {
     case "submit":
       return `#/new${query({ from: route.from, again: route.again })}`;
     default:
-      return `#/${query({ status: route.status, label: route.label, cursor: route.cursor })}`;
+      return `#/${query({ tenant: route.tenant, status: route.status, label: route.label, cursor: route.cursor })}`;
   }
 }
 

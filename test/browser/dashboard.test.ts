@@ -13,6 +13,7 @@ import { waitFor } from "../helpers/wait-for.js";
 
 const ACME_KEY = "acme-key-1f7c2d9e";
 const OTHER_KEY = "other-key-9b3e6a41";
+const ADMIN_KEY = "admin-key-5d0c8e2a7f41";
 const KEYS = `acme:${ACME_KEY},other:${OTHER_KEY}`;
 const acme = { authorization: `Bearer ${ACME_KEY}` };
 /** Screenshots go here; `npm run screenshots` points it at docs/ to refresh the README's pictures. */
@@ -24,11 +25,12 @@ let browser: Browser;
 let shots: string;
 
 beforeAll(async () => {
-  h = await startHarness({ BERTH_API_KEYS: KEYS });
+  h = await startHarness({ BERTH_API_KEYS: KEYS, BERTH_ADMIN_KEYS: ADMIN_KEY });
   // The page's server: an API process of the same namespace and directories, which a test restarts.
   api = await spawnServer(
     {
       BERTH_API_KEYS: KEYS,
+      BERTH_ADMIN_KEYS: ADMIN_KEY,
       BERTH_NAMESPACE: h.namespace,
       BERTH_WORKSPACE_DIR: `${h.root}/workspaces`,
       BERTH_ARCHIVE_DIR: `${h.root}/archives`,
@@ -227,6 +229,31 @@ describe("the dashboard in a browser", () => {
     await page.goto(`${api.url}/#/tasks/${task.id}`);
     await page.getByRole("heading", { name: "No such task" }).waitFor();
     expect(await page.locator("main").innerText()).not.toContain("acme");
+    await context.close();
+  }, 60_000);
+
+  it("signs in an admin key: every tenant's tasks with their tenant, a tenant filter, and no way to submit", async () => {
+    const mine = await submit({ command: ["true"], labels: { owner: "acme" } });
+    const theirs = await h.submit({ command: ["true"], labels: { owner: "other" } }, { authorization: `Bearer ${OTHER_KEY}` });
+    await h.waitFinished(mine.id, 60_000, acme);
+    await h.waitFinished(theirs.id, 60_000, { authorization: `Bearer ${OTHER_KEY}` });
+    const { context, page, problems } = await newPage();
+    await signIn(page, ADMIN_KEY);
+    await page.locator(".who .admin", { hasText: "admin" }).waitFor();
+    expect(await page.getByRole("link", { name: "New task" }).count()).toBe(0);
+    const row = (id: string) => page.locator("tr.row", { has: page.locator(`a[title="${id}"]`) });
+    await row(mine.id).waitFor();
+    await row(theirs.id).waitFor();
+    expect(await row(theirs.id).locator("td.tenant").innerText()).toBe("other");
+    await page.getByLabel("Tenant").selectOption("acme");
+    await page.waitForURL(/#\/\?tenant=acme$/);
+    await row(theirs.id).waitFor({ state: "detached" });
+    expect(await row(mine.id).locator("td.tenant").innerText()).toBe("acme");
+    await row(mine.id).locator(`a[title="${mine.id}"]`).click();
+    await page.locator(".details dt", { hasText: "Tenant" }).waitFor();
+    expect(await page.getByRole("button", { name: "Run again" }).count()).toBe(0);
+    expect(await page.getByRole("button", { name: "Delete" }).count()).toBe(1);
+    expect(problems).toEqual([]);
     await context.close();
   }, 60_000);
 

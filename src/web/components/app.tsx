@@ -59,7 +59,7 @@ function SignedIn({ api, info, onSignOut }: { api: Api; info: ServerInfo; onSign
         Skip to content
       </a>
       <header class="top">
-        <a class="brand" href={href({ page: "list", status: "", label: "", cursor: "" })} aria-label="berth: all tasks">
+        <a class="brand" href={href({ page: "list", status: "", label: "", cursor: "", tenant: "" })} aria-label="berth: all tasks">
           <img src={ICON} alt="" width={22} height={22} />
           berth
         </a>
@@ -67,9 +67,11 @@ function SignedIn({ api, info, onSignOut }: { api: Api; info: ServerInfo; onSign
           <a href="#/" aria-current={route.page === "list" ? "page" : undefined}>
             Tasks
           </a>
-          <a href="#/new" aria-current={route.page === "submit" ? "page" : undefined}>
-            New task
-          </a>
+          {info.admin ? null : (
+            <a href="#/new" aria-current={route.page === "submit" ? "page" : undefined}>
+              New task
+            </a>
+          )}
         </nav>
         <p class="counts" aria-live="polite">
           {connected ? null : <span class="offline">reconnecting… </span>}
@@ -86,7 +88,13 @@ function SignedIn({ api, info, onSignOut }: { api: Api; info: ServerInfo; onSign
           ) : null}
         </p>
         <p class="who">
-          <span title="Your tenant">{info.tenant}</span>
+          {info.admin ? (
+            <span class="admin" title="An admin key: every tenant's tasks">
+              admin
+            </span>
+          ) : (
+            <span title="Your tenant">{info.tenant}</span>
+          )}
           {info.keysRequired ? (
             <button type="button" class="link" onClick={onSignOut}>
               Sign out
@@ -96,11 +104,15 @@ function SignedIn({ api, info, onSignOut }: { api: Api; info: ServerInfo; onSign
       </header>
       <main id="main">
         {route.page === "task" ? (
-          <TaskPage key={route.id} api={api} live={live} id={route.id} />
+          <TaskPage key={route.id} api={api} live={live} id={route.id} admin={info.admin} />
         ) : route.page === "submit" ? (
-          <SubmitForm key={`${route.from}|${route.again}`} api={api} info={info} from={route.from} again={route.again} />
+          info.admin ? (
+            <p class="empty">An admin key submits no tasks: sign in with a tenant's key to submit.</p>
+          ) : (
+            <SubmitForm key={`${route.from}|${route.again}`} api={api} info={info} from={route.from} again={route.again} />
+          )
         ) : (
-          <TaskList api={api} live={live} route={route} />
+          <TaskList api={api} live={live} route={route} tenants={info.admin ? (info.tenants ?? []) : null} />
         )}
       </main>
     </>

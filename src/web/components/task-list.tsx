@@ -13,19 +13,20 @@ type ListRoute = Extract<Route, { page: "list" }>;
 /** Cursors of the pages before this one, so "Newer" can step back (kept while the page is open). */
 const previous: string[] = [];
 
-export function TaskList({ api, live, route }: { api: Api; live: Live; route: ListRoute }) {
+/** `tenants`: for an admin key, the tenants to filter by (its list holds every tenant's tasks); null for a tenant. */
+export function TaskList({ api, live, route, tenants }: { api: Api; live: Live; route: ListRoute; tenants: readonly string[] | null }) {
   const [tasks, setTasks] = useState<TaskView[] | null>(null);
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState("");
   const [now, setNow] = useState(Date.now());
   const loading = useRef<AbortController | null>(null);
-  const { status, label, cursor } = route;
+  const { status, label, cursor, tenant } = route;
 
   const load = () => {
     loading.current?.abort();
     const controller = new AbortController();
     loading.current = controller;
-    api.list({ status, label, cursor, limit: PAGE_SIZE }, controller.signal).then(
+    api.list({ status, label, cursor, tenant, limit: PAGE_SIZE }, controller.signal).then(
       (page) => {
         if (controller.signal.aborted) return;
         setTasks(page.tasks);
@@ -40,7 +41,7 @@ export function TaskList({ api, live, route }: { api: Api; live: Live; route: Li
   useEffect(() => {
     load();
     return () => loading.current?.abort();
-  }, [status, label, cursor]);
+  }, [status, label, cursor, tenant]);
 
   // Durations of running tasks and "… ago" move on by themselves.
   useEffect(() => {
@@ -63,6 +64,19 @@ export function TaskList({ api, live, route }: { api: Api; live: Live; route: Li
     <section aria-labelledby="list-title">
       <div class="toolbar">
         <h1 id="list-title">Tasks</h1>
+        {tenants ? (
+          <label>
+            Tenant{" "}
+            <select value={tenant} onChange={(e) => filter({ tenant: (e.currentTarget as HTMLSelectElement).value })}>
+              <option value="">all</option>
+              {tenants.map((t) => (
+                <option value={t} key={t}>
+                  {t}
+                </option>
+              ))}
+            </select>
+          </label>
+        ) : null}
         <label>
           Status{" "}
           <select value={status} onChange={(e) => filter({ status: (e.currentTarget as HTMLSelectElement).value })}>
@@ -105,9 +119,11 @@ export function TaskList({ api, live, route }: { api: Api; live: Live; route: Li
           </label>
           <button type="submit">Open</button>
         </form>
-        <a class="button primary" href="#/new">
-          New task
-        </a>
+        {tenants ? null : (
+          <a class="button primary" href="#/new">
+            New task
+          </a>
+        )}
       </div>
       {error ? (
         <p class="error" role="alert">
@@ -118,7 +134,7 @@ export function TaskList({ api, live, route }: { api: Api; live: Live; route: Li
         <p class="muted">Loading…</p>
       ) : tasks.length === 0 ? (
         <p class="empty">
-          {status || label ? "No tasks match these filters." : "No tasks yet."} <a href="#/new">Submit one</a>.
+          {status || label || tenant ? "No tasks match these filters." : "No tasks yet."} {tenants ? null : <a href="#/new">Submit one</a>}
         </p>
       ) : (
         <div class="table-wrap">
@@ -127,6 +143,7 @@ export function TaskList({ api, live, route }: { api: Api; live: Live; route: Li
               <tr>
                 <th scope="col">Status</th>
                 <th scope="col">Task</th>
+                {tenants ? <th scope="col">Tenant</th> : null}
                 <th scope="col">Command</th>
                 <th scope="col" class="wide">
                   Image
@@ -148,7 +165,7 @@ export function TaskList({ api, live, route }: { api: Api; live: Live; route: Li
             </thead>
             <tbody>
               {tasks.map((t) => (
-                <Row key={t.id} task={t} now={now} />
+                <Row key={t.id} task={t} now={now} showTenant={tenants !== null} />
               ))}
             </tbody>
           </table>
@@ -187,7 +204,7 @@ export function TaskList({ api, live, route }: { api: Api; live: Live; route: Li
   );
 }
 
-function Row({ task: t, now }: { task: TaskView; now: number }) {
+function Row({ task: t, now, showTenant }: { task: TaskView; now: number; showTenant: boolean }) {
   const command = formatCommand(t.command);
   return (
     <tr
@@ -205,6 +222,7 @@ function Row({ task: t, now }: { task: TaskView; now: number }) {
           {t.id.slice(0, 10)}
         </a>
       </td>
+      {showTenant ? <td class="tenant">{t.tenant}</td> : null}
       <td class="command" title={command}>
         <code>{command}</code>
       </td>
@@ -224,7 +242,10 @@ function Row({ task: t, now }: { task: TaskView; now: number }) {
 
 /** A changed or new task into the shown page: replaced in place, or added on top of the first page when it fits. */
 function merge(tasks: TaskView[], task: TaskView, route: ListRoute): TaskView[] {
-  const fits = (!route.status || task.status === route.status) && (!route.label || hasLabel(task, route.label));
+  const fits =
+    (!route.status || task.status === route.status) &&
+    (!route.label || hasLabel(task, route.label)) &&
+    (!route.tenant || task.tenant === route.tenant);
   const at = tasks.findIndex((t) => t.id === task.id);
   if (at !== -1) return fits ? tasks.map((t, i) => (i === at ? task : t)) : tasks.filter((_, i) => i !== at);
   if (!fits || route.cursor) return tasks;

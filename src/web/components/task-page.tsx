@@ -12,7 +12,8 @@ import { LogView } from "./log-view.js";
 
 type Asking = "cancel" | "delete" | null;
 
-export function TaskPage({ api, live, id }: { api: Api; live: Live; id: string }) {
+/** `admin`: the key is an admin's, which submits nothing (no "Run again" or "New task from this workspace"). */
+export function TaskPage({ api, live, id, admin }: { api: Api; live: Live; id: string; admin: boolean }) {
   const [task, setTask] = useState<TaskView | null>(null);
   const [missing, setMissing] = useState("");
   const [error, setError] = useState("");
@@ -101,17 +102,21 @@ export function TaskPage({ api, live, id }: { api: Api; live: Live; id: string }
               Cancel
             </button>
           ) : null}
-          <button type="button" onClick={() => go({ page: "submit", from: "", again: task.id })}>
-            Run again
-          </button>
-          <button
-            type="button"
-            disabled={active || task.status === "expired"}
-            title="A new task that starts from a copy of this task's final workspace"
-            onClick={() => go({ page: "submit", from: task.id, again: "" })}
-          >
-            New task from this workspace
-          </button>
+          {admin ? null : (
+            <>
+              <button type="button" onClick={() => go({ page: "submit", from: "", again: task.id })}>
+                Run again
+              </button>
+              <button
+                type="button"
+                disabled={active || task.status === "expired"}
+                title="A new task that starts from a copy of this task's final workspace"
+                onClick={() => go({ page: "submit", from: task.id, again: "" })}
+              >
+                New task from this workspace
+              </button>
+            </>
+          )}
           <button type="button" class="danger outline" disabled={busy !== ""} onClick={() => setAsking("delete")}>
             Delete
           </button>
@@ -148,7 +153,7 @@ export function TaskPage({ api, live, id }: { api: Api; live: Live; id: string }
           onConfirm={() =>
             act("delete", async () => {
               await api.remove(task.id);
-              go({ page: "list", status: "", label: "", cursor: "" });
+              go({ page: "list", status: "", label: "", cursor: "", tenant: "" });
             })
           }
         >
@@ -161,6 +166,7 @@ export function TaskPage({ api, live, id }: { api: Api; live: Live; id: string }
 
 function Details({ task: t, now }: { task: TaskView; now: number }) {
   const rows: [string, preact.ComponentChild][] = [
+    ["Tenant", t.tenant],
     ["Image", <span class="mono">{t.image}</span>],
     ["Created", formatTime(t.createdAt)],
     ["Started", formatTime(t.startedAt)],
@@ -171,6 +177,13 @@ function Details({ task: t, now }: { task: TaskView; now: number }) {
     ["Timeout", `${t.timeoutSeconds} s`],
     ["Limits", `${t.limits.memoryMb} MB memory, ${t.limits.cpus} CPU, ${t.limits.pids} processes`],
     ["Network", t.network],
+    ...(t.caches.length > 0 ? [["Caches", t.caches.map((c) => `/cache/${c}`).join(", ")] as [string, string]] : []),
+    [
+      "Used",
+      t.usage
+        ? `${t.usage.cpuSeconds} s CPU${t.usage.peakMemoryBytes === null ? "" : `, ${formatBytes(t.usage.peakMemoryBytes)} peak memory`}`
+        : "—",
+    ],
     ["Labels", <Labels labels={t.labels} />],
     ["Archive", t.archive ? `${formatBytes(t.archive.bytes)} · sha256 ${t.archive.sha256.slice(0, 16)}…` : "—"],
     ["Expires", formatTime(t.expiresAt)],
