@@ -57,11 +57,16 @@ const Env = z.object({
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
   AWS_SESSION_TOKEN: z.string().optional(),
+  BERTH_CACHE_DIR: z.string().min(1).default("~/.berth/caches").transform(expandHome),
+  BERTH_CACHE_IDLE_DAYS: wholeNumber(1, 3650, 30),
   BERTH_HOST: z.string().min(1).default("127.0.0.1"),
   BERTH_PORT: wholeNumber(0, 65_535, 8080),
   BERTH_API_KEYS: csv.pipe(
     z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}:\S{8,}$/, "each entry must be tenant:key, the key at least 8 characters")),
   ),
+  BERTH_ADMIN_KEYS: csv.pipe(z.array(z.string().regex(/^[^\s:,]{16,}$/, "each key must be at least 16 characters, without spaces or ':'"))),
+  BERTH_AUDIT_RETENTION_DAYS: wholeNumber(1, 3650, 90),
+  BERTH_TENANT_MAX_STORED_BYTES: wholeNumber(0, 2 ** 53, 0),
   BERTH_DEFAULT_IMAGE: z.string().min(1).default("berth-runner:latest"),
   BERTH_ALLOWED_IMAGES: csv,
   BERTH_CONCURRENCY: wholeNumber(1, 256, 2),
@@ -103,11 +108,6 @@ const Env = z.object({
   BERTH_DISK_BUDGET_BYTES: wholeNumber(0, 2 ** 53, 0),
   BERTH_RATE_LIMIT_PER_MINUTE: wholeNumber(0, 1_000_000, 1200),
   BERTH_AUTH_FAILURES_PER_MINUTE: wholeNumber(0, 1_000_000, 30),
-  BERTH_ADMIN_KEYS: csv.pipe(z.array(z.string().regex(/^[^\s:,]{16,}$/, "each key must be at least 16 characters, without spaces or ':'"))),
-  BERTH_TENANT_MAX_STORED_BYTES: wholeNumber(0, 2 ** 53, 0),
-  BERTH_AUDIT_RETENTION_DAYS: wholeNumber(1, 3650, 90),
-  BERTH_CACHE_DIR: z.string().min(1).default("~/.berth/caches").transform(expandHome),
-  BERTH_CACHE_IDLE_DAYS: wholeNumber(1, 3650, 30),
   BERTH_NAMESPACE: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be 1-40 characters of a-z, 0-9 and -")
