@@ -57,4 +57,12 @@ export async function buildDeps(
 const noEngine = (): never => {
   throw new BerthError("dependency_unavailable", "This process (berth api) has no Docker engine; containers are run by the workers.");
 };
-const NO_ENGINE: ContainerRuntime = { run: noEngine, findByLabels: noEngine, removeById: noEngine, ping: noEngine };
+const NO_ENGINE: ContainerRuntime = {
+  run: noEngine,
+  findByLabels: noEngine,
+  removeById: noEngine,
+  ping: noEngine,
+  ensureVolume: noEngine,
+  removeVolume: noEngine,
+  findVolumes: noEngine,
+};

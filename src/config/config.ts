@@ -129,7 +129,14 @@ const Env = z.object({
 });
 
 /** Values whose content must never appear in an error message or a log line. */
-const SECRET = new Set(["BERTH_API_KEYS", "BERTH_ADMIN_KEYS", "BERTH_REDIS_URL", "BERTH_CLUSTER_SECRET", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]);
+const SECRET = new Set([
+  "BERTH_API_KEYS",
+  "BERTH_ADMIN_KEYS",
+  "BERTH_REDIS_URL",
+  "BERTH_CLUSTER_SECRET",
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+]);
 
 /** `s3://bucket` or `s3://bucket/prefix`: an S3 bucket name, then an optional key prefix without empty segments. */
 const S3_URL = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[A-Za-z0-9!_.*'()-]+)*\/?$/;
