@@ -200,7 +200,7 @@ export class TaskQueue {
     if (total < max) return;
     throw new BerthError(
       "quota_exceeded",
-      `Your tasks and caches hold ${total} bytes (workspaces ${s.workspaces}, archives ${s.archives}, caches ${s.caches}), at or above the ${max} bytes BERTH_TENANT_MAX_STORED_BYTES allows; delete finished tasks or caches, or wait for cleanup to expire some, then submit again.`,
+      `Your tasks and caches hold ${total} bytes (workspaces ${s.workspaces}, archives ${s.archives}, caches ${s.caches}), at or above the ${max} bytes BERTH_TENANT_MAX_STORED_BYTES allows; delete finished tasks or wait for cleanup to expire some (caches are removed by an operator with berth cache remove), then submit again.`,
       { storedBytes: total, maxStoredBytes: max, retryAfterSeconds: this.deps.config.retention.cleanupIntervalSeconds },
     );
   }
