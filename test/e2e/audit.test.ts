@@ -2,6 +2,7 @@
 // cancel, delete, archive download, file read, admin action and failed authentication is recorded with its time,
 // tenant, key id, address, request id, task and outcome; readable at GET /v1/audit and with `berth audit`; written
 // as `audit.<action>` log lines; and no key, right or wrong, appears anywhere in the logs, the entries or Redis.
+// Also `berth usage` over HTTP: a tenant's own, an admin's every tenant's.
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
@@ -135,6 +136,20 @@ it("records each action with who, from where, which request and task, and how it
   expect(table.exitCode).toBe(0);
   expect(table.stdout).toMatch(/^TIME\s+ACTION\s+OUTCOME\s+TENANT\s+ACTOR\s+KEY\s+TASK\s+FROM\s+REQUEST$/m);
   expect(table.stdout).toMatch(new RegExp(`\\sdelete\\s+ok 204\\s+globex\\s+admin\\s+${keyIdOf(KEYS.admin)}\\s+${running.id}\\s`));
+
+  // `berth usage`: a tenant its own (another tenant's is 404, exit 1), an admin every tenant's.
+  const usage = (key: string, ...args: string[]) =>
+    execa("node", [CLI, "usage", ...args], { reject: false, env: { BERTH_URL: server.url, BERTH_API_KEY: key } });
+  const own = await usage(KEYS.acme, "--json");
+  expect(own.exitCode).toBe(0);
+  expect(JSON.parse(own.stdout)).toMatchObject({ tenant: "acme", queued: 0, running: 0, limits: { maxStoredBytes: null } });
+  const theirs = await usage(KEYS.acme, "--tenant", "globex");
+  expect(theirs.exitCode).toBe(1);
+  expect(theirs.stderr).toContain('No tenant "globex" for this key; leave tenant out to see your own.');
+  const everyone = await usage(KEYS.admin);
+  expect(everyone.exitCode).toBe(0);
+  expect(everyone.stdout).toMatch(/^TENANT\s+QUEUED\s+RUNNING\s+STORED BYTES\s+WORKSPACES\s+ARCHIVES\s+CACHES\s+CPU SECONDS\s+SINCE$/m);
+  for (const tenant of ["acme", "globex"]) expect(everyone.stdout).toMatch(new RegExp(`^${tenant}\\s+0\\s+0\\s+\\d+\\s`, "m"));
 
   // The log: one audit.<action> line per entry, for log shippers.
   const lines = server
