@@ -253,6 +253,13 @@ describe("the dashboard in a browser", () => {
     await page.locator(".details dt", { hasText: "Tenant" }).waitFor();
     expect(await page.getByRole("button", { name: "Run again" }).count()).toBe(0);
     expect(await page.getByRole("button", { name: "Delete" }).count()).toBe(1);
+    // On a phone, neither the task's page nor the list with its tenant column and filter scrolls sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const sideways = () => page.evaluate("document.documentElement.scrollWidth > window.innerWidth");
+    expect(await sideways()).toBe(false);
+    await page.goBack();
+    await row(mine.id).locator("td.tenant").waitFor();
+    expect(await sideways()).toBe(false);
     expect(problems).toEqual([]);
     await context.close();
   }, 60_000);
