@@ -13,6 +13,9 @@ describe("compose.yaml", () => {
     expect(res.exitCode).toBe(0);
     expect(res.stdout).toMatch(/dockerfile: Dockerfile/);
     expect(res.stdout).toMatch(/BERTH_API_KEYS: acme:an-example-key-123/);
+    // Cache volumes bind a host directory: the caches live in the directory mounted at the same path.
+    expect(res.stdout).toContain("BERTH_CACHE_DIR: /var/lib/berth/caches");
+    expect(res.stdout).toContain("/var/lib/berth:/var/lib/berth:rw");
   });
 
   it("refuses to start without API keys, since berth listens beyond loopback there", async () => {
@@ -35,6 +38,11 @@ describe("compose.hosts.yaml", () => {
     expect(res.stdout).toMatch(/BERTH_ARCHIVE_STORE: s3:\/\/berth-archives\/archives/);
     expect(res.stdout).toMatch(/BERTH_ADVERTISE_URL: http:\/\/worker-a:8080/);
     expect(res.stdout).toMatch(/BERTH_NODE_ID: worker-b/);
+    // Cache volumes bind a host directory: each worker's caches live in the directory it mounts at the same path.
+    for (const w of ["worker-a", "worker-b"]) {
+      expect(res.stdout).toContain(`BERTH_CACHE_DIR: /var/lib/berth/${w}/caches`);
+      expect(res.stdout).toContain(`/var/lib/berth/${w}:/var/lib/berth/${w}:rw`);
+    }
     expect(res.stdout).toMatch(/condition: service_completed_successfully/);
   });
 
