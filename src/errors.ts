@@ -8,6 +8,7 @@ export type ErrorCode =
   | "not_found"
   | "wrong_state"
   | "archive_not_ready"
+  | "changes_not_available"
   | "task_on_other_host"
   | "expired"
   | "too_large"

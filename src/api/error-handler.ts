@@ -14,6 +14,7 @@ const STATUS: Record<ErrorCode, number> = {
   request_timeout: 408,
   wrong_state: 409,
   archive_not_ready: 409,
+  changes_not_available: 409,
   task_on_other_host: 409,
   expired: 410,
   too_large: 413,

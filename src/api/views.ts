@@ -36,7 +36,15 @@ export function toView(r: TaskRecord): TaskView {
     caches: [...(r.caches ?? [])],
     usage: r.usage ?? null,
     workspaceBytes: r.workspaceBytes ?? null,
-    links: { self, logs: `${self}/logs`, archive: `${self}/archive`, files: `${self}/files` },
+    changes: r.changes ?? null,
+    links: {
+      self,
+      logs: `${self}/logs`,
+      archive: `${self}/archive`,
+      files: `${self}/files`,
+      changes: `${self}/changes`,
+      diff: `${self}/diff`,
+    },
   };
 }
 

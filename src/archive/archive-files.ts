@@ -19,24 +19,34 @@ const FILE_TYPES = new Set(["File", "OldFile", "ContiguousFile"]);
 /** An empty archive is a few compressed end-of-archive blocks; anything longer is not one. */
 const EMPTY_MAX_BYTES = 64 * 1024;
 
-/** An entry's path without its trailing "/", or null when it is not a plain relative name (or not valid UTF-8). */
-function cleanPath(e: ReadEntry): string | null {
+/**
+ * An entry's path without its trailing "/", or null when it is not a plain relative name (or not valid UTF-8,
+ * unless `lossy`: then with U+FFFD for what is not).
+ */
+function cleanPath(e: ReadEntry, lossy = false): string | null {
   const p = e.path.replace(/\/+$/, "");
   const parts = p.split("/");
-  if (p === "" || p.startsWith("/") || p.includes("\uFFFD") || parts.some((x) => x === "" || x === "." || x === "..")) return null;
+  if (p === "" || p.startsWith("/") || (!lossy && p.includes("\uFFFD")) || parts.some((x) => x === "" || x === "." || x === ".."))
+    return null;
   return p;
 }
 
 const parentOf = (p: string) => (p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : "");
 
 /** What a visitor does with an entry: skip it (its bytes are discarded), keep it (the visitor reads its bytes), stop. */
-type Step = "skip" | "keep" | "stop";
+export type Step = "skip" | "keep" | "stop";
 
 /**
  * Walks the archive from `open`, calling `visit` with each entry whose parents are all directories seen before it
- * (see the top of this file). Throws not_found (404) without an archive.
+ * (see the top of this file); with `lossyNames`, names that are not UTF-8 too (with U+FFFD, as manifests have them).
+ * Throws not_found (404) without an archive.
  */
-async function walk(open: OpenArchive, signal: AbortSignal, visit: (e: ReadEntry, path: string) => Step): Promise<void> {
+export async function walk(
+  open: OpenArchive,
+  signal: AbortSignal,
+  visit: (e: ReadEntry, path: string) => Step,
+  opts: { lossyNames?: boolean } = {},
+): Promise<void> {
   const source = await open();
   if (!source) throw new BerthError("not_found", "This task's archive is no longer in the archive store.");
   const dirs = new Set<string>([""]);
@@ -67,7 +77,7 @@ async function walk(open: OpenArchive, signal: AbortSignal, visit: (e: ReadEntry
       maxDecompressionRatio: Infinity,
       onReadEntry: (e: ReadEntry) => {
         entries++;
-        const p = done ? null : cleanPath(e);
+        const p = done ? null : cleanPath(e, opts.lossyNames);
         let step: Step = "skip";
         if (p !== null && dirs.has(parentOf(p))) {
           if (e.type === "Directory") dirs.add(p);

@@ -12,7 +12,9 @@
 import { lstat } from "node:fs/promises";
 import path from "node:path";
 import { errnoOf, TaskFailure } from "../errors.js";
+import type { ChangeSummary } from "../domain/manifest.js";
 import type { ArchiveStore, ArchiveWriter } from "./archive-store.js";
+import { ChangeLog, type StartState, storeCompanions } from "./changes.js";
 import { listSmall, packInProcess } from "./pack-inprocess.js";
 import { packGnu } from "./pack-gnu.js";
 import { report, type SkippedPath } from "./packing.js";
@@ -38,6 +40,11 @@ export interface ArchiveOptions {
   maxFileBytes?: number;
   /** Aborting throws `TaskFailure("canceled")` (or the signal's reason if that is a TaskFailure). */
   signal?: AbortSignal;
+  /**
+   * Records the final workspace's manifest in the same pass (and, given the starting state, what changed since),
+   * stored beside the archive (archive/changes.ts). Omitted: the archive alone.
+   */
+  changes?: { readonly start: StartState | null };
 }
 
 /** What {@link createArchive} produced. */
@@ -52,6 +59,11 @@ export interface ArchiveResult {
   skipped: SkippedPath[];
   /** Sum of the archived regular files' sizes: what the workspace holds, without walking it again (cleanup). */
   contentBytes: number;
+  /**
+   * With `changes`: the summary (null without a start), and which companions could not be stored, with why (the
+   * archive stands either way).
+   */
+  changes?: { summary: ChangeSummary | null; notStored: { manifest: string | null; changes: string | null } };
 }
 
 /**
@@ -81,7 +93,8 @@ export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult
     if (!st.isDirectory()) throw new TaskFailure("archive_failed", `Workspace ${workspacePath} is not a directory.`);
     writer = await store.begin(opts.name, deadline.signal);
     const out = writer;
-    const verifier = new ArchiveVerifier();
+    const log = opts.changes ? new ChangeLog(opts.changes.start) : null;
+    const verifier = new ArchiveVerifier(log ? (e) => log.recorder.entry(e) : undefined);
     const sink: ArchiveSink = {
       write: async (chunk) => {
         verifier.write(chunk);
@@ -90,9 +103,10 @@ export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult
     };
     // A small, plain workspace is packed in-process; any other, or one node-tar refuses, by GNU find and tar.
     const small = await listSmall(workspacePath, maxFileBytes, deadline.signal);
+    const observer = log?.recorder;
     const written =
-      (small ? await packInProcess(workspacePath, small, sink, deadline.signal) : null) ??
-      (await packGnu(workspacePath, maxFileBytes, sink, deadline.signal));
+      (small ? await packInProcess(workspacePath, small, sink, deadline.signal, observer) : null) ??
+      (await packGnu(workspacePath, maxFileBytes, sink, deadline.signal, observer));
     const skipped = written.skipped;
     const known = new Set(skipped.map((s) => s.path));
     for (const s of written.unreadable) {
@@ -105,9 +119,15 @@ export async function createArchive(opts: ArchiveOptions): Promise<ArchiveResult
     if (entries > written.listed || entries < written.listed - written.unreadable.length) {
       throw new TaskFailure("archive_failed", `The archive has ${entries} entries for ${written.listed} listed paths.`);
     }
+    const recorded = await log?.finish();
     deadline.signal.throwIfAborted();
     await writer.commit({ bytes: written.bytes, sha256: written.sha256 });
-    return { bytes: written.bytes, sha256: written.sha256, entries, skipped, contentBytes };
+    const result: ArchiveResult = { bytes: written.bytes, sha256: written.sha256, entries, skipped, contentBytes };
+    if (recorded) {
+      writer = undefined; // published: nothing to abort from here on
+      result.changes = { summary: recorded.summary, notStored: await storeCompanions(store, opts.name, recorded, deadline.signal) };
+    }
+    return result;
   } catch (err) {
     await writer?.abort();
     throw toFailure(err, deadline.signal);

@@ -41,6 +41,8 @@ export interface ExtractResult {
   bytes: number;
   /** Entries left out and why (at most 1000 listed). */
   skipped: SkippedPath[];
+  /** Paths of the regular files written (hard links included, as the copies they became), as the archive names them. */
+  restored: ReadonlySet<string>;
 }
 
 const MAX_REPORTED = 1000;
@@ -67,13 +69,13 @@ export async function extractArchive(opts: ExtractOptions): Promise<ExtractResul
     if (!st.isDirectory()) throw new TaskFailure("workspace_failed", `Workspace ${destPath} is not a directory.`);
     const { symlinks, entries } = await prescan(opts, ac.signal);
     // An empty archive is valid, but node-tar's strict Unpack would call it unrecognized.
-    if (entries === 0) return { entries: 0, bytes: 0, skipped: [] };
+    if (entries === 0) return { entries: 0, bytes: 0, skipped: [], restored: new Set() };
     const gate = new EntryGate(symlinks, opts);
     await unpack(archivePath, destPath, gate, ac.signal);
     // Only if the archive changed between the two passes: the gate stopped writing at the limit.
     if (gate.limitHit) throw gate.limitHit;
     await restoreHardLinks(destPath, gate);
-    return { entries: gate.entries, bytes: gate.bytes, skipped: gate.skipped };
+    return { entries: gate.entries, bytes: gate.bytes, skipped: gate.skipped, restored: gate.restored };
   } catch (err) {
     if (ac.signal.aborted && ac.signal.reason instanceof TaskFailure) throw ac.signal.reason;
     if (err instanceof TaskFailure) throw err;
@@ -125,6 +127,8 @@ class EntryGate {
   readonly skipped: SkippedPath[] = [];
   /** Hard links, restored as copies of their target after the unpack (never handed to node-tar). */
   readonly hardLinks: { path: string[]; target: string[] }[] = [];
+  /** Regular files written, by relative path. */
+  readonly restored = new Set<string>();
   entries = 0;
   bytes = 0;
   limitHit: TaskFailure | undefined;
@@ -154,6 +158,7 @@ class EntryGate {
     if (e.type !== "SymbolicLink") e.mode = (e.mode ?? (e.type === "Directory" ? 0o755 : 0o644)) & 0o755;
     this.entries++;
     if (e.type !== "Directory") this.bytes += e.size ?? 0;
+    if (e.type !== "Directory" && e.type !== "SymbolicLink") this.restored.add((relativeParts(e.path) as string[]).join("/"));
     return true;
   }
 
@@ -232,6 +237,7 @@ async function restoreHardLinks(destPath: string, gate: EntryGate): Promise<void
     await copyFile(from, to, fsConstants.COPYFILE_EXCL);
     if (note >= 0) gate.skipped.splice(note, 1);
     gate.entries++;
+    gate.restored.add(rel);
   }
 }
 

@@ -1,11 +1,20 @@
-// Archives in this host's BERTH_ARCHIVE_DIR (the default store): `<dir>/<workspace>.tar.gz`, written through a
-// temp file in the same directory (fsync, rename, directory fsync), so the name only ever holds a complete archive.
+// Archives in this host's BERTH_ARCHIVE_DIR (the default store): `<dir>/<workspace>.tar.gz` and its companions
+// (`.manifest.gz`, ...), written through a temp file in the same directory (fsync, rename, directory fsync), so the
+// name only ever holds a complete file.
 import { randomBytes } from "node:crypto";
 import { access, constants, lstat, mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { BerthError, errnoOf } from "../errors.js";
-import { archivePath, removeTrees } from "../workspace/workspace.js";
-import type { ArchiveRead, ArchiveStore, ArchiveWriter, ByteRange } from "./archive-store.js";
+import { removeTrees } from "../workspace/workspace.js";
+import {
+  STORED_KINDS,
+  storedName,
+  type ArchiveRead,
+  type ArchiveStore,
+  type ArchiveWriter,
+  type ByteRange,
+  type StoredKind,
+} from "./archive-store.js";
 
 export class LocalArchiveStore implements ArchiveStore {
   readonly kind = "local";
@@ -16,12 +25,12 @@ export class LocalArchiveStore implements ArchiveStore {
     this.description = `the directory ${dir} (BERTH_ARCHIVE_DIR)`;
   }
 
-  locate(workspace: string): string {
-    return archivePath(this.dir, workspace);
+  locate(workspace: string, kind: StoredKind = "archive"): string {
+    return path.join(this.dir, storedName(workspace, kind));
   }
 
-  async begin(workspace: string, signal: AbortSignal): Promise<ArchiveWriter> {
-    const final = this.locate(workspace);
+  async begin(workspace: string, signal: AbortSignal, kind: StoredKind = "archive"): Promise<ArchiveWriter> {
+    const final = this.locate(workspace, kind);
     // Same directory as the target so rename() is atomic; dot-prefixed so listings ignore it.
     const tmp = path.join(this.dir, `.${path.basename(final)}.tmp-${randomBytes(8).toString("hex")}`);
     signal.throwIfAborted();
@@ -56,17 +65,17 @@ export class LocalArchiveStore implements ArchiveStore {
     };
   }
 
-  async read(workspace: string, range?: ByteRange): Promise<ArchiveRead | null> {
+  async read(workspace: string, range?: ByteRange, _signal?: AbortSignal, kind: StoredKind = "archive"): Promise<ArchiveRead | null> {
     let fh: FileHandle;
     try {
-      fh = await open(this.locate(workspace), constants.O_RDONLY | constants.O_NOFOLLOW);
+      fh = await open(this.locate(workspace, kind), constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
       if (errnoOf(err) === "ENOENT" || errnoOf(err) === "ELOOP") return null;
       throw err;
     }
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw new Error(`${this.locate(workspace)} is not a regular file`);
+      if (!st.isFile()) throw new Error(`${this.locate(workspace, kind)} is not a regular file`);
       const stream = fh.createReadStream({ start: range?.start ?? 0, end: range?.end ?? Math.max(0, st.size - 1), autoClose: true });
       return { stream, size: st.size };
     } catch (err) {
@@ -82,11 +91,14 @@ export class LocalArchiveStore implements ArchiveStore {
   }
 
   async remove(workspaces: readonly string[]): Promise<Map<string, Error>> {
-    const failed = await removeTrees(
-      [],
-      workspaces.map((w) => this.locate(w)),
+    const files = (w: string) => STORED_KINDS.map((kind) => this.locate(w, kind));
+    const failed = await removeTrees([], workspaces.flatMap(files));
+    return new Map(
+      workspaces.flatMap((w) => {
+        const err = files(w).find((f) => failed.has(f));
+        return err ? [[w, failed.get(err) as Error]] : [];
+      }),
     );
-    return new Map(workspaces.flatMap((w) => (failed.has(this.locate(w)) ? [[w, failed.get(this.locate(w)) as Error]] : [])));
   }
 
   async abortStaleUploads(): Promise<number> {

@@ -1,7 +1,9 @@
-// The GNU packer, for large or unusual workspaces: find | (Node: keep-list, skipped report) | GNU tar | gzip or
-// pigz. GNU tar handles names as bytes, never dereferences (no `-h`), stores hardlinks as links, and reports
-// unreadable files as per-file warnings (gnu-stderr.ts); find's listing is filtered first (find-listing.ts), so
+// The GNU packer, for large or unusual workspaces: find | sort | (Node: keep-list, skipped report) | GNU tar | gzip
+// or pigz. GNU tar handles names as bytes, never dereferences (no `-h`), stores hardlinks as links, and reports
+// unreadable files as per-file warnings (gnu-stderr.ts); find's listing is sorted by name (byte order, so the
+// archive's entries come in the order manifests keep: domain/manifest.ts) and filtered (find-listing.ts), so
 // FIFOs, sockets, devices and oversized files never reach tar.
+import { tmpdir } from "node:os";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
@@ -9,38 +11,51 @@ import { gzip } from "node:zlib";
 import { execa } from "execa";
 import { FIND_FORMAT, FindSplitter } from "./find-listing.js";
 import { classifyStderr } from "./gnu-stderr.js";
-import type { PackedArchive, SkippedPath } from "./packing.js";
+import type { ListingObserver, PackedArchive, SkippedPath } from "./packing.js";
 import { type ArchiveSink, type Written, writeArchiveStream } from "./sink.js";
 
 /** SIGTERM first; SIGKILL this long after a timeout/cancel if a child ignores it. */
 const KILL_GRACE_MS = 1000;
 /** Tar output up to this size is gzipped in-process; above it, pigz (parallel) does it. */
 const IN_PROCESS_GZIP_BYTES = 1024 * 1024;
+/** Memory `sort` may use before it spills to temporary files. */
+const SORT_BUFFER = "32M";
 
 const gzipAsync = promisify(gzip);
 
 /**
- * find | (Node: keep-list, skipped report) | tar | gzip into `sink`, hashing the bytes on their way. Small
+ * find | sort | (Node: keep-list, skipped report) | tar | gzip into `sink`, hashing the bytes on their way. Small
  * archives are compressed with node:zlib, larger ones by pigz; which one is decided by tar's actual output.
  */
-export async function packGnu(cwd: string, maxFileBytes: number, sink: ArchiveSink, signal: AbortSignal): Promise<PackedArchive> {
+export async function packGnu(
+  cwd: string,
+  maxFileBytes: number,
+  sink: ArchiveSink,
+  signal: AbortSignal,
+  observer?: ListingObserver,
+): Promise<PackedArchive> {
   // Resolve everything async *before* spawning: an await between spawning find and piping its
   // stdout lets execa start reading it, and the names read meanwhile are lost.
   const [gzCmd, gzArgs] = await compressor();
   const base = childOptions(cwd, signal);
-  // One pass over the tree: type, size and name (%P: without the leading "./") of every path.
+  // One pass over the tree: type, size, link count and name (%P: without the leading "./") of every path.
   const find = execa("find", [".", "-mindepth", "1", "-printf", FIND_FORMAT], { ...base, stdin: "ignore", buffer: { stdout: false } });
+  // By name from the fourth field to the end of the record (names may hold spaces), byte by byte (LC_ALL=C).
+  const sortArgs = ["-z", "-t", " ", "-k4", `--buffer-size=${SORT_BUFFER}`, `--temporary-directory=${tmpdir()}`];
+  const sort = execa("sort", sortArgs, { ...base, buffer: { stdout: false } });
   // --verbatim-files-from: a file named "--to-command=..." must be a name, never an option.
   // --no-recursion: archive exactly the kept list (types and sizes are already filtered).
   // No -h/--dereference: symlinks are stored as links, host files are never read through them.
   const tarArgs = ["--create", "--file=-", "--format=gnu", "--numeric-owner", "--no-recursion", "--null"];
   const tar = execa("tar", [...tarArgs, "--verbatim-files-from", "--files-from=-"], { ...base, buffer: { stdout: false } });
-  const splitter = new FindSplitter(maxFileBytes);
+  const splitter = new FindSplitter(maxFileBytes, observer);
   const compressed = compress(tar.stdout, sink, signal, () => startCompressor(gzCmd, gzArgs, base));
-  const [toTar, toFile, rFind, rTar] = await Promise.allSettled([
-    pipeline(find.stdout, splitter, tar.stdin, { signal }),
+  const [toSort, toTar, toFile, rFind, rSort, rTar] = await Promise.allSettled([
+    pipeline(find.stdout, sort.stdin, { signal }),
+    pipeline(sort.stdout, splitter, tar.stdin, { signal }),
     compressed,
     find,
+    sort,
     tar,
   ]);
   signal.throwIfAborted();
@@ -52,6 +67,8 @@ export async function packGnu(cwd: string, maxFileBytes: number, sink: ArchiveSi
     ...childWarnings("tar", rTar, (code, unknown) => code === 1 || (code === 2 && unknown === 0)),
     ...childWarnings("find", rFind, (code, unknown) => code === 1 && unknown === 0),
   ];
+  childWarnings("sort", rSort, () => false);
+  if (toSort.status === "rejected") throw toSort.reason;
   if (toTar.status === "rejected") throw toTar.reason;
   return { ...toFile.value, listed: splitter.listed, skipped: splitter.skipped, unreadable };
 }

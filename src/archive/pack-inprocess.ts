@@ -10,7 +10,8 @@ import { Readable } from "node:stream";
 import { promisify } from "node:util";
 import { gzip } from "node:zlib";
 import { PackSync } from "tar";
-import { type PackedArchive, report, SPECIAL_TYPES, type SkippedPath, tooLarge } from "./packing.js";
+import { comparePaths } from "../domain/manifest.js";
+import { type ListingObserver, type PackedArchive, report, SPECIAL_TYPES, type SkippedPath, tooLarge } from "./packing.js";
 import { type ArchiveSink, writeArchiveStream } from "./sink.js";
 
 /** Bounds of the in-process path; a workspace beyond any of them is archived by GNU find and tar. Exported for tests. */
@@ -18,12 +19,14 @@ export const IN_PROCESS_LIMITS = { entries: 256, bytes: 1024 * 1024, pathBytes: 
 
 const gzipAsync = promisify(gzip);
 
-/** A small, plain workspace: what to archive (relative names, walk order) with their lstat results, and what not. */
+/** A small, plain workspace: what to archive (relative names, in path order) with their lstat results, and what not. */
 export interface SmallListing {
   names: string[];
   /** lstat of every name, keyed by absolute path (node-tar's statCache), so node-tar archives exactly what was listed. */
   stats: Map<string, Stats>;
   skipped: SkippedPath[];
+  /** Every path left out, with find's type letter (f for a file over the size bound) and size, in path order. */
+  left: { path: string; type: string; size: number }[];
 }
 
 /**
@@ -33,7 +36,7 @@ export interface SmallListing {
  * null for anything else (including unreadable directories), which then takes the GNU path.
  */
 export async function listSmall(root: string, maxFileBytes: number, signal: AbortSignal): Promise<SmallListing | null> {
-  const listing: SmallListing = { names: [], stats: new Map(), skipped: [] };
+  const listing: SmallListing = { names: [], stats: new Map(), skipped: [], left: [] };
   let seen = 0;
   let bytes = 0;
   const visit = async (dir: string): Promise<boolean> => {
@@ -52,6 +55,7 @@ export async function listSmall(root: string, maxFileBytes: number, signal: Abor
         return false;
       if (st.isFile() && st.size > maxFileBytes) {
         report(listing.skipped, { path: name, why: tooLarge(maxFileBytes, st.size) });
+        listing.left.push({ path: name, type: "f", size: st.size });
       } else if (st.isFile() || st.isDirectory() || st.isSymbolicLink()) {
         if (st.isFile()) {
           bytes += st.size;
@@ -64,12 +68,17 @@ export async function listSmall(root: string, maxFileBytes: number, signal: Abor
       } else {
         const type = st.isFIFO() ? "p" : st.isSocket() ? "s" : st.isBlockDevice() ? "b" : "c";
         report(listing.skipped, { path: name, why: `${SPECIAL_TYPES[type]} not archived` });
+        listing.left.push({ path: name, type, size: 0 });
       }
     }
     return true;
   };
   try {
-    return (await visit("")) ? listing : null;
+    if (!(await visit(""))) return null;
+    // The order GNU find | sort gives (domain/manifest.ts): a directory still comes before what it holds.
+    listing.names.sort(comparePaths);
+    listing.left.sort((a, b) => comparePaths(a.path, b.path));
+    return listing;
   } catch (err) {
     if (signal.aborted) throw err;
     return null; // unreadable or unexpected: GNU tar reports per file what it cannot read
@@ -78,13 +87,15 @@ export async function listSmall(root: string, maxFileBytes: number, signal: Abor
 
 /**
  * Packs a small listing with node-tar's synchronous packer (bounded by the listing's limits), gzips it with
- * node:zlib and writes it into `sink`. Returns null if node-tar refuses anything (strict mode), before writing.
+ * node:zlib and writes it into `sink`. Returns null if node-tar refuses anything (strict mode), before writing
+ * (and before `observer` hears of anything).
  */
 export async function packInProcess(
   root: string,
   listing: SmallListing,
   sink: ArchiveSink,
   signal: AbortSignal,
+  observer?: ListingObserver,
 ): Promise<PackedArchive | null> {
   let tarBytes: Buffer;
   try {
@@ -102,6 +113,7 @@ export async function packInProcess(
   } catch {
     return null;
   }
+  for (const l of listing.left) observer?.left(l.path, l.type, l.size);
   const written = await writeArchiveStream(Readable.from([await gzipAsync(tarBytes)]), sink, signal);
   return { ...written, listed: listing.names.length, skipped: listing.skipped, unreadable: [] };
 }

@@ -17,6 +17,17 @@ export interface PackedArchive extends Written {
   unreadable: SkippedPath[];
 }
 
+/**
+ * Hears what a packer lists but the archive will not show as such, in the order of the archive's names (a
+ * workspace's manifest is made of the archive's entries and of these: archive/manifest-recorder.ts).
+ */
+export interface ListingObserver {
+  /** A path left out of the archive: `type` is find's `%y` letter (p, s, b, c, f for a file over the size bound). */
+  left(path: string, type: string, size: number): void;
+  /** A regular file with more than one link: tar stores its later names as hard links to its first. */
+  multiLinked(path: string): void;
+}
+
 /** Cap on a `skipped` list, so a workspace with a million FIFOs cannot blow up the task record. */
 const MAX_REPORTED = 1000;
 

@@ -22,16 +22,23 @@ import {
 } from "@aws-sdk/client-s3";
 import type { ArchiveStoreConfig } from "../config/config.js";
 import { BerthError, errnoOf } from "../errors.js";
-import { archivePath } from "../workspace/workspace.js";
-import type { ArchiveRead, ArchiveStore, ArchiveWriter, ByteRange } from "./archive-store.js";
+import {
+  STORED_KINDS,
+  storedName,
+  type ArchiveRead,
+  type ArchiveStore,
+  type ArchiveWriter,
+  type ByteRange,
+  type StoredKind,
+} from "./archive-store.js";
 import { S3ArchiveWriter } from "./s3-writer.js";
 
 type S3Config = Extract<ArchiveStoreConfig, { kind: "s3" }>;
 
 /** Bounds on every request: connecting, a socket idle mid-request, and attempts (the SDK retries with backoff). */
 export const S3_TIMEOUTS = { connectMs: 5_000, idleMs: 20_000, attempts: 3 } as const;
-/** DeleteObjects takes at most this many keys. */
-const DELETE_BATCH = 1000;
+/** DeleteObjects takes at most this many keys: an archive and its companions for this many workspaces. */
+const DELETE_BATCH = Math.floor(1000 / STORED_KINDS.length);
 
 export class S3ArchiveStore implements ArchiveStore {
   readonly kind = "s3";
@@ -59,29 +66,29 @@ export class S3ArchiveStore implements ArchiveStore {
     });
   }
 
-  private key(workspace: string): string {
-    // archivePath checks the name is a workspace name berth makes, so a key never holds anything else.
-    const name = path.basename(archivePath("/", workspace));
+  private key(workspace: string, kind: StoredKind = "archive"): string {
+    // storedName checks the name is a workspace name berth makes, so a key never holds anything else.
+    const name = storedName(workspace, kind);
     return this.cfg.prefix ? `${this.cfg.prefix}/${name}` : name;
   }
 
-  locate(workspace: string): string {
-    return `s3://${this.cfg.bucket}/${this.key(workspace)}`;
+  locate(workspace: string, kind: StoredKind = "archive"): string {
+    return `s3://${this.cfg.bucket}/${this.key(workspace, kind)}`;
   }
 
-  async begin(workspace: string, signal: AbortSignal): Promise<ArchiveWriter> {
+  async begin(workspace: string, signal: AbortSignal, kind: StoredKind = "archive"): Promise<ArchiveWriter> {
     signal.throwIfAborted();
-    return new S3ArchiveWriter(this.client, { Bucket: this.cfg.bucket, Key: this.key(workspace) }, signal, (err, what) =>
+    return new S3ArchiveWriter(this.client, { Bucket: this.cfg.bucket, Key: this.key(workspace, kind) }, signal, (err, what) =>
       this.failure(err, what),
     );
   }
 
-  async read(workspace: string, range?: ByteRange, signal?: AbortSignal): Promise<ArchiveRead | null> {
+  async read(workspace: string, range?: ByteRange, signal?: AbortSignal, kind: StoredKind = "archive"): Promise<ArchiveRead | null> {
     try {
       const res = await this.client.send(
         new GetObjectCommand({
           Bucket: this.cfg.bucket,
-          Key: this.key(workspace),
+          Key: this.key(workspace, kind),
           ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
         }),
         { abortSignal: signal ?? AbortSignal.timeout(S3_TIMEOUTS.idleMs) },
@@ -95,7 +102,7 @@ export class S3ArchiveStore implements ArchiveStore {
       return { stream, size };
     } catch (err) {
       if (err instanceof NoSuchKey || statusOfS3(err) === 404) return null;
-      throw this.failure(err, `read ${this.locate(workspace)}`);
+      throw this.failure(err, `read ${this.locate(workspace, kind)}`);
     }
   }
 
@@ -120,7 +127,7 @@ export class S3ArchiveStore implements ArchiveStore {
     const failed = new Map<string, Error>();
     for (let i = 0; i < workspaces.length; i += DELETE_BATCH) {
       const batch = workspaces.slice(i, i + DELETE_BATCH);
-      const byKey = new Map(batch.map((w) => [this.key(w), w]));
+      const byKey = new Map(batch.flatMap((w) => STORED_KINDS.map((kind): [string, string] => [this.key(w, kind), w])));
       try {
         // Deleting a key that is not there succeeds: a missing archive is not an error.
         const res = await this.client.send(

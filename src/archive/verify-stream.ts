@@ -28,7 +28,8 @@ export class ArchiveVerifier {
   private readonly parser: Parser;
   private readonly finished: Promise<void>;
 
-  constructor() {
+  /** `onEntry` sees every entry that passed the checks, before its bytes flow (archive/manifest-recorder.ts hashes them). */
+  constructor(onEntry?: (entry: ReadEntry) => void) {
     this.parser = new Parser({
       strict: true,
       // Deflate cannot exceed ~1032:1, so node-tar's default ratio cap (1000) only rejects legitimate zero-filled
@@ -38,6 +39,7 @@ export class ArchiveVerifier {
         if (this.failure === undefined) {
           try {
             this.check(entry);
+            onEntry?.(entry);
           } catch (err) {
             this.failure = err;
           }

@@ -9,12 +9,14 @@ import { WORKSPACE_PATTERN } from "../domain/task.js";
  * One directory entry of a root. `kind` says what berth makes of its name:
  * - `workspace`: `task-<13 digits>-<id>` in the workspace root;
  * - `archive`: `task-<13 digits>-<id>.tar.gz` in the archive root;
- * - `temp`: an archive being written (`.task-….tar.gz.tmp-<hex>`), or one a crash left behind;
+ * - `companion`: what the archive root keeps beside an archive and removes with it (`….manifest.gz`, `….changes.gz`,
+ *   `….changes.tar.gz`: archive/archive-store.ts);
+ * - `temp`: an archive (or companion) being written (`.task-….tar.gz.tmp-<hex>`), or one a crash left behind;
  * - `foreign`: anything else, including names that are not UTF-8. Berth never removes these.
  */
 export interface DiskEntry {
   readonly root: "workspaces" | "archives";
-  readonly kind: "workspace" | "archive" | "temp" | "foreign";
+  readonly kind: "workspace" | "archive" | "companion" | "temp" | "foreign";
   /** The name as printable text (bytes that are not UTF-8 shown as `\xNN`). */
   readonly name: string;
   /** Absolute path, or null when the name is not UTF-8 (such an entry is only ever reported). */
@@ -28,8 +30,8 @@ export interface DiskEntry {
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
-const ARCHIVE_NAME = /^(task-\d{13}-[A-Za-z0-9_-]{8,64})\.tar\.gz$/;
-const TEMP_NAME = /^\.task-\d{13}-[A-Za-z0-9_-]{8,64}\.tar\.gz\.tmp-[0-9a-f]{16}$/;
+const ARCHIVE_NAME = /^(task-\d{13}-[A-Za-z0-9_-]{8,64})(\.tar\.gz|\.manifest\.gz|\.changes\.gz|\.changes\.tar\.gz)$/;
+const TEMP_NAME = /^\.task-\d{13}-[A-Za-z0-9_-]{8,64}(\.tar\.gz|\.manifest\.gz|\.changes\.gz|\.changes\.tar\.gz)\.tmp-[0-9a-f]{16}$/;
 
 /** Escapes a raw name for reports: printable ASCII as is, every other byte as `\xNN`. */
 export function printableName(raw: Buffer): string {
@@ -78,13 +80,13 @@ async function describe(root: DiskEntry["root"], dir: string, raw: Buffer): Prom
     type,
     mtimeMs: st?.mtimeMs ?? 0,
   };
-  const ws =
-    name === null ? null : root === "workspaces" ? (WORKSPACE_PATTERN.test(name) ? name : null) : (ARCHIVE_NAME.exec(name)?.[1] ?? null);
+  const stored = name === null || root === "workspaces" ? null : ARCHIVE_NAME.exec(name);
+  const ws = name === null ? null : root === "workspaces" ? (WORKSPACE_PATTERN.test(name) ? name : null) : (stored?.[1] ?? null);
   const m = ws ? WORKSPACE_PATTERN.exec(ws) : null;
   if (ws && m) {
     return {
       ...base,
-      kind: root === "workspaces" ? "workspace" : "archive",
+      kind: root === "workspaces" ? "workspace" : stored?.[2] === ".tar.gz" ? "archive" : "companion",
       workspace: ws,
       taskId: m[2] ?? null,
       createdAtMs: Number(m[1]),

@@ -85,7 +85,12 @@ export interface TaskView {
   usage: TaskUsage | null;
   /** Bytes of the regular files its workspace held when it was archived (null until then, or if it was not). */
   workspaceBytes: number | null;
-  links: { self: string; logs: string; archive: string; files: string };
+  /**
+   * Once the task has ended: what it changed in its workspace, counted (`GET /v1/tasks/:id/changes` lists it).
+   * Null before, and for a task whose changes were not recorded.
+   */
+  changes: ChangeSummary | null;
+  links: { self: string; logs: string; archive: string; files: string; changes: string; diff: string };
   /**
    * List entries only: fields left out because they are too large for a list (their values are empty here);
    * GET the task for them.
@@ -115,6 +120,48 @@ export interface FileEntry {
   path: string;
   type: "file" | "dir" | "symlink";
   size: number;
+}
+
+/** What a workspace path is, in manifests and change lists (FIFOs, sockets and devices are listed, never archived). */
+export type ManifestEntryType = "file" | "dir" | "symlink" | "fifo" | "socket" | "device";
+
+export type ChangeKind = "added" | "modified" | "deleted" | "type_changed";
+
+/** How many paths a task added, modified, deleted or turned into another type, and how many bytes it added and removed. */
+export interface ChangeSummary {
+  added: number;
+  modified: number;
+  deleted: number;
+  typeChanged: number;
+  /**
+   * Bytes of files and link targets added: an added path's size, a modified one's growth. `bytesAdded -
+   * bytesRemoved` is how much the workspace's files grew.
+   */
+  bytesAdded: number;
+  /** Bytes removed: a deleted path's size, a modified one's shrinking. */
+  bytesRemoved: number;
+}
+
+/** One changed path of `GET /v1/tasks/:id/changes`. */
+export interface ChangeEntry {
+  path: string;
+  change: ChangeKind;
+  /** The type now; a deleted path's type before. */
+  type: ManifestEntryType;
+  /** Bytes now (null once deleted): a file's size, a symbolic link's target length, 0 for the rest. */
+  size: number | null;
+  /** Bytes before (null when added). */
+  previousSize: number | null;
+  /** For `type_changed`: the type before. */
+  previousType?: ManifestEntryType;
+}
+
+/** `GET /v1/tasks/:id/changes`: one page of the change list, in path order, and the whole list's summary. */
+export interface ChangeList {
+  changes: ChangeEntry[];
+  summary: ChangeSummary;
+  /** Pass as `?cursor=` for the next page; null on the last. */
+  nextCursor: string | null;
 }
 
 export interface ErrorBody {

@@ -7,7 +7,7 @@
 // - tenant: whoever owns an API key; sees only its own tasks.
 // - namespace: prefix of every Redis key, queue and container label ("berth"; unique per test file).
 import { randomBytes } from "node:crypto";
-import type { TaskLimits, TaskStatus, TaskUsage } from "../contract/types.js";
+import type { ChangeSummary, TaskLimits, TaskStatus, TaskUsage } from "../contract/types.js";
 
 export const TASK_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 export const WORKSPACE_PATTERN = /^task-(\d{13})-([A-Za-z0-9_-]{8,64})$/;
@@ -98,6 +98,10 @@ export interface TaskRecord {
   /** What the task's processes used, once it has ended (null where it could not be read). */
   readonly usage?: TaskUsage | null;
   readonly outputTruncated: boolean;
+  /** What the task changed in its workspace, counted once it is archived; null when not recorded (see archive/changes.ts). */
+  readonly changes?: ChangeSummary | null;
+  /** The change-only archive (`GET /v1/tasks/:id/archive?changes=only`), once made: its size and sha256. */
+  readonly changesArchive?: { bytes: number; sha256: string } | null;
   readonly cancelRequested: boolean;
   /** Host that ran (or runs) the task; its workspace and archive live on that host's disk. */
   readonly host: string | null;

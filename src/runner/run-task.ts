@@ -5,6 +5,7 @@ import { createReadStream } from "node:fs";
 import type { Logger } from "pino";
 import type { Deps } from "../app/deps.js";
 import { createArchive, type ArchiveResult } from "../archive/archive.js";
+import type { StartState } from "../archive/changes.js";
 import { extractArchive } from "../archive/extract.js";
 import { retry, type RetryPolicy } from "../domain/retry.js";
 import { diskLimitBytes, type TaskRecord, type TaskSpec } from "../domain/task.js";
@@ -20,6 +21,7 @@ import type { PreparedCache, TaskCaches } from "./caches.js";
 import { buildContainerSpec } from "./container-spec.js";
 import { classify, failureOutcome, type Outcome, type StopCause, stopMessage, stopReason } from "./outcome.js";
 import { freeBytesAt } from "./disk-watch.js";
+import { type Restored, takeStartState } from "./start-state.js";
 import { superviseUntilExit } from "./supervise.js";
 
 export type { StopCause } from "./outcome.js";
@@ -64,6 +66,8 @@ export async function runTask(input: RunTaskInput): Promise<void> {
   let usage: ResourceUsage | null = null;
   let measuredBytes: number | null = null;
   let caches: PreparedCache[] = [];
+  /** The starting workspace, to say what the task changed once it is archived; null when unknown. */
+  let start: StartState | null = null;
 
   try {
     // Stopped before it started (a re-delivered task whose first run was lost): record it, keep what it left.
@@ -74,7 +78,15 @@ export async function runTask(input: RunTaskInput): Promise<void> {
       runner: parseRunnerUser(config.worker.runnerUser),
       files: spec.files,
     });
-    if (spec.fromTask) await seedFromTask(input, workspacePath);
+    const restored = spec.fromTask ? await seedFromTask(input, workspacePath) : null;
+    start = await takeStartState({
+      root: workspacePath,
+      spec,
+      restored,
+      archives: deps.archives,
+      timeoutMs: config.worker.archiveTimeoutSeconds * 1000,
+      log,
+    });
     if (spec.caches?.length) {
       if (!input.caches) throw new TaskFailure("workspace_failed", "This worker has no caches to give the task.");
       caches = await input.caches.prepare(record.tenant, spec.caches, log);
@@ -122,7 +134,7 @@ export async function runTask(input: RunTaskInput): Promise<void> {
         () => false,
       )
     ) {
-      archiving = archiveWorkspace(input);
+      archiving = archiveWorkspace(input, start);
       measuring = measureWorkspace(workspacePath).then(
         (u) => u.bytes,
         () => null,
@@ -152,7 +164,7 @@ export async function runTask(input: RunTaskInput): Promise<void> {
   // confirm the removal either, a process might still write (or swap links) there, so no archive is made.
   const archive = await (archiving ??
     (removed
-      ? archiveWorkspace(input)
+      ? archiveWorkspace(input, start)
       : { failed: "its container could not be removed (Docker unreachable?), so the workspace was not read" }));
   if ("failed" in archive && outcome.status === "succeeded") {
     outcome = {
@@ -184,6 +196,7 @@ export async function runTask(input: RunTaskInput): Promise<void> {
         archive: "failed" in archive ? null : { bytes: archive.bytes, sha256: archive.sha256 },
         archiveSkipped: "failed" in archive ? [] : archive.skipped.slice(0, 1000),
         workspaceBytes: "failed" in archive ? null : archive.contentBytes,
+        changes: "failed" in archive ? null : (archive.changes?.summary ?? null),
         outputTruncated: sink.truncated,
         usage,
       },
@@ -246,28 +259,35 @@ async function removeLater(handle: ContainerHandle, log: Logger): Promise<void> 
 
 type ArchiveOutcome = ArchiveResult | { readonly failed: string };
 
-/** Archives the workspace; never rejects (a failure is returned, and logged). */
-async function archiveWorkspace(input: RunTaskInput): Promise<ArchiveOutcome> {
+/** Archives the workspace, recording what changed since `start`; never rejects (a failure is returned, and logged). */
+async function archiveWorkspace(input: RunTaskInput, start: StartState | null): Promise<ArchiveOutcome> {
   const { config, archives, host } = input.deps;
   // A task delivered again after its host died: its workspace is on that host's disk, not here.
   if (input.record.host !== null && input.record.host !== host) {
     return { failed: `its workspace is on host ${input.record.host}, which stopped running it` };
   }
   try {
-    return await createArchive({
+    const result = await createArchive({
       workspacePath: workspacePath(config.dirs.workspaces, input.record.workspace),
       store: archives,
       name: input.record.workspace,
       timeoutMs: config.worker.archiveTimeoutSeconds * 1000,
+      changes: { start },
     });
+    const notStored = result.changes?.notStored;
+    if (notStored?.manifest || notStored?.changes) input.log.warn({ notStored }, "what the task changed was not all stored");
+    return result;
   } catch (err) {
     input.log.error({ err }, "archive failed");
     return { failed: err instanceof Error ? err.message : String(err) };
   }
 }
 
-/** Seeds the new workspace from an earlier task's archive (untrusted content: extracted with limits, links not followed). */
-async function seedFromTask(input: RunTaskInput, workspacePath: string): Promise<void> {
+/**
+ * Seeds the new workspace from an earlier task's archive (untrusted content: extracted with limits, links not
+ * followed). Returns what it restored.
+ */
+async function seedFromTask(input: RunTaskInput, workspacePath: string): Promise<Restored> {
   const { deps, store, spec, record } = input;
   const source = await store.getForTenant(record.tenant, spec.fromTask as string);
   if (!source?.archive) throw new TaskFailure("workspace_failed", `fromTask "${spec.fromTask}" has no archive any more.`);
@@ -286,6 +306,7 @@ async function seedFromTask(input: RunTaskInput, workspacePath: string): Promise
     });
   });
   if (!copy) throw new TaskFailure("workspace_failed", `The archive of fromTask "${source.id}" is no longer in the archive store.`);
+  let files: ReadonlySet<string>;
   try {
     // Restore only the archive berth recorded: one changed since then is refused.
     const digest = await sha256File(copy.path).catch(() => null);
@@ -295,17 +316,19 @@ async function seedFromTask(input: RunTaskInput, workspacePath: string): Promise
         `The archive of fromTask "${source.id}" does not match its recorded sha256; nothing was restored.`,
       );
     }
-    await extractArchive({
+    const extracted = await extractArchive({
       archivePath: copy.path,
       destPath: workspacePath,
       maxTotalBytes: Math.min(8 * 1024 ** 3, limit),
       maxEntries: 200_000,
       timeoutMs,
     });
+    files = extracted.restored;
   } finally {
     await copy.dispose();
   }
   await chownTree(workspacePath, parseRunnerUser(deps.config.worker.runnerUser));
+  return { id: source.id, workspace: source.workspace, files };
 }
 
 async function sha256File(file: string): Promise<string> {

@@ -1,10 +1,10 @@
-// FindSplitter (src/archive/find-listing.ts): find's `%y\0%s\0%P\0` records in, tar's NUL-separated names out;
+// FindSplitter (src/archive/find-listing.ts): find's `%y %s %n %P\0` records in, tar's NUL-separated names out;
 // whatever is left out is reported. Fed in memory, in chunks that cut records anywhere.
 import { Readable } from "node:stream";
 import { FindSplitter } from "../../src/archive/find-listing.js";
 
-const record = (type: string, size: number, name: string | Buffer) =>
-  Buffer.concat([Buffer.from(`${type}\0${size}\0`), typeof name === "string" ? Buffer.from(name) : name, Buffer.alloc(1)]);
+const record = (type: string, size: number, name: string | Buffer, links = 1) =>
+  Buffer.concat([Buffer.from(`${type} ${size} ${links} `), typeof name === "string" ? Buffer.from(name) : name, Buffer.alloc(1)]);
 
 /** Runs the splitter over `input` cut into `chunkBytes`-byte chunks; returns tar's list and the splitter. */
 async function split(input: Buffer, maxFileBytes: number, chunkBytes = input.length || 1) {
@@ -62,15 +62,41 @@ describe("FindSplitter", () => {
   });
 
   it("passes names as raw bytes: not UTF-8, with newlines, or looking like options", async () => {
-    const odd = [Buffer.from([0x74, 0xff, 0xfe]), Buffer.from("two\nlines"), Buffer.from("--to-command=rm -rf /")];
+    const odd = [
+      Buffer.from([0x74, 0xff, 0xfe]),
+      Buffer.from("two\nlines"),
+      Buffer.from("--to-command=rm -rf /"),
+      Buffer.from(" lead space"),
+    ];
     const { names: out } = await split(Buffer.concat(odd.map((n) => record("f", 1, n))), 100, 5);
     expect(out.equals(Buffer.concat(odd.flatMap((n) => [n, Buffer.alloc(1)])))).toBe(true);
   });
 
   it("fails when find's output ends inside a record", async () => {
-    await expect(split(Buffer.concat([record("f", 1, "ok"), Buffer.from("f\u00001\u0000cut-off")]), 100)).rejects.toThrow(
+    await expect(split(Buffer.concat([record("f", 1, "ok"), Buffer.from("f 1 1 cut-off")]), 100)).rejects.toThrow(
       "find's output ended inside a record",
     );
+  });
+
+  it("tells its observer of every path left out and of every file with more than one link", async () => {
+    const left: [string, string, number][] = [];
+    const linked: string[] = [];
+    const observer = { left: (p: string, t: string, n: number) => left.push([p, t, n]), multiLinked: (p: string) => linked.push(p) };
+    const input = Buffer.concat([record("f", 5, "one", 2), record("f", 5, "two"), record("p", 0, "fifo"), record("f", 101, "big", 3)]);
+    const splitter = new FindSplitter(100, observer);
+    const done = new Promise((resolve, reject) => splitter.on("finish", resolve).on("error", reject));
+    splitter.resume();
+    splitter.end(input);
+    await done;
+    expect(left).toEqual([
+      ["fifo", "p", 0],
+      ["big", "f", 101],
+    ]);
+    expect(linked).toEqual(["one"]);
+  });
+
+  it("refuses a record that is not four fields", async () => {
+    await expect(split(Buffer.from("f 1 name-without-links\0"), 100)).rejects.toThrow('not "type size links name"');
   });
 
   it("lists at most 1000 skipped paths", async () => {
