@@ -26,6 +26,7 @@ import { registerJsonParser } from "./json-body.js";
 import { LogStreamSlots } from "./log-streams.js";
 import { artifactRoutes } from "./routes/artifacts.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
+import { changeRoutes } from "./routes/changes.js";
 import { fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
 import { liveRoutes } from "./routes/live.js";
@@ -169,6 +170,7 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
   await app.register(taskRoutes, { ctx });
   await app.register(artifactRoutes, { ctx });
   await app.register(fileRoutes, { ctx });
+  await app.register(changeRoutes, { ctx });
   await app.register(usageRoutes, { ctx });
   await app.register(auditRoutes, { ctx });
   const events = new TaskEvents(deps.config.redisUrl, services.keys.changesChannel, services.store, deps.logger, () => tenants);

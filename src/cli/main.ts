@@ -3,6 +3,7 @@
 import { Command } from "commander";
 import { isBerthError } from "../errors.js";
 import type { ServerRole } from "../main.js";
+import { registerChangeCommands } from "./commands/changes.js";
 import { exitCodeFor, registerClientCommands } from "./commands/client.js";
 import { registerAccountCommands } from "./commands/account.js";
 import { registerCacheCommands } from "./commands/cache.js";
@@ -27,6 +28,7 @@ for (const [role, what] of [
 }
 registerClientCommands(program);
 registerAccountCommands(program);
+registerChangeCommands(program);
 registerWorkspaceCommands(program);
 registerCacheCommands(program);
 

@@ -2,6 +2,8 @@
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  type ChangeEntry,
+  type ChangeList,
   DEFAULT_BERTH_URL,
   MAX_WAIT_SECONDS,
   isFinalStatus,
@@ -14,7 +16,14 @@ import {
   type TaskView,
   type TenantUsage,
 } from "../contract/types.js";
-import { saveArchive, streamArchive, type DownloadResult, type DownloadStreamOptions, type DownloadToFileOptions } from "./download.js";
+import {
+  etagSha256,
+  saveArchive,
+  streamArchive,
+  type DownloadResult,
+  type DownloadStreamOptions,
+  type DownloadToFileOptions,
+} from "./download.js";
 import { BerthApiError, errorFromResponse, isAbortError, unreachableError } from "./errors.js";
 import { followEvents, type FollowEvent, type FollowOptions } from "./follow.js";
 
@@ -231,21 +240,64 @@ export class BerthClient {
   /**
    * Downloads the task's archive (`409 archive_not_ready` until it exists). Into a file by default (`file`, or
    * `<workspace>.tar.gz`), verified against the task view's `archive.sha256`; or, with `{stream: true}`, as a Readable.
+   * With `changesOnly`, the change-only archive (default file `<workspace>.changes.tar.gz`), verified against its
+   * own sha256 (its ETag).
    */
   download(id: string, opts: DownloadStreamOptions): Promise<Readable>;
   download(id: string, opts?: DownloadToFileOptions): Promise<DownloadResult>;
   async download(id: string, opts: DownloadToFileOptions | DownloadStreamOptions = {}): Promise<Readable | DownloadResult> {
-    const urlPath = `${taskPath(id)}/archive`;
+    const urlPath = `${taskPath(id)}/archive${opts.changesOnly ? "?changes=only" : ""}`;
     const res = await this.#send("GET", urlPath, { headers: { accept: "application/gzip" }, ...signalOf(opts) });
     const url = `${this.url}${urlPath}`;
     if ("stream" in opts) return streamArchive(res, url, opts.onProgress);
     try {
+      if (opts.changesOnly) {
+        // Its sha256 is its own, sent with it (the task view's is the whole archive's).
+        const sha256 = etagSha256(res);
+        if (!sha256) throw new BerthApiError(res.status, "invalid_response", `${url} sent no sha256 to check the download against.`);
+        const view = opts.file ? null : await this.get(id, signalOf(opts));
+        return await saveArchive(res, url, opts.file ?? `${view?.workspace}.changes.tar.gz`, sha256, opts.onProgress);
+      }
       const view = await this.get(id, signalOf(opts));
       if (!view.archive) throw new BerthApiError(409, "archive_not_ready", `Task "${id}" has no archive any more.`);
       return await saveArchive(res, url, opts.file ?? `${view.workspace}.tar.gz`, view.archive.sha256, opts.onProgress);
     } finally {
       await res.body?.cancel().catch(() => undefined);
     }
+  }
+
+  /**
+   * One page of what the task changed in its workspace, against its starting workspace (its `files`, and its
+   * fromTask's final workspace), in path order, with the summary; `nextCursor` continues (null on the last page).
+   * `409 changes_not_available` until the task has ended, or when its changes were not recorded.
+   */
+  async changes(id: string, opts: { cursor?: string; limit?: number; signal?: AbortSignal } = {}): Promise<ChangeList> {
+    const q = new URLSearchParams();
+    if (opts.cursor !== undefined) q.set("cursor", opts.cursor);
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    const query = q.size > 0 ? `?${q}` : "";
+    return this.#json<ChangeList>("GET", `${taskPath(id)}/changes${query}`, signalOf(opts));
+  }
+
+  /** Every change, page after page (in path order). */
+  async *allChanges(id: string, opts: { signal?: AbortSignal } = {}): AsyncGenerator<ChangeEntry, void, undefined> {
+    let cursor: string | null | undefined;
+    do {
+      const page = await this.changes(id, { ...(cursor ? { cursor } : {}), ...signalOf(opts) });
+      yield* page.changes;
+      cursor = page.nextCursor;
+    } while (cursor);
+  }
+
+  /**
+   * The unified diff (git's format) of the changed text files, or of `path` only; binary and large files are named,
+   * not diffed. `truncated` when the server cut it at its size bound (the text then ends with a note).
+   */
+  async diff(id: string, opts: { path?: string; signal?: AbortSignal } = {}): Promise<{ text: string; truncated: boolean }> {
+    const urlPath = `${taskPath(id)}/diff${opts.path === undefined ? "" : `?path=${encodeURIComponent(opts.path)}`}`;
+    const res = await this.#send("GET", urlPath, { headers: { accept: "text/x-diff" }, ...signalOf(opts) });
+    const text = await this.#read(res, urlPath, (r) => r.text());
+    return { text, truncated: res.headers.get("x-berth-diff-truncated") === "true" };
   }
 
   /** The live workspace listing (also while the task runs). */

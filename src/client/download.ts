@@ -15,6 +15,8 @@ export type DownloadProgress = (bytes: number, total: number | null) => void;
 export interface DownloadToFileOptions {
   /** Where to write; by default `<workspace>.tar.gz` in the working directory. Written only once verified. */
   file?: string;
+  /** The change-only archive (`?changes=only`): what the task added and modified, and `.berth-deleted`. */
+  changesOnly?: boolean;
   onProgress?: DownloadProgress;
   signal?: AbortSignal;
 }
@@ -22,6 +24,7 @@ export interface DownloadToFileOptions {
 /** Download as a stream: the archive's bytes, which error at the end if they do not match the `ETag` sha256. */
 export interface DownloadStreamOptions {
   stream: true;
+  changesOnly?: boolean;
   onProgress?: DownloadProgress;
   signal?: AbortSignal;
 }

@@ -1,19 +1,21 @@
 // Output and results of a task: plain-text logs and the archive download (with Range and If-Range), from whichever
 // store holds it.
 import { Readable } from "node:stream";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { makeChangeArchive } from "../../archive/change-archive.js";
 import type { TaskRecord } from "../../domain/task.js";
 import { BerthError } from "../../errors.js";
 import type { LogReader } from "../../logs/log-reader.js";
 import { assertNotExpired, type ApiContext } from "../context.js";
 import { rangeOf } from "../range.js";
+import { assertChangesKept } from "./changes.js";
 import { MAX_BUFFERED_BYTES } from "../sse.js";
 
 /** Said at the end of the plain-text log of a task whose output passed BERTH_MAX_OUTPUT_BYTES. */
 export const TRUNCATED_NOTE = "[berth] output passed BERTH_MAX_OUTPUT_BYTES; what the task printed after that was dropped\n";
 
 export async function artifactRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
-  const { deps } = ctx;
+  const { deps, services } = ctx;
 
   app.get("/v1/tasks/:id/logs", async (request, reply) => {
     const record = await ctx.findTask(request);
@@ -27,9 +29,17 @@ export async function artifactRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCo
     return reply.type("text/plain; charset=utf-8").send(body);
   });
 
+  // Change-only archives being made by this process, by workspace: a second request waits for the first.
+  const making = new Map<string, Promise<{ bytes: number; sha256: string }>>();
+
   app.get("/v1/tasks/:id/archive", async (request, reply) => {
     const record = await ctx.findTask(request);
     assertNotExpired(record, "archive");
+    const only = (request.query as { changes?: string }).changes;
+    if (only !== undefined) {
+      if (only !== "only") throw new BerthError("invalid_input", `?changes= takes "only", got ${JSON.stringify(only.slice(0, 40))}.`);
+      return sendChangeArchive(record, reply);
+    }
     if (!record.archive) {
       const why = record.finishedAtMs
         ? `the archive could not be made${record.message ? `: ${record.message}` : ""}`
@@ -67,6 +77,45 @@ export async function artifactRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCo
       .header("content-disposition", `attachment; filename="${record.workspace}.tar.gz"`)
       .send(got.stream);
   });
+
+  /** The change-only archive: made once (archive/change-archive.ts), then streamed from the store like the archive. */
+  async function sendChangeArchive(record: TaskRecord, reply: FastifyReply): Promise<FastifyReply> {
+    assertChangesKept(record);
+    const ac = new AbortController();
+    reply.raw.once("close", () => ac.abort());
+    let made = record.changesArchive ?? null;
+    let got = made ? await deps.archives.read(record.workspace, undefined, ac.signal, "delta") : null;
+    if (!made || !got || got.size !== made.bytes) {
+      got?.stream.destroy();
+      let job = making.get(record.workspace);
+      if (!job) {
+        // Not tied to this request: a client that goes away does not waste the work for the next one.
+        const signal = AbortSignal.timeout(deps.config.worker.archiveTimeoutSeconds * 1000);
+        const mtime = new Date(record.finishedAtMs ?? 0);
+        job = makeChangeArchive({ store: deps.archives, workspace: record.workspace, mtime, signal })
+          .then(async (result) => {
+            await services.store.patch(record.id, { changesArchive: result });
+            return result;
+          })
+          .finally(() => making.delete(record.workspace));
+        making.set(record.workspace, job);
+      }
+      made = await job;
+      got = await deps.archives.read(record.workspace, undefined, ac.signal, "delta");
+      if (!got) throw new BerthError("expired", `Task "${record.id}"'s archive is no longer in the archive store.`);
+    }
+    if (got.size !== made.bytes) {
+      got.stream.destroy();
+      throw new Error(`the stored change-only archive of task ${record.id} has ${got.size} bytes, its record says ${made.bytes}`);
+    }
+    return reply
+      .header("content-length", String(made.bytes))
+      .header("content-type", "application/gzip")
+      .header("etag", `"${made.sha256}"`)
+      .header("x-berth-sha256", made.sha256)
+      .header("content-disposition", `attachment; filename="${record.workspace}.changes.tar.gz"`)
+      .send(got.stream);
+  }
 }
 
 /** The task's stdout and stderr as text; a note at the end when output was dropped. */

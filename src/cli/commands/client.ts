@@ -133,14 +133,20 @@ export function registerClientCommands(program: Command): void {
   command("download", "download a finished task's workspace archive (sha256 verified)")
     .argument("<id>")
     .option("-o, --output <file>", "where to write it (default: <workspace>.tar.gz; - for stdout)")
+    .option("--changes-only", "only what the task added and modified, with .berth-deleted listing what it removed")
     .action(
-      withHint(async (id: string, o: { output?: string }) => {
+      withHint(async (id: string, o: { output?: string; changesOnly?: boolean }) => {
         const client = clientFromEnv();
         const onProgress = process.stderr.isTTY ? progressBar() : undefined;
+        const only = o.changesOnly ? { changesOnly: true } : {};
         if (o.output === "-") {
-          await pipeline(await client.download(id, { stream: true, ...(onProgress ? { onProgress } : {}) }), process.stdout);
+          await pipeline(await client.download(id, { stream: true, ...only, ...(onProgress ? { onProgress } : {}) }), process.stdout);
         } else {
-          const done = await client.download(id, { ...(o.output ? { file: o.output } : {}), ...(onProgress ? { onProgress } : {}) });
+          const done = await client.download(id, {
+            ...only,
+            ...(o.output ? { file: o.output } : {}),
+            ...(onProgress ? { onProgress } : {}),
+          });
           if (onProgress) process.stderr.write("\n");
           process.stdout.write(`${done.path}\n`);
         }
