@@ -35,7 +35,7 @@ export async function changeRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCont
     const record = await ctx.findTask(request);
     assertChangesKept(record);
     const raw = (request.query as { path?: string }).path;
-    const path = raw === undefined ? undefined : parseRelativePath(raw).join("/");
+    const path = raw === undefined ? undefined : pathParam(raw);
     if (path === "") throw new BerthError("invalid_input", "?path= names no file; leave it out for the whole diff.");
     const diff = await diffChanges({ store: deps.archives, workspace: record.workspace, path, signal: closeSignal(reply) });
     return reply
@@ -74,6 +74,17 @@ function toEntry(c: ChangeRecord): ChangeEntry {
   };
   if (c.change === "type_changed" && c.before) entry.previousType = c.before.type;
   return entry;
+}
+
+/** `?path=` as a workspace path; one that could not be one (absolute, "..") is a 400 naming why. */
+function pathParam(raw: string): string {
+  try {
+    return parseRelativePath(raw).join("/");
+  } catch (err) {
+    if (err instanceof BerthError && err.code === "not_found")
+      throw new BerthError("invalid_input", `?path=: ${err.message}`, { path: raw.slice(0, 200) });
+    throw err;
+  }
 }
 
 function intParam(name: string, value: string | undefined, fallback: number, min: number, max: number): number {

@@ -64,7 +64,8 @@ export function formatChange(c: ChangeEntry): string {
         : c.change === "type_changed"
           ? `${c.previousType ?? "?"} → ${c.type}`
           : `${c.previousSize} → ${c.size} bytes`;
-  return `${LETTER[c.change]}  ${quoteName(c.path)}  (${c.type}, ${sizes})\n`;
+  const what = c.change === "type_changed" ? sizes : `${c.type}, ${sizes}`;
+  return `${LETTER[c.change]}  ${quoteName(c.path)}  (${what})\n`;
 }
 
 export function formatSummary(s: ChangeSummary): string {
