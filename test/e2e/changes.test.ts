@@ -293,7 +293,7 @@ describe("hostile workspaces", () => {
 });
 
 describe("when there is nothing to compare", () => {
-  it("answers 409 while the task runs, and 404 for another tenant's or a missing task", async () => {
+  it("answers 409 while the task runs, 400 for a bad ?changes=, and 404 for a missing task", async () => {
     const t = await h.submit({ command: ["sh", "-c", "sleep 30"], timeoutSeconds: 60 });
     const res = await h.request("GET", `/v1/tasks/${t.id}/changes`);
     expect(res.statusCode).toBe(409);
