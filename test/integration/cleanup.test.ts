@@ -144,7 +144,10 @@ describe("expiry", () => {
     const result = await sweep(h.deps, h.services);
     const mine = result.removed.find((r) => r.taskId === t.id);
     expect(mine).toMatchObject({ why: "ttl", workspace: t.workspace });
-    expect(mine?.files).toHaveLength(2);
+    // The workspace, the archive and what is kept beside it (the final manifest, the change list).
+    expect(mine?.files.map((f) => path.basename(f)).sort()).toEqual(
+      [t.workspace, `${t.workspace}.changes.gz`, `${t.workspace}.manifest.gz`, `${t.workspace}.tar.gz`].sort(),
+    );
     expect(mine?.bytes).toBeGreaterThan(0);
     expect(result.errors).toEqual([]);
     expect((await h.get(t.id)).status).toBe("expired");
