@@ -7,6 +7,7 @@ import { BerthError, taskNotFound } from "../errors.js";
 import type { LogReader } from "../logs/log-reader.js";
 import type { AuditTrail } from "./audit.js";
 import type { Authenticator } from "./auth.js";
+import type { ChangeReads } from "./change-reads.js";
 import type { LogStreamSlots } from "./log-streams.js";
 import type { TaskWaiter } from "./task-waiter.js";
 
@@ -20,6 +21,8 @@ export interface ApiContext {
   readonly logReader: LogReader;
   /** Caps on log responses open at once (429 beyond them). */
   readonly logStreams: LogStreamSlots;
+  /** Caps on diffs and change-only archives being made at once (429 beyond them). */
+  readonly changeReads: ChangeReads;
   /** Whether /readyz checks Docker (an API-only process may not talk to an engine). */
   readonly checkDocker: boolean;
   /** Who did what: every route's action is recorded by the audit hook (api/audit-hook.ts). */

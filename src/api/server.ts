@@ -18,6 +18,7 @@ import { AuditStore } from "../store/audit-store.js";
 import { AuditTrail } from "./audit.js";
 import { registerAuditHook } from "./audit-hook.js";
 import { Authenticator } from "./auth.js";
+import { ChangeReads } from "./change-reads.js";
 import { addressKey } from "./client-address.js";
 import { ConnectionGate } from "./connection-gate.js";
 import { type ApiContext, scopeOf, taskIdParam } from "./context.js";
@@ -105,6 +106,7 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
     waiter,
     logReader,
     logStreams,
+    changeReads: new ChangeReads(),
     checkDocker: opts.checkDocker ?? true,
     audit,
     async findTask(request) {

@@ -92,7 +92,8 @@ export async function artifactRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCo
         // Not tied to this request: a client that goes away does not waste the work for the next one.
         const signal = AbortSignal.timeout(deps.config.worker.archiveTimeoutSeconds * 1000);
         const mtime = new Date(record.finishedAtMs ?? 0);
-        job = makeChangeArchive({ store: deps.archives, workspace: record.workspace, mtime, signal })
+        job = ctx.changeReads
+          .run(record.tenant, () => makeChangeArchive({ store: deps.archives, workspace: record.workspace, mtime, signal }))
           .then(async (result) => {
             await services.store.patch(record.id, { changesArchive: result });
             return result;

@@ -37,7 +37,10 @@ export async function changeRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCont
     const raw = (request.query as { path?: string }).path;
     const path = raw === undefined ? undefined : pathParam(raw);
     if (path === "") throw new BerthError("invalid_input", "?path= names no file; leave it out for the whole diff.");
-    const diff = await diffChanges({ store: deps.archives, workspace: record.workspace, path, signal: closeSignal(reply) });
+    const signal = closeSignal(reply);
+    const diff = await ctx.changeReads.run(record.tenant, () =>
+      diffChanges({ store: deps.archives, workspace: record.workspace, path, signal }),
+    );
     return reply
       .type("text/x-diff; charset=utf-8")
       .header("x-berth-diff-paths", String(diff.paths))
