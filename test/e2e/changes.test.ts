@@ -9,6 +9,7 @@ import { listArchive } from "../../src/archive/read-archive.js";
 import { BerthClient } from "../../src/client/index.js";
 import type { ChangeEntry, ChangeList, TaskView } from "../../src/contract/types.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
+import { startS3, type S3Store } from "../helpers/s3.js";
 
 const ROOT = process.cwd();
 const CLI = path.join(ROOT, "dist/cli/main.js");
@@ -290,6 +291,52 @@ describe("hostile workspaces", () => {
     expect(diff.body).toMatch(/# berth: diff cut: \d+ paths shown; ask for one file with \?path=\n$/);
     expect(Buffer.byteLength(diff.body)).toBeLessThanOrEqual(4 * 1024 * 1024 + 200);
   }, 400_000);
+});
+
+describe("with archives in an S3-compatible store", () => {
+  let s3: S3Store;
+  let hs3: Harness;
+  let bucket: string;
+
+  beforeAll(async () => {
+    s3 = await startS3();
+    const b = await s3.bucket("changes");
+    bucket = b.bucket;
+    hs3 = await startHarness({ BERTH_TASK_TIMEOUT_SECONDS: "300", ...b.env });
+  }, 300_000);
+
+  afterAll(async () => {
+    const left = hs3 ? await hs3.leftoverContainers() : [];
+    await hs3?.close();
+    await s3?.stop();
+    expect(left).toEqual([]);
+  }, 120_000);
+
+  it("keeps the manifest and change list beside the archive, diffs a fromTask chain and removes them with it", async () => {
+    const t1 = await hs3.submit({ command: ["sh", "-c", "echo two >> a.txt; echo gone > b.txt"], files: { "a.txt": "one\n" } });
+    expect(await hs3.waitFinished(t1.id, 120_000)).toMatchObject({ status: "succeeded" });
+    const t2 = await hs3.submit({ command: ["sh", "-c", "echo three >> a.txt; rm b.txt"], fromTask: t1.id });
+    expect(await hs3.waitFinished(t2.id, 120_000)).toMatchObject({ status: "succeeded" });
+    const keys = await s3.keys(bucket, "changes");
+    for (const suffix of [".tar.gz", ".manifest.gz", ".changes.gz"]) expect(keys).toContain(`changes/${t2.workspace}${suffix}`);
+
+    const list = (await hs3.request("GET", `/v1/tasks/${t2.id}/changes`)).json() as ChangeList;
+    expect(list.changes.map((c) => [c.path, c.change])).toEqual([
+      ["a.txt", "modified"],
+      ["b.txt", "deleted"],
+    ]);
+    const diff = (await hs3.request("GET", `/v1/tasks/${t2.id}/diff`)).body;
+    expect(diff).toContain("@@ -1,2 +1,3 @@\n one\n two\n+three\n");
+    expect(diff).toContain("-gone\n");
+    const delta = await hs3.request("GET", `/v1/tasks/${t2.id}/archive?changes=only`);
+    expect(delta.statusCode).toBe(200);
+    expect(delta.headers.get("x-berth-sha256")).toBe(sha256(delta.raw));
+    expect(await s3.keys(bucket, "changes")).toContain(`changes/${t2.workspace}.changes.tar.gz`);
+
+    expect((await hs3.request("DELETE", `/v1/tasks/${t2.id}`)).statusCode).toBe(204);
+    const after = await s3.keys(bucket, "changes");
+    expect(after.filter((k) => k.includes(t2.workspace))).toEqual([]);
+  }, 300_000);
 });
 
 describe("when there is nothing to compare", () => {
