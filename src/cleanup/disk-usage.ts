@@ -4,6 +4,7 @@ import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import { WORKSPACE_PATTERN } from "../domain/task.js";
+import { POOL_DIR } from "../workspace/workspace.js";
 
 /**
  * One directory entry of a root. `kind` says what berth makes of its name:
@@ -40,7 +41,10 @@ export function printableName(raw: Buffer): string {
   return out;
 }
 
-/** Entries of both roots (a missing root is empty). Entries are lstat'ed, never followed. */
+/**
+ * Entries of both roots (a missing root is empty). Entries are lstat'ed, never followed. The warm pool's directory
+ * (`.pool`, its workers' empty directories) is not an entry: the workers that own it remove it.
+ */
 export async function listLocalEntries(dirs: { readonly workspaces: string; readonly archives: string }): Promise<DiskEntry[]> {
   const out: DiskEntry[] = [];
   for (const root of ["workspaces", "archives"] as const) {
@@ -51,7 +55,8 @@ export async function listLocalEntries(dirs: { readonly workspaces: string; read
       throw err;
     });
     // A loop, not push(...list): a root with a few hundred thousand entries would overflow the call stack.
-    for (const entry of await Promise.all(raws.map((raw) => describe(root, dir, raw)))) out.push(entry);
+    const listed = root === "workspaces" ? raws.filter((raw) => raw.toString("latin1") !== POOL_DIR) : raws;
+    for (const entry of await Promise.all(listed.map((raw) => describe(root, dir, raw)))) out.push(entry);
   }
   return out;
 }

@@ -4,6 +4,7 @@ import { homedir, hostname } from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { BerthError } from "../errors.js";
+import { parseWarmProfiles, type WarmProfile } from "./warm-pool.js";
 
 const expandHome = (p: string) => path.resolve(p.replace(/^~(?=$|\/)/, homedir()));
 const wholeNumber = (min: number, max: number, fallback: number) => {
@@ -108,6 +109,9 @@ const Env = z.object({
   BERTH_DISK_BUDGET_BYTES: wholeNumber(0, 2 ** 53, 0),
   BERTH_RATE_LIMIT_PER_MINUTE: wholeNumber(0, 1_000_000, 1200),
   BERTH_AUTH_FAILURES_PER_MINUTE: wholeNumber(0, 1_000_000, 30),
+  BERTH_WARM_POOL: wholeNumber(0, 64, 2),
+  BERTH_WARM_POOL_PROFILES: z.string().default(""),
+  BERTH_WARM_POOL_MAX_AGE_SECONDS: seconds(600),
   BERTH_NAMESPACE: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "must be 1-40 characters of a-z, 0-9 and -")
@@ -210,6 +214,8 @@ export interface Config {
     readonly runtime: string;
   };
   readonly limits: { readonly defaults: Limits; readonly max: Limits };
+  /** Containers each worker keeps started ahead, per profile (the default one first), and how long one may wait. */
+  readonly warmPool: { readonly profiles: readonly WarmProfile[]; readonly maxAgeSeconds: number };
   readonly timeouts: { readonly defaultSeconds: number; readonly maxSeconds: number };
   readonly retention: { readonly defaultSeconds: number; readonly maxSeconds: number; readonly cleanupIntervalSeconds: number };
   readonly tenantMaxActive: number;
@@ -307,6 +313,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (new Set(e.BERTH_ADMIN_KEYS).size !== e.BERTH_ADMIN_KEYS.length) throw invalid("BERTH_ADMIN_KEYS", "the same key is listed twice");
   const allowed = e.BERTH_ALLOWED_IMAGES.length > 0 ? e.BERTH_ALLOWED_IMAGES : [e.BERTH_DEFAULT_IMAGE];
+  const defaults = {
+    memoryMb: e.BERTH_DEFAULT_MEMORY_MB,
+    cpus: e.BERTH_DEFAULT_CPUS,
+    pids: e.BERTH_DEFAULT_PIDS,
+    diskMb: e.BERTH_DEFAULT_DISK_MB,
+  };
+  const max = { memoryMb: e.BERTH_MAX_MEMORY_MB, cpus: e.BERTH_MAX_CPUS, pids: e.BERTH_MAX_PIDS, diskMb: e.BERTH_MAX_DISK_MB };
+  let warmProfiles: WarmProfile[];
+  try {
+    warmProfiles = parseWarmProfiles(e.BERTH_WARM_POOL_PROFILES, {
+      defaultImage: e.BERTH_DEFAULT_IMAGE,
+      defaultSize: e.BERTH_WARM_POOL,
+      defaults,
+      max,
+      imageAllowed: (image) => imageAllowed(image, allowed),
+    });
+  } catch (err) {
+    throw invalid("BERTH_WARM_POOL_PROFILES", (err as Error).message);
+  }
 
   return Object.freeze({
     redisUrl: e.BERTH_REDIS_URL,
@@ -340,15 +365,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       shutdownTimeoutSeconds: e.BERTH_SHUTDOWN_TIMEOUT_SECONDS,
       runtime: e.BERTH_RUNTIME,
     },
-    limits: {
-      defaults: {
-        memoryMb: e.BERTH_DEFAULT_MEMORY_MB,
-        cpus: e.BERTH_DEFAULT_CPUS,
-        pids: e.BERTH_DEFAULT_PIDS,
-        diskMb: e.BERTH_DEFAULT_DISK_MB,
-      },
-      max: { memoryMb: e.BERTH_MAX_MEMORY_MB, cpus: e.BERTH_MAX_CPUS, pids: e.BERTH_MAX_PIDS, diskMb: e.BERTH_MAX_DISK_MB },
-    },
+    limits: { defaults, max },
+    warmPool: { profiles: warmProfiles, maxAgeSeconds: e.BERTH_WARM_POOL_MAX_AGE_SECONDS },
     timeouts: { defaultSeconds: e.BERTH_TASK_TIMEOUT_SECONDS, maxSeconds: e.BERTH_MAX_TASK_TIMEOUT_SECONDS },
     retention: {
       defaultSeconds: e.BERTH_RETENTION_SECONDS,

@@ -4,7 +4,7 @@
 // worker_lost.
 import type { Logger } from "pino";
 import type { Deps } from "../app/deps.js";
-import { LABEL_NAMESPACE, LABEL_TASK_ID, LABEL_WORKER } from "../runner/labels.js";
+import { LABEL_NAMESPACE, LABEL_WORKER, taskIdOf } from "../runner/labels.js";
 import { HEARTBEAT_TTL_SECONDS, type WorkerRegistry } from "../store/worker-registry.js";
 
 /** Keeps one worker's heartbeat alive while it runs. */
@@ -28,19 +28,23 @@ export class Heartbeat {
   }
 }
 
-/** Removes this namespace's containers whose worker is gone. Returns the task ids whose containers were removed. */
+/**
+ * Removes this namespace's containers whose worker is gone. Returns the task ids whose containers were removed ("" for
+ * a warm pool's container that no task had claimed).
+ */
 export async function reapOrphans(
   deps: Deps,
   registry: WorkerRegistry,
   log: Logger,
   selfId: string,
-  isOwnTask: (taskId: string) => boolean,
+  /** Whether this worker still watches the container: a task it runs, or its warm pool's. */
+  isOwn: (c: { id: string; name: string; labels: Record<string, string> }) => boolean,
 ): Promise<string[]> {
   const reaped: string[] = [];
   for (const c of await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: deps.namespace })) {
-    const taskId = c.labels[LABEL_TASK_ID] ?? "";
+    const taskId = taskIdOf(deps.namespace, c);
     const worker = c.labels[LABEL_WORKER];
-    if (isOwnTask(taskId)) continue;
+    if (isOwn(c)) continue;
     // This worker's own container for a task it no longer runs (its removal failed while the engine was away),
     // or a container whose worker has no heartbeat: nobody watches it.
     const alive = worker !== undefined && worker !== selfId && (await registry.isAlive(worker));

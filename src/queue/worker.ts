@@ -6,10 +6,11 @@ import type { Deps } from "../app/deps.js";
 import { withDefaultLimits, type TaskRecord, type TaskSpec } from "../domain/task.js";
 import { taskLogger, throttledErrorLog } from "../logging/logger.js";
 import type { LogStore } from "../logs/log-store.js";
-import { LABEL_NAMESPACE, LABEL_TASK_ID, LABEL_WORKER } from "../runner/labels.js";
+import { LABEL_NAMESPACE, LABEL_WORKER, taskIdOf } from "../runner/labels.js";
 import type { StopCause } from "../runner/outcome.js";
 import { TaskCaches } from "../runner/caches.js";
 import { runTask } from "../runner/run-task.js";
+import { WarmPool } from "../runner/warm-pool.js";
 import { FairShare } from "../store/fair-share.js";
 import type { Keys } from "../store/keys.js";
 import { closeConnection, openConnection, openSubscriber } from "../store/redis.js";
@@ -78,15 +79,32 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   const registry = new WorkerRegistry(deps.redis, keys, advertiseUrl ? { nodeId: deps.host, url: advertiseUrl } : null);
   const heartbeat = new Heartbeat(registry, workerId);
   await heartbeat.start();
+  let pool: WarmPool | null = null;
   const reap = () =>
-    reapOrphans(deps, registry, logger, workerId, (id) => running.has(id)).catch((err: unknown) => {
-      logger.warn({ err }, "orphan sweep failed; will retry");
-      return [];
-    });
+    reapOrphans(deps, registry, logger, workerId, (c) => running.has(taskIdOf(deps.namespace, c)) || (pool?.owns(c.id) ?? false)).catch(
+      (err: unknown) => {
+        logger.warn({ err }, "orphan sweep failed; will retry");
+        return [];
+      },
+    );
   // Containers left by a worker that died are stopped before this one takes work, then checked every minute.
   await reap();
   const reaper = setInterval(() => void reap(), 60_000);
   reaper.unref();
+  // Containers started ahead for the profiles tasks are likely to ask for (BERTH_WARM_POOL).
+  if (config.warmPool.profiles.length > 0) {
+    pool = new WarmPool({
+      runtime: deps.runtime,
+      config,
+      namespace: deps.namespace,
+      host: deps.host,
+      workerId,
+      log: logger.child({ component: "warm pool" }),
+      beforeCreate: keepRootMounted,
+      isWorkerAlive: (id) => registry.isAlive(id),
+    });
+    await pool.start();
+  }
 
   const processJob = (job: Job<TaskJobData>): Promise<void> => {
     const done = processTask(job);
@@ -145,6 +163,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
         giveUp: giveUp.signal,
         usage,
         caches,
+        pool,
       });
     } finally {
       clearInterval(poll);
@@ -179,6 +198,8 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   return {
     close() {
       closing ??= (async () => {
+        // No container is started ahead any more; the unclaimed ones are removed while the tasks finish.
+        const poolClosed = pool?.close().catch((err: unknown) => logger.warn({ err }, "warm pool did not close cleanly"));
         // worker.close() stops fetching, waits for running jobs, then closes BullMQ's connections; while Redis is
         // down it never settles, so it is waited for only as long as there is something to wait for.
         let queueClosed = false;
@@ -216,6 +237,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
           clearTimeout(stopAll);
           clearTimeout(abandon);
           clearInterval(reaper);
+          await poolClosed;
           await heartbeat.stop();
           await Promise.all([closeConnection(subscriber), closeConnection(connection)]);
           if (mountedHere) await releaseNoSuidRoot(root).catch(() => undefined);
@@ -240,9 +262,10 @@ function withTimeout<T>(op: Promise<T>, ms: number): Promise<T> {
   return Promise.race([op, delay(ms).then(() => Promise.reject(new Error(`no answer within ${ms} ms`)))]);
 }
 
+/** By its task id label, or by its name (a warm container gets the task's name when claimed). */
 async function removeTaskContainers(deps: Deps, taskId: string): Promise<void> {
-  const found = await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: deps.namespace, [LABEL_TASK_ID]: taskId });
-  for (const c of found) await deps.runtime.removeById(c.id);
+  const found = await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: deps.namespace });
+  for (const c of found) if (taskIdOf(deps.namespace, c) === taskId) await deps.runtime.removeById(c.id);
 }
 
 /** A record whose spec is gone (its earlier run finished the spec's life) can only be recorded, never run. */

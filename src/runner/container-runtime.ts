@@ -65,11 +65,41 @@ export interface ContainerHandle {
   remove(): Promise<void>;
 }
 
+/**
+ * A started container whose command is the warm pool's waiter (runner/waiter.ts): it waits for the script that makes
+ * it a task's container.
+ */
+export interface WaitingContainer {
+  readonly id: string;
+  /** The container's environment as the engine set it up (the image's, and the spec's). */
+  readonly env: readonly string[];
+  /** Settles when the container exits (or its exit cannot be confirmed); a waiter exits only once it has run. */
+  readonly exitConfirmed: Promise<number>;
+  /** Whether it printed anything before {@link begin}: the waiter prints nothing, so such a container is not used. */
+  readonly spoiled: boolean;
+  /** Renames the container (rejects with a 409 status when another container has the name). */
+  rename(name: string): Promise<void>;
+  /**
+   * Writes `input` to its stdin and closes it; its output goes to `onOutput` from now on. Rejects if the input
+   * could not be written.
+   */
+  begin(input: Buffer, onOutput: OutputHandler): Promise<ContainerHandle>;
+  /** Force-removes it; succeeds if it is already gone. */
+  remove(): Promise<void>;
+}
+
 export interface ContainerRuntime {
   /** Creates the container, attaches to its output and waits for its exit, then starts it, so no output or exit is missed. */
   run(spec: ContainerSpec, onOutput: OutputHandler): Promise<ContainerHandle>;
-  /** Ids of containers carrying every given label, running or not. */
-  findByLabels(labels: Readonly<Record<string, string>>): Promise<{ id: string; labels: Record<string, string>; running: boolean }[]>;
+  /**
+   * As {@link run}, with stdin attached too (open until {@link WaitingContainer.begin} closes it): for the warm pool,
+   * whose containers run the waiter as `spec.command`.
+   */
+  startWaiting(spec: ContainerSpec): Promise<WaitingContainer>;
+  /** Containers carrying every given label, running or not. */
+  findByLabels(
+    labels: Readonly<Record<string, string>>,
+  ): Promise<{ id: string; name: string; labels: Record<string, string>; running: boolean }[]>;
   /** Stops (with a grace period) and removes; succeeds if already gone. */
   removeById(id: string, graceSeconds?: number): Promise<void>;
   /** Throws BerthError("dependency_unavailable") if the engine does not answer. */

@@ -2,12 +2,22 @@
 import Docker from "dockerode";
 import type DockerModem from "docker-modem";
 import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { BerthError, TaskFailure, statusOf } from "../errors.js";
 import { DockerFrameParser } from "../logs/demux.js";
 import { CgroupAccounting, type EngineCgroups, isTaskCgroupParent } from "./cgroup-usage.js";
-import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, OutputHandler, VolumeSpec } from "./container-runtime.js";
+import type {
+  ContainerExit,
+  ContainerHandle,
+  ContainerRuntime,
+  ContainerSpec,
+  OutputHandler,
+  VolumeSpec,
+  WaitingContainer,
+} from "./container-runtime.js";
+import { canHijack, type EngineAddress, hijackAttach } from "./docker-hijack.js";
 
 /** Newest Engine API this adapter is written for; older engines are spoken to in their own version. */
 const MAX_API_VERSION = "1.47";
@@ -58,9 +68,31 @@ interface EngineFacts {
 export class DockerRuntime implements ContainerRuntime {
   /** What the engine says about itself, asked once; asked again on the next task if it failed. */
   private facts: Promise<EngineFacts | null> | undefined;
+  /** Where docker-modem connects, for the hijacked attach of warm containers (its socket path is found lazily). */
+  private address: Promise<EngineAddress> | undefined;
+  /** The API version docker-modem speaks ("v1.41"), for requests made without it. */
+  private readonly apiVersion: string;
 
   constructor(private readonly docker: Docker) {
+    this.apiVersion = (docker.modem as unknown as { version?: string }).version ?? "v1.41";
     void this.engineFacts();
+  }
+
+  private engineAddress(): Promise<EngineAddress> {
+    const modem = this.docker.modem as unknown as Omit<EngineAddress, "socketPath"> & {
+      socketPath?: unknown;
+      getSocketPath(): Promise<string | undefined> | undefined;
+    };
+    this.address ??= Promise.resolve(modem.socketPath ? modem.getSocketPath() : undefined).then((socketPath) => ({
+      socketPath,
+      protocol: modem.protocol,
+      host: modem.host,
+      port: modem.port,
+      ca: modem.ca,
+      cert: modem.cert,
+      key: modem.key,
+    }));
+    return this.address;
   }
 
   private engineFacts(): Promise<EngineFacts | null> {
@@ -82,24 +114,81 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async run(spec: ContainerSpec, onOutput: OutputHandler): Promise<ContainerHandle> {
+    const started = await this.launch(spec, null, onOutput);
+    return new DockerContainer(started.container, started.exitConfirmed, started.outputEnded, started.cgroup);
+  }
+
+  async startWaiting(spec: ContainerSpec): Promise<WaitingContainer> {
+    const address = await this.engineAddress();
+    if (!canHijack(address)) {
+      throw new BerthError("dependency_unavailable", "The warm pool needs the engine on a unix socket or http(s) (DOCKER_HOST).");
+    }
+    let spoiled = false;
+    const started = await this.launch(spec, address, () => {
+      spoiled = true;
+    });
+    // Its own parent cgroup (named after the pool container) holds the one task it serves: the usage is that task's.
+    const releaseCgroup = () =>
+      started.cgroup ? started.cgroup.accounting.release(started.cgroup.cgroupParent).catch(() => undefined) : undefined;
+    try {
+      const info = await started.container.inspect();
+      return {
+        id: started.container.id,
+        env: info.Config.Env ?? [],
+        exitConfirmed: started.exitConfirmed,
+        get spoiled() {
+          return spoiled;
+        },
+        rename: (name) => started.container.rename({ name }).then(() => undefined),
+        begin: async (input, onOutput) => {
+          const stdin = started.stream as Socket;
+          await new Promise<void>((resolve, reject) => {
+            stdin.write(input, (err) => (err ? reject(err) : resolve()));
+          });
+          started.output.handler = onOutput;
+          stdin.end();
+          return new DockerContainer(started.container, started.exitConfirmed, started.outputEnded, started.cgroup);
+        },
+        remove: async () => {
+          await ignoreStatus(started.container.remove({ force: true, v: true }), 404);
+          await releaseCgroup();
+        },
+      };
+    } catch (err) {
+      started.stream.destroy();
+      await ignoreStatus(started.container.remove({ force: true, v: true }), 404, 409);
+      await releaseCgroup();
+      throw err;
+    }
+  }
+
+  /**
+   * Creates the container, attaches to its output (and stdin, hijacked, with `stdin`) and registers the exit wait
+   * before starting it (as the docker CLI does): a task that exits in a millisecond still has all its output, and
+   * its exit is reported with no request after start. Output goes to `output.handler` (at first `onOutput`).
+   * With `stdin` (where the engine listens), stdin is attached too.
+   */
+  private async launch(spec: ContainerSpec, stdin: EngineAddress | null, onOutput: OutputHandler) {
     const facts = await this.engineFacts();
     const accounting = facts?.accounting ?? null;
     const cgroupParent = accounting?.parentFor(spec.name) ?? null;
     // A parent left by an earlier attempt of the same task would hold that attempt's usage.
     if (accounting && cgroupParent) await accounting.release(cgroupParent).catch(() => undefined);
-    const container = await this.create(spec, facts?.cpus ?? null, cgroupParent);
-    // Attach and register the exit wait before start (as the docker CLI does): a task that exits in a
-    // millisecond still has all its output, and its exit is reported with no request after start.
+    const cgroup = accounting && cgroupParent ? { accounting, cgroupParent } : null;
+    const container = await this.create(spec, facts?.cpus ?? null, cgroupParent, stdin !== null);
     const [attached, waiting] = await Promise.allSettled([
-      container.attach({ stream: true, stdout: true, stderr: true }) as Promise<unknown> as Promise<Readable>,
+      stdin
+        ? hijackAttach(stdin, this.apiVersion, container.id)
+        : (container.attach({ stream: true, stdout: true, stderr: true }) as Promise<unknown> as Promise<Readable>),
       waitForNextExit(container),
     ]);
-    const raw = attached.status === "fulfilled" ? attached.value : undefined;
+    const raw: Readable | Socket | undefined = attached.status === "fulfilled" ? attached.value : undefined;
     const waitResponse = waiting.status === "fulfilled" ? waiting.value : undefined;
     try {
       if (!raw) throw (attached as PromiseRejectedResult).reason;
       if (!waitResponse) throw (waiting as PromiseRejectedResult).reason;
-      const parser = new DockerFrameParser(onOutput);
+      const output: { handler: OutputHandler } = { handler: onOutput };
+      const parser = new DockerFrameParser((stream, chunk) => output.handler(stream, chunk));
       const outputEnded = new Promise<void>((resolve) => {
         raw.on("data", (chunk: Buffer) => parser.push(chunk));
         raw.once("end", () => resolve());
@@ -114,7 +203,7 @@ export class DockerRuntime implements ContainerRuntime {
         () => setTimeout(() => raw.destroy(), 5000).unref(),
         () => raw.destroy(),
       );
-      return new DockerContainer(container, exitConfirmed, outputEnded, accounting && cgroupParent ? { accounting, cgroupParent } : null);
+      return { container, stream: raw, output, outputEnded, exitConfirmed, cgroup };
     } catch (err) {
       raw?.destroy();
       waitResponse?.destroy();
@@ -124,9 +213,14 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  private async create(spec: ContainerSpec, engineCpus: number | null, cgroupParent: string | null): Promise<Docker.Container> {
+  private async create(
+    spec: ContainerSpec,
+    engineCpus: number | null,
+    cgroupParent: string | null,
+    stdin: boolean,
+  ): Promise<Docker.Container> {
     try {
-      return await this.docker.createContainer(toCreateOptions(spec, engineCpus, cgroupParent));
+      return await this.docker.createContainer(toCreateOptions(spec, engineCpus, cgroupParent, stdin));
     } catch (err) {
       const status = statusOf(err);
       if (status === 404) {
@@ -151,7 +245,12 @@ export class DockerRuntime implements ContainerRuntime {
   async findByLabels(labels: Readonly<Record<string, string>>) {
     const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
     const found = await this.docker.listContainers({ all: true, filters: { label } });
-    return found.map((c) => ({ id: c.Id, labels: c.Labels ?? {}, running: c.State === "running" }));
+    return found.map((c) => ({
+      id: c.Id,
+      name: (c.Names?.[0] ?? "").replace(/^\//, ""),
+      labels: c.Labels ?? {},
+      running: c.State === "running",
+    }));
   }
 
   async removeById(id: string, graceSeconds = 0): Promise<void> {
@@ -321,7 +420,12 @@ class DockerContainer implements ContainerHandle {
   }
 }
 
-function toCreateOptions(spec: ContainerSpec, engineCpus: number | null, cgroupParent: string | null): Docker.ContainerCreateOptions {
+function toCreateOptions(
+  spec: ContainerSpec,
+  engineCpus: number | null,
+  cgroupParent: string | null,
+  stdin: boolean,
+): Docker.ContainerCreateOptions {
   // The engine refuses more CPUs than it has; all of them is the same limit, so a larger request is capped there.
   const nanoCpus = engineCpus ? Math.min(spec.limits.nanoCpus, engineCpus * 1e9) : spec.limits.nanoCpus;
   return {
@@ -333,8 +437,10 @@ function toCreateOptions(spec: ContainerSpec, engineCpus: number | null, cgroupP
     WorkingDir: "/workspace",
     Labels: { ...spec.labels },
     Tty: false,
-    OpenStdin: false,
-    AttachStdin: false,
+    // Only the warm pool's waiter reads stdin; it is closed after its script (StdinOnce), so the task sees its end.
+    OpenStdin: stdin,
+    StdinOnce: stdin,
+    AttachStdin: stdin,
     AttachStdout: true,
     AttachStderr: true,
     HostConfig: {

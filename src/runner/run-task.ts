@@ -14,15 +14,16 @@ import type { LogStore } from "../logs/log-store.js";
 import { OutputSink } from "../logs/output-sink.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { UsageStore } from "../store/usage-store.js";
-import { inputBytes, measureWorkspace } from "../workspace/usage.js";
-import { chownTree, parseRunnerUser, prepareWorkspace, workspacePath } from "../workspace/workspace.js";
+import { measureWorkspace } from "../workspace/usage.js";
+import { chownTree, parseRunnerUser, workspacePath as workspacePathOf } from "../workspace/workspace.js";
 import type { ContainerHandle, ResourceUsage } from "./container-runtime.js";
 import type { PreparedCache, TaskCaches } from "./caches.js";
 import { buildContainerSpec } from "./container-spec.js";
 import { classify, failureOutcome, type Outcome, type StopCause, stopMessage, stopReason } from "./outcome.js";
-import { freeBytesAt } from "./disk-watch.js";
+import { startContainer } from "./start-container.js";
 import { type Restored, takeStartState } from "./start-state.js";
 import { superviseUntilExit } from "./supervise.js";
+import type { WarmPool } from "./warm-pool.js";
 
 export type { StopCause } from "./outcome.js";
 
@@ -53,6 +54,8 @@ export interface RunTaskInput {
   readonly caches?: TaskCaches;
   /** Where the task's stored bytes and CPU time are counted to its tenant, and from when CPU entries are kept. */
   readonly usage?: { readonly store: UsageStore; keepSinceMs(): number };
+  /** The worker's warm pool, if it keeps one: a task that fits one of its profiles starts in a container from it. */
+  readonly pool?: WarmPool | null;
 }
 
 export async function runTask(input: RunTaskInput): Promise<void> {
@@ -72,21 +75,8 @@ export async function runTask(input: RunTaskInput): Promise<void> {
   try {
     // Stopped before it started (a re-delivered task whose first run was lost): record it, keep what it left.
     if (input.stop.aborted) throw new TaskFailure(stopReason(input.stop), stopMessage(input.stop.reason as StopCause, spec));
-    const workspacePath = await prepareWorkspace({
-      root: config.dirs.workspaces,
-      name: record.workspace,
-      runner: parseRunnerUser(config.worker.runnerUser),
-      files: spec.files,
-    });
-    const restored = spec.fromTask ? await seedFromTask(input, workspacePath) : null;
-    start = await takeStartState({
-      root: workspacePath,
-      spec,
-      restored,
-      archives: deps.archives,
-      timeoutMs: config.worker.archiveTimeoutSeconds * 1000,
-      log,
-    });
+    // The workspace is made (or a warm container's renamed to it) and seeded when the container starts.
+    const workspacePath = workspacePathOf(config.dirs.workspaces, record.workspace);
     if (spec.caches?.length) {
       if (!input.caches) throw new TaskFailure("workspace_failed", "This worker has no caches to give the task.");
       caches = await input.caches.prepare(record.tenant, spec.caches, log);
@@ -103,18 +93,29 @@ export async function runTask(input: RunTaskInput): Promise<void> {
       workspacePath,
       caches,
     });
-    log.info(
-      { image: spec.image, timeoutSeconds: spec.timeoutSeconds, limits: spec.limits, network: containerSpec.network },
-      "container starting",
-    );
-    // The disk limit's watcher starts from what the inputs hold (a copied fromTask workspace is walked instead).
-    const diskBaseline = spec.fromTask
-      ? null
-      : await freeBytesAt(workspacePath).then(
-          (freeBytes) => ({ bytes: inputBytes(spec.files), freeBytes }),
-          () => null,
-        );
-    handle = await deps.runtime.run(containerSpec, (stream, chunk) => sink.write(stream, chunk));
+    const started = await startContainer({
+      deps,
+      record,
+      spec,
+      log,
+      containerSpec,
+      pool: input.pool ?? null,
+      onOutput: (stream, chunk) => sink.write(stream, chunk),
+      // Its inputs are in place: restore its fromTask, then note the starting workspace (to say what the task changed).
+      ready: async (path) => {
+        const restored = spec.fromTask ? await seedFromTask(input, path) : null;
+        start = await takeStartState({
+          root: path,
+          spec,
+          restored,
+          archives: deps.archives,
+          timeoutMs: config.worker.archiveTimeoutSeconds * 1000,
+          log,
+        });
+      },
+    });
+    handle = started.handle;
+    const { diskBaseline } = started;
     log.debug({ containerId: handle.id }, "container started");
 
     const supervised = await superviseUntilExit(handle, {
@@ -268,7 +269,7 @@ async function archiveWorkspace(input: RunTaskInput, start: StartState | null): 
   }
   try {
     const result = await createArchive({
-      workspacePath: workspacePath(config.dirs.workspaces, input.record.workspace),
+      workspacePath: workspacePathOf(config.dirs.workspaces, input.record.workspace),
       store: archives,
       name: input.record.workspace,
       timeoutMs: config.worker.archiveTimeoutSeconds * 1000,

@@ -1,6 +1,6 @@
 // Workspace directories: created private to the runner user, seeded before any untrusted code runs.
 // After a task's container has run, the server never writes into its workspace again.
-import { chown, lstat, mkdir, open, rm } from "node:fs/promises";
+import { chown, lstat, mkdir, open, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import { TaskFailure } from "../errors.js";
@@ -44,14 +44,55 @@ export async function prepareWorkspace(opts: {
     await mkdir(opts.root, { recursive: true, mode: 0o711 });
     await removeTree(dir);
     await mkdir(dir, { mode: 0o700 });
-    for (const [rel, content] of Object.entries(opts.files)) {
-      await writeInput(dir, rel, content, opts.runner);
-    }
+    await writeInputs(dir, opts.files, opts.runner);
     if (isRoot()) await chown(dir, opts.runner.uid, opts.runner.gid);
     return dir;
   } catch (err) {
     throw new TaskFailure("workspace_failed", `Could not prepare workspace ${opts.name}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** The directory, inside the workspace root, that holds the warm pool's directories (one filesystem, one mount). */
+export const POOL_DIR = ".pool";
+
+/**
+ * A fresh, empty directory for a warm container's /workspace (0700, owned by the runner user), at
+ * `<root>/.pool/<group>/<name>`, so it can later be renamed into a workspace on the same filesystem.
+ */
+export async function makePoolDir(opts: { root: string; group: string; name: string; runner: RunnerIds }): Promise<string> {
+  const parent = path.join(opts.root, POOL_DIR, opts.group);
+  await mkdir(parent, { recursive: true, mode: 0o711 });
+  const dir = path.join(parent, opts.name);
+  await mkdir(dir, { mode: 0o700 });
+  if (isRoot()) await chown(dir, opts.runner.uid, opts.runner.gid);
+  return dir;
+}
+
+/**
+ * Makes a warm container's pool directory the task's workspace: a leftover of an earlier attempt is removed, the
+ * directory is renamed (a bind mount follows the directory, so the container's /workspace is now the workspace)
+ * and the `files` inputs are written. Only while the container's waiter has run nothing.
+ */
+export async function adoptWorkspace(opts: {
+  root: string;
+  name: string;
+  from: string;
+  runner: RunnerIds;
+  files: Readonly<Record<string, string>>;
+}): Promise<string> {
+  const dir = workspacePath(opts.root, opts.name);
+  try {
+    await removeTree(dir);
+    await rename(opts.from, dir);
+    await writeInputs(dir, opts.files, opts.runner);
+    return dir;
+  } catch (err) {
+    throw new TaskFailure("workspace_failed", `Could not prepare workspace ${opts.name}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+async function writeInputs(dir: string, files: Readonly<Record<string, string>>, runner: RunnerIds): Promise<void> {
+  for (const [rel, content] of Object.entries(files)) await writeInput(dir, rel, content, runner);
 }
 
 /** Writes one input file; `rel` was validated by the API (relative, no `..`). The tree is fresh and ours. */

@@ -15,7 +15,7 @@ import type { TaskView } from "../../src/contract/types.js";
 import { createRootLogger } from "../../src/logging/logger.js";
 import { buildDeps } from "../../src/app/build-deps.js";
 import { startWorker, type TaskWorker } from "../../src/queue/worker.js";
-import { LABEL_NAMESPACE } from "../../src/runner/labels.js";
+import { LABEL_NAMESPACE, LABEL_POOL, taskIdOf } from "../../src/runner/labels.js";
 import { unlinkNamespaceKeys } from "./sweep.js";
 import { waitFor } from "./wait-for.js";
 
@@ -37,12 +37,25 @@ export interface Harness {
   waitFinished(id: string, timeoutMs?: number, headers?: Record<string, string>): Promise<TaskView>;
   /** Waits until no job is queued or running, then returns the ids of this namespace's containers left on the engine. */
   leftoverContainers(): Promise<string[]>;
-  /** Ids of containers of this namespace still on the engine. */
+  /** Ids of containers of this namespace still on the engine (the warm pool's unclaimed ones too). */
   containers(): Promise<string[]>;
+  /** Containers of one task still on the engine (by its label, or by name: a warm container is named when claimed). */
+  taskContainers(id: string): Promise<{ id: string; name: string }[]>;
+  /** Whether the worker keeps a warm pool (BERTH_WARM_POOL above 0). */
+  readonly warm: boolean;
   close(): Promise<void>;
 }
 
 export const FINISHED = (t: { status: string }) => !["queued", "running"].includes(t.status);
+
+/**
+ * BERTH_WARM_POOL for harnesses whose test does not set it: BERTH_TEST_WARM_POOL, else 0 (every task cold). A file
+ * that runs another file's tests with a warm pool calls {@link useWarmPool} before importing it.
+ */
+let defaultWarmPool = process.env.BERTH_TEST_WARM_POOL ?? "0";
+export const useWarmPool = (size: string): void => {
+  defaultWarmPool = size;
+};
 
 export async function startHarness(
   env: Record<string, string> = {},
@@ -62,6 +75,7 @@ export async function startHarness(
     BERTH_CACHE_DIR: `${root}/caches`,
     BERTH_PORT: "0",
     BERTH_STOP_GRACE_SECONDS: "2",
+    BERTH_WARM_POOL: defaultWarmPool,
     ...env,
   });
   const logger = opts.logStream
@@ -87,6 +101,7 @@ export async function startHarness(
     root,
     namespace,
     url,
+    warm: config.warmPool.profiles.length > 0,
     request: inject,
     async submit(body, headers = {}) {
       const res = await inject("POST", "/v1/tasks", body, headers);
@@ -108,10 +123,16 @@ export async function startHarness(
         (c) => (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0,
         { timeoutMs: 120_000 },
       );
-      return h.containers();
+      // The warm pool's unclaimed containers are the worker's, not any task's; they go when it closes.
+      const all = await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: namespace });
+      return all.filter((c) => !(c.labels[LABEL_POOL] && taskIdOf(namespace, c) === "")).map((c) => c.id);
     },
     async containers() {
       return (await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: namespace })).map((c) => c.id);
+    },
+    async taskContainers(id) {
+      const all = await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: namespace });
+      return all.filter((c) => taskIdOf(namespace, c) === id).map((c) => ({ id: c.id, name: c.name }));
     },
     async close() {
       await app.close();

@@ -7,7 +7,6 @@ import path from "node:path";
 import { execa } from "execa";
 import { listArchive } from "../../src/archive/read-archive.js";
 import { sweep } from "../../src/cleanup/sweep.js";
-import { LABEL_TASK_ID } from "../../src/runner/labels.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
@@ -108,7 +107,7 @@ it("writes nothing to the workspace after the task is recorded as ended, even fr
   expect(t.status).toBe("succeeded");
   // By the time the task is recorded as ended its container is gone from the engine, and with it every process it
   // held (the background writer included): nothing is left that could write into the workspace.
-  expect(await h.deps.runtime.findByLabels({ [LABEL_TASK_ID]: t.id })).toEqual([]);
+  expect(await h.taskContainers(t.id)).toEqual([]);
   const ws = path.join(h.deps.config.dirs.workspaces, t.workspace);
   expect(await readdir(ws)).toEqual([]);
 });

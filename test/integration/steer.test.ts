@@ -6,7 +6,7 @@ import path from "node:path";
 import { gzipSync } from "node:zlib";
 import type { TaskView } from "../../src/contract/types.js";
 import { createDockerClient } from "../../src/runner/docker-runtime.js";
-import { LABEL_TASK_ID } from "../../src/runner/labels.js";
+import { containerName } from "../../src/runner/labels.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 import { collectSse, endEvents } from "../helpers/sse.js";
 import { waitFor } from "../helpers/wait-for.js";
@@ -42,18 +42,19 @@ async function plainLogs(hh: Harness, id: string, headers: Record<string, string
 }
 
 /** Containers of one task still on the engine. */
-const taskContainers = (hh: Harness, id: string) => hh.deps.runtime.findByLabels({ [LABEL_TASK_ID]: id });
+const taskContainers = (hh: Harness, id: string) => hh.taskContainers(id);
 
 /**
- * Every container event the engine recorded for one task's containers since `sinceMs` (create, start, die...);
- * a kill names its signal ("kill 15").
+ * Every container event the engine recorded for one task's container since `sinceMs` (create, start, die...; a warm
+ * container's from its claim, when it was given the task's name: rename, kill, die...); a kill names its signal
+ * ("kill 15").
  */
-async function containerEvents(id: string, sinceMs: number): Promise<string[]> {
+async function containerEvents(hh: Harness, id: string, sinceMs: number): Promise<string[]> {
   const docker = await createDockerClient();
   const stream = (await docker.getEvents({
     since: Math.floor(sinceMs / 1000) - 1,
     until: Math.ceil(Date.now() / 1000) + 1,
-    filters: { type: ["container"], label: [`${LABEL_TASK_ID}=${id}`] },
+    filters: { type: ["container"], container: [containerName(hh.namespace, id)] },
   })) as NodeJS.ReadableStream;
   let text = "";
   for await (const chunk of stream) text += chunk.toString();
@@ -65,7 +66,8 @@ async function containerEvents(id: string, sinceMs: number): Promise<string[]> {
 }
 
 /** The signals the engine sent one task's containers since `sinceMs`, in order. */
-const signalsSent = async (id: string, sinceMs: number) => (await containerEvents(id, sinceMs)).filter((a) => a.startsWith("kill "));
+const signalsSent = async (hh: Harness, id: string, sinceMs: number) =>
+  (await containerEvents(hh, id, sinceMs)).filter((a) => a.startsWith("kill "));
 
 describe("cancel", () => {
   it("a queued task never starts: canceled, no startedAt, no container ever created", async () => {
@@ -95,8 +97,9 @@ describe("cancel", () => {
       expect(view).toMatchObject({ status: "canceled", reason: "canceled", startedAt: null, exitCode: null });
       expect(view.finishedAt).not.toBeNull();
       expect(await exists(path.join(workspaceDir(single, view), "ran.txt"))).toBe(false);
-      expect(await containerEvents(queued.id, since)).toEqual([]);
-      expect(await containerEvents(blocker.id, since)).toContain("create"); // the probe does see containers
+      expect(await containerEvents(single, queued.id, since)).toEqual([]);
+      // The probe does see containers: the blocker's was created (cold) or claimed (warm: renamed).
+      expect(await containerEvents(single, blocker.id, since)).toContain(single.warm ? "rename" : "create");
       const sse = await collectSse(`${single.url}/v1/tasks/${queued.id}/logs`, ACME);
       expect(endEvents(sse.events).map((e) => JSON.parse(e.data))).toEqual([{ status: "canceled", exitCode: null }]);
       expect(await single.leftoverContainers()).toEqual([]);
@@ -121,7 +124,7 @@ describe("cancel", () => {
     const done = await h.waitFinished(t.id, 60_000, ACME);
     expect(done).toMatchObject({ status: "canceled", reason: "canceled" });
     // SIGTERM, and no SIGKILL: it ended within its grace period.
-    expect(await signalsSent(t.id, since)).toEqual(["kill 15"]);
+    expect(await signalsSent(h, t.id, since)).toEqual(["kill 15"]);
     expect(await plainLogs(h, t.id)).toBe("started\ngot SIGTERM\n");
     expect(await taskContainers(h, t.id)).toEqual([]);
     expect(done.archive).not.toBeNull();
@@ -141,7 +144,7 @@ describe("cancel", () => {
     const done = await h.waitFinished(t.id, 60_000, ACME);
     expect(done).toMatchObject({ status: "canceled", reason: "canceled" });
     // It got SIGTERM first; SIGKILL only followed once the grace period (BERTH_STOP_GRACE_SECONDS) had passed.
-    expect(await signalsSent(t.id, since)).toEqual(["kill 15", "kill 9"]);
+    expect(await signalsSent(h, t.id, since)).toEqual(["kill 15", "kill 9"]);
     expect(done.archive).not.toBeNull();
     expect(await taskContainers(h, t.id)).toEqual([]);
   }, 90_000);
