@@ -10,7 +10,7 @@ import { LABEL_NAMESPACE, LABEL_WORKER, taskIdOf } from "../runner/labels.js";
 import type { StopCause } from "../runner/outcome.js";
 import { TaskCaches } from "../runner/caches.js";
 import { runTask } from "../runner/run-task.js";
-import { WarmPool } from "../runner/warm-pool.js";
+import { removeStalePoolDirs, WarmPool, type WarmPoolStats } from "../runner/warm-pool.js";
 import { FairShare } from "../store/fair-share.js";
 import type { Keys } from "../store/keys.js";
 import { closeConnection, openConnection, openSubscriber } from "../store/redis.js";
@@ -29,6 +29,8 @@ export interface TaskWorker {
   close(): Promise<void>;
   /** Last resort when shutdown overran its bound: force-removes every container this worker started. */
   kill(): Promise<void>;
+  /** How the warm pool has served tasks so far (null without one). */
+  warmPoolStats(): WarmPoolStats | null;
 }
 
 /** After the tasks are stopped at the shutdown deadline: time to remove their containers, archive and record them. */
@@ -91,6 +93,10 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   await reap();
   const reaper = setInterval(() => void reap(), 60_000);
   reaper.unref();
+  // The warm pool directories of workers that are gone (their containers were just reaped).
+  await removeStalePoolDirs({ root, namespace: deps.namespace, isAlive: (id) => registry.isAlive(id) }).catch((err: unknown) =>
+    logger.warn({ err }, "could not remove the warm pool directories of workers that are gone"),
+  );
   // Containers started ahead for the profiles tasks are likely to ask for (BERTH_WARM_POOL).
   if (config.warmPool.profiles.length > 0) {
     pool = new WarmPool({
@@ -101,9 +107,8 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
       workerId,
       log: logger.child({ component: "warm pool" }),
       beforeCreate: keepRootMounted,
-      isWorkerAlive: (id) => registry.isAlive(id),
     });
-    await pool.start();
+    pool.start();
   }
 
   const processJob = (job: Job<TaskJobData>): Promise<void> => {
@@ -237,7 +242,8 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
           clearTimeout(stopAll);
           clearTimeout(abandon);
           clearInterval(reaper);
-          await poolClosed;
+          // Its containers are removed one by one; the engine may not answer (the orphan sweep takes them then).
+          await Promise.race([poolClosed, delay(SHUTDOWN_RECORD_SECONDS * 1000)]);
           await heartbeat.stop();
           await Promise.all([closeConnection(subscriber), closeConnection(connection)]);
           if (mountedHere) await releaseNoSuidRoot(root).catch(() => undefined);
@@ -246,6 +252,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
       })();
       return closing;
     },
+    warmPoolStats: () => pool?.stats() ?? null,
     async kill() {
       const mine = await withTimeout(
         deps.runtime.findByLabels({ [LABEL_NAMESPACE]: deps.namespace, [LABEL_WORKER]: workerId }),

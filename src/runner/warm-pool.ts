@@ -26,8 +26,6 @@ export interface WarmPoolOptions {
   readonly log: Logger;
   /** Run before each container is created (the workspace root's nosuid,nodev mount). */
   readonly beforeCreate?: () => Promise<void>;
-  /** Whether another worker is alive: pool directories of dead ones are removed at start. */
-  readonly isWorkerAlive?: (workerId: string) => Promise<boolean>;
 }
 
 /** A claimed container, until its task has begun (or the claim is given up). */
@@ -145,10 +143,9 @@ export class WarmPool {
     return this.profiles.reduce((n, p) => n + p.def.size, 0);
   }
 
-  /** Removes pool directories that dead workers left, then starts filling every profile. */
-  async start(): Promise<void> {
+  /** Starts filling every profile (in the background). */
+  start(): void {
     if (this.profiles.length === 0) return;
-    await this.removeStaleDirs().catch((err: unknown) => this.opts.log.warn({ err }, "could not remove old warm pool directories"));
     this.opts.log.info(
       { profiles: this.profiles.map((p) => ({ name: p.def.name, image: p.def.image, limits: p.def.limits, size: p.def.size })) },
       "warm pool starting",
@@ -343,17 +340,21 @@ export class WarmPool {
     })();
     return slot.disposing;
   }
+}
 
-  /** Pool directories of workers of this namespace that are gone (their containers were removed by the orphan sweep). */
-  private async removeStaleDirs(): Promise<void> {
-    const isAlive = this.opts.isWorkerAlive;
-    if (!isAlive) return;
-    const dir = path.join(this.opts.config.dirs.workspaces, POOL_DIR, this.opts.namespace);
-    const entries = await readdir(dir).catch(() => [] as string[]);
-    for (const worker of entries) {
-      if (worker === this.opts.workerId || (await isAlive(worker))) continue;
-      await removeTree(path.join(dir, worker));
-    }
+/**
+ * Removes the pool directories of this namespace's workers that are gone (after the orphan sweep removed their
+ * containers): each worker's are `<root>/.pool/<namespace>/<worker id>/`.
+ */
+export async function removeStalePoolDirs(opts: {
+  root: string;
+  namespace: string;
+  isAlive: (workerId: string) => Promise<boolean>;
+}): Promise<void> {
+  const dir = path.join(opts.root, POOL_DIR, opts.namespace);
+  const workers = await readdir(dir).catch(() => [] as string[]);
+  for (const worker of workers) {
+    if (!(await opts.isAlive(worker))) await removeTree(path.join(dir, worker));
   }
 }
 

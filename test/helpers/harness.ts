@@ -49,13 +49,24 @@ export interface Harness {
 export const FINISHED = (t: { status: string }) => !["queued", "running"].includes(t.status);
 
 /**
- * BERTH_WARM_POOL for harnesses whose test does not set it: BERTH_TEST_WARM_POOL, else 0 (every task cold). A file
- * that runs another file's tests with a warm pool calls {@link useWarmPool} before importing it.
+ * The warm pool of harnesses whose test does not set one: BERTH_WARM_POOL=BERTH_TEST_WARM_POOL, else 0 (every task
+ * cold). A file that runs another file's tests with a warm pool calls {@link useWarmPool} before importing it.
  */
-let defaultWarmPool = process.env.BERTH_TEST_WARM_POOL ?? "0";
-export const useWarmPool = (size: string): void => {
-  defaultWarmPool = size;
+let warmPoolEnv: Record<string, string> = { BERTH_WARM_POOL: process.env.BERTH_TEST_WARM_POOL ?? "0" };
+export const useWarmPool = (env: Record<string, string>): void => {
+  warmPoolEnv = { BERTH_WARM_POOL: "0", ...env };
 };
+
+const openHarnesses = new Set<Harness>();
+/** Tasks that started in a warm container, and those that fit a profile but started cold, in all harnesses open now. */
+export const warmStarts = (): { warm: number; missed: number } =>
+  [...openHarnesses].reduce(
+    (n, h) => {
+      const s = h.worker?.warmPoolStats();
+      return s ? { warm: n.warm + s.hits + s.waited, missed: n.missed + s.misses } : n;
+    },
+    { warm: 0, missed: 0 },
+  );
 
 export async function startHarness(
   env: Record<string, string> = {},
@@ -75,7 +86,7 @@ export async function startHarness(
     BERTH_CACHE_DIR: `${root}/caches`,
     BERTH_PORT: "0",
     BERTH_STOP_GRACE_SECONDS: "2",
-    BERTH_WARM_POOL: defaultWarmPool,
+    ...warmPoolEnv,
     ...env,
   });
   const logger = opts.logStream
@@ -135,6 +146,7 @@ export async function startHarness(
       return all.filter((c) => taskIdOf(namespace, c) === id).map((c) => ({ id: c.id, name: c.name }));
     },
     async close() {
+      openHarnesses.delete(h);
       await app.close();
       await worker?.close();
       // Sweep first, so a test that died half-way still leaves nothing running on the shared engine.
@@ -147,6 +159,7 @@ export async function startHarness(
       await execa("rm", ["-rf", "--one-file-system", "--", root]);
     },
   };
+  openHarnesses.add(h);
   return h;
 }
 

@@ -1,0 +1,217 @@
+// The warm pool (runner/warm-pool.ts) on the real engine: containers started ahead with the same hardening as a
+// task's, claimed by one task each and then removed, refilled, recycled, reaped when their worker is gone, and
+// removed when it closes. What runs in them is told apart from the cold path only by being faster.
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+import { pino } from "pino";
+import type { TaskView } from "../../src/contract/types.js";
+import { startWorker } from "../../src/queue/worker.js";
+import { createDockerClient } from "../../src/runner/docker-runtime.js";
+import { LABEL_POOL, LABEL_WORKER } from "../../src/runner/labels.js";
+import { WarmPool } from "../../src/runner/warm-pool.js";
+import { POOL_DIR } from "../../src/workspace/workspace.js";
+import { startHarness, type Harness } from "../helpers/harness.js";
+import { waitFor } from "../helpers/wait-for.js";
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness({ BERTH_WARM_POOL: "2", BERTH_CONCURRENCY: "2" });
+});
+
+afterAll(async () => {
+  const left = h ? await h.leftoverContainers() : [];
+  await h?.close();
+  expect(left).toEqual([]);
+});
+
+/** The namespace's unclaimed warm containers. */
+const idlePool = async (hh: Harness) =>
+  (await hh.deps.runtime.findByLabels({ [LABEL_POOL]: "default" })).filter(
+    (c) => c.labels["berth.namespace"] === hh.namespace && c.name.startsWith(`${hh.namespace}-pool-`) && c.running,
+  );
+const poolFull = (hh: Harness, size = 2) =>
+  waitFor(
+    "the warm pool to fill",
+    () => idlePool(hh),
+    (cs) => cs.length === size,
+    { timeoutMs: 60_000 },
+  );
+
+async function logs(id: string): Promise<string> {
+  const res = await h.request("GET", `/v1/tasks/${id}/logs`);
+  expect(res.statusCode).toBe(200);
+  return res.body;
+}
+
+/** Runs a task and says whether it started in a warm container (the pool's count of claims went up). */
+async function run(body: Record<string, unknown>): Promise<{ task: TaskView; warm: boolean; out: string }> {
+  await poolFull(h);
+  const stats = () => {
+    const s = h.worker?.warmPoolStats();
+    return s ? s.hits + s.waited : 0;
+  };
+  const before = stats();
+  const task = await h.waitFinished((await h.submit(body)).id);
+  return { task, warm: stats() > before, out: await logs(task.id) };
+}
+
+const inspect = async (id: string) => (await createDockerClient()).getContainer(id).inspect();
+
+describe("a warm container", () => {
+  it("is created exactly as the task's container would be: the same hardening, limits, user and mount options", async () => {
+    await poolFull(h);
+    // A task that fits the profile runs warm; the same with other pids takes the cold path. Both sleep, to be seen.
+    const warm = await h.submit({ command: ["sleep", "60"] });
+    const cold = await h.submit({ command: ["sleep", "60"], limits: { pids: 255 } });
+    const [w, c] = await Promise.all(
+      [warm, cold].map((t) =>
+        waitFor(
+          `task ${t.id}'s container`,
+          () => h.taskContainers(t.id),
+          (cs) => cs.length === 1,
+        ).then((cs) => inspect(cs[0]?.id ?? "")),
+      ),
+    );
+    expect(w?.Config.Labels[LABEL_POOL]).toBe("default");
+    expect(c?.Config.Labels[LABEL_POOL]).toBeUndefined();
+    expect(w?.Name).toBe(`/${h.namespace}-task-${warm.id}`); // named for its task when claimed
+    const hardening = (i: typeof w) => {
+      const { PidsLimit: _pids, ...host } = i?.HostConfig ?? {};
+      return {
+        host: { ...host, Mounts: host.Mounts?.map((m) => ({ ...m, Source: "" })) },
+        user: i?.Config.User,
+        workdir: i?.Config.WorkingDir,
+        image: i?.Config.Image,
+        tty: i?.Config.Tty,
+      };
+    };
+    expect(hardening(w)).toEqual(hardening(c));
+    expect(w?.HostConfig).toMatchObject({ CapDrop: ["ALL"], ReadonlyRootfs: true, NetworkMode: "none", Init: true, PidsLimit: 256 });
+    expect(c?.HostConfig.PidsLimit).toBe(255);
+    for (const t of [warm, cold]) await h.request("POST", `/v1/tasks/${t.id}/cancel`);
+    for (const t of [warm, cold]) expect((await h.waitFinished(t.id)).status).toBe("canceled");
+  });
+
+  it("runs the task in its workspace, named by the task's creation, with the environment a cold container has", async () => {
+    const script = "pwd; ls -A; env | grep -v '^HOSTNAME=' | sort";
+    const warm = await run({ command: ["sh", "-c", script], env: { GREETING: "hi 'there'" }, files: { "in.txt": "x" } });
+    const cold = await run({
+      command: ["sh", "-c", script],
+      env: { GREETING: "hi 'there'" },
+      files: { "in.txt": "x" },
+      limits: { pids: 255 },
+    });
+    expect(warm.warm).toBe(true);
+    expect(cold.warm).toBe(false);
+    expect(warm.task.workspace).toBe(`task-${Date.parse(warm.task.createdAt)}-${warm.task.id}`);
+    expect(warm.out).toBe(cold.out);
+    expect(warm.out).toContain("/workspace\nin.txt\n");
+    expect(warm.out).toContain("GREETING=hi 'there'\n");
+  });
+
+  it("shows the task nothing of the waiter or of earlier tasks: no other process, empty /workspace and /tmp, stdin at its end", async () => {
+    const first = await run({ command: ["sh", "-c", "echo secret > /workspace/left.txt; echo secret > /tmp/left.txt"] });
+    expect(first.warm).toBe(true);
+    const script = "ls -A /workspace /tmp; ps -eo pid=,comm=; cat; echo stdin-ended";
+    const second = await run({ command: ["sh", "-c", script] });
+    expect(second.warm).toBe(true);
+    const lines = second.out.split("\n");
+    expect(lines.slice(0, 3)).toEqual(["/tmp:", "", "/workspace:"]);
+    // docker-init, the task's shell and its ps: the waiter became the task (exec), nothing of it is left.
+    const processes = lines.filter((l) => /^\s*\d+ /.test(l)).map((l) => l.trim().split(/\s+/)[1]);
+    expect(processes).toEqual(["docker-init", "sh", "ps"]);
+    expect(second.out).toContain("stdin-ended\n");
+    expect(second.task.status).toBe("succeeded");
+  });
+
+  it("passes every byte a task prints at once, and its exit code, through many tasks in a row", async () => {
+    const tasks = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        h.submit({ command: ["sh", "-c", `head -c 300000 /dev/zero | tr '\\0' ${"abcdefghijkl"[i]}; echo; exit ${i}`] }),
+      ),
+    );
+    for (const [i, t] of tasks.entries()) {
+      const done = await h.waitFinished(t.id, 120_000);
+      expect({ i, exitCode: done.exitCode }).toEqual({ i, exitCode: i });
+      expect(await logs(t.id)).toBe(`${"abcdefghijkl"[i]?.repeat(300_000)}\n`);
+    }
+    expect(h.worker?.warmPoolStats()?.hits).toBeGreaterThan(0);
+  });
+
+  it("serves one task and is removed with it; the pool is filled again", async () => {
+    const before = new Set((await poolFull(h)).map((c) => c.id));
+    const { task, warm } = await run({ command: ["true"] });
+    expect(warm).toBe(true);
+    expect(await h.taskContainers(task.id)).toEqual([]);
+    const after = await poolFull(h);
+    // One of the two was used and is gone; a new one took its place.
+    expect(after.filter((c) => before.has(c.id))).toHaveLength(1);
+  });
+});
+
+describe("the pool's life", () => {
+  it("replaces containers no task claimed within BERTH_WARM_POOL_MAX_AGE_SECONDS", async () => {
+    const aging = await startHarness({ BERTH_WARM_POOL: "1", BERTH_WARM_POOL_MAX_AGE_SECONDS: "1" });
+    try {
+      const [first] = await poolFull(aging, 1);
+      await waitFor(
+        "the unclaimed container to be replaced",
+        () => idlePool(aging),
+        (cs) => cs.length === 1 && cs[0]?.id !== first?.id,
+        { timeoutMs: 60_000 },
+      );
+      await waitFor(
+        "the old one to be removed",
+        () => aging.containers(),
+        (ids) => !ids.includes(first?.id ?? ""),
+      );
+    } finally {
+      await aging.close();
+    }
+  });
+
+  it("removes its containers and their directories when the worker closes", async () => {
+    const closing = await startHarness({ BERTH_WARM_POOL: "2" });
+    try {
+      await poolFull(closing);
+      await closing.worker?.close();
+      expect(await closing.containers()).toEqual([]);
+      const poolRoot = path.join(closing.deps.config.dirs.workspaces, POOL_DIR, closing.namespace);
+      expect(await readdir(poolRoot)).toEqual([]);
+    } finally {
+      await closing.close();
+    }
+  });
+
+  it("is reaped like any container when its worker is gone, and the next worker removes its directories", async () => {
+    const later = await startHarness({ BERTH_WARM_POOL: "0" }, { worker: false });
+    // A pool whose worker has no heartbeat: as if its process had been killed.
+    const orphaned = new WarmPool({
+      runtime: later.deps.runtime,
+      config: { ...later.deps.config, warmPool: { profiles: h.deps.config.warmPool.profiles, maxAgeSeconds: 600 } },
+      namespace: later.namespace,
+      host: later.deps.host,
+      workerId: "worker-that-died",
+      log: pino({ level: "silent" }),
+    });
+    try {
+      orphaned.start();
+      const started = await poolFull(later);
+      expect(started.every((c) => c.labels[LABEL_WORKER] === "worker-that-died")).toBe(true);
+      const poolRoot = path.join(later.deps.config.dirs.workspaces, POOL_DIR, later.namespace);
+      expect(await readdir(poolRoot)).toEqual(["worker-that-died"]);
+
+      const worker = await startWorker(later.deps, later.services.keys, later.services.store, later.services.logs);
+      try {
+        expect(await later.containers()).toEqual([]); // reaped before the new worker took any work
+        expect(await readdir(poolRoot)).toEqual([]);
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await orphaned.close();
+      await later.close();
+    }
+  });
+});
