@@ -23,6 +23,7 @@ import { buildDeps } from "../src/app/build-deps.js";
 import { startWorker } from "../src/queue/worker.js";
 import { createDockerClient, DockerRuntime } from "../src/runner/docker-runtime.js";
 import { LABEL_NAMESPACE, LABEL_TASK_ID } from "../src/runner/labels.js";
+import type { WarmPoolStats } from "../src/runner/warm-pool.js";
 
 export const IMAGE = "berth-runner:latest";
 export const REDIS_URL = process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -272,8 +273,11 @@ export interface ContainerTimes {
   create?: [number, number];
   attach?: [number, number];
   start?: [number, number];
+  /** The last inspect (a warm container is inspected once when started, and again after its task's exit). */
   inspect?: [number, number];
   remove?: [number, number];
+  /** A warm container's claim: it is given its task's name. */
+  rename?: [number, number];
 }
 
 export const nowMs = (): number => performance.timeOrigin + performance.now();
@@ -282,27 +286,32 @@ type AnyFn = (...args: unknown[]) => Promise<unknown>;
 
 /**
  * Wraps createContainer on this client so every container it makes records when its attach/start/inspect/remove
- * calls began and ended, keyed by task id (from the berth.task-id label). Adds microseconds per call.
+ * calls began and ended, keyed by task id (from the berth.task-id label; a warm pool's container, made before any
+ * task, is keyed by its task once it is renamed for it). Adds microseconds per call.
  */
 function instrumentDocker(docker: object, times: Map<string, ContainerTimes>): void {
   const d = docker as { createContainer: AnyFn };
   const create = d.createContainer.bind(docker);
   d.createContainer = async (...args: unknown[]) => {
     const opts = args[0] as { Labels?: Record<string, string> };
-    const taskId = opts.Labels?.[LABEL_TASK_ID] ?? "?";
+    const taskId = opts.Labels?.[LABEL_TASK_ID];
     const t: ContainerTimes = {};
-    times.set(taskId, t);
+    if (taskId) times.set(taskId, t);
     const t0 = nowMs();
     const container = (await create(...args)) as Record<string, unknown>;
     t.create = [t0, nowMs()];
-    for (const m of ["attach", "start", "inspect", "remove"] as const) {
+    for (const m of ["attach", "start", "inspect", "remove", "rename"] as const) {
       const fn = (container[m] as AnyFn).bind(container);
       container[m] = async (...a: unknown[]) => {
         const s = nowMs();
         try {
           return await fn(...a);
         } finally {
-          t[m] ??= [s, nowMs()];
+          if (m === "inspect") t.inspect = [s, nowMs()];
+          else t[m] ??= [s, nowMs()];
+          const name = m === "rename" ? (a[0] as { name?: string }).name : undefined;
+          const claimed = name ? /-task-([A-Za-z0-9_-]+)$/.exec(name)?.[1] : undefined;
+          if (claimed) times.set(claimed, t);
         }
       };
     }
@@ -318,6 +327,8 @@ export interface InProcessBerth {
   readonly root: string;
   /** Docker call times per task id. */
   readonly times: Map<string, ContainerTimes>;
+  /** The worker's warm pool: what it served, and how many containers wait now (null without one). */
+  warmPool(): WarmPoolStats | null;
   close(): Promise<void>;
 }
 
@@ -365,7 +376,7 @@ export async function startInProcess(ctx: BenchContext, env: Record<string, stri
   await app.listen({ host: "127.0.0.1", port: 0 });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
-  return { url, namespace, root, times, close };
+  return { url, namespace, root, times, warmPool: () => worker?.warmPoolStats() ?? null, close };
 }
 
 async function unlinkKeys(redis: Redis, pattern: string): Promise<number> {
@@ -620,6 +631,7 @@ export const PHASES = [
   "api",
   "queue",
   "prepare",
+  "claim",
   "create",
   "attach",
   "start",
@@ -635,11 +647,12 @@ const OVERLAPPED: readonly Phase[] = ["inspect", "remove"];
 const PHASE_MEANING: Record<Phase, string> = {
   api: "POST sent → createdAt",
   queue: "createdAt → startedAt (BullMQ pick-up, record + spec read)",
-  prepare: "startedAt → createContainer called (workspace made)",
+  prepare: "startedAt → createContainer (cold) or rename (warm) called (workspace made, or a warm container taken)",
+  claim: "warm: rename (the container gets the task's name while its directory becomes the workspace)",
   create: "createContainer",
   attach: "attach (the exit wait is registered alongside)",
   start: "start",
-  run: "start returned → inspect called (the container runs; the engine confirms its exit)",
+  run: "start (cold) or rename (warm) returned → inspect called (the command runs; the engine confirms its exit)",
   "after-exit": "inspect called → finishedAt (archive, alongside inspect, output drain and container removal)",
   "record+seen": "finishedAt → the bench saw the final view (record, end marker, long poll answered)",
   inspect: "inspect (OOM flag), within after-exit",
@@ -655,14 +668,17 @@ export function taskPhases(v: TaskView, t: ContainerTimes | undefined, postAt: n
   const started = ms(v.startedAt);
   const finished = ms(v.finishedAt);
   const d = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? NaN : b - a);
+  // A warm container was created and started before its task: its claim (rename) is what the task waits for.
+  const warm = t?.rename !== undefined;
   return {
     api: created - postAt,
     queue: started - created,
-    prepare: d(started, t?.create?.[0]),
-    create: d(t?.create?.[0], t?.create?.[1]),
-    attach: d(t?.attach?.[0], t?.attach?.[1]),
-    start: d(t?.start?.[0], t?.start?.[1]),
-    run: d(t?.start?.[1], t?.inspect?.[0]),
+    prepare: d(started, warm ? t?.rename?.[0] : t?.create?.[0]),
+    claim: warm ? d(t?.rename?.[0], t?.rename?.[1]) : NaN,
+    create: warm ? NaN : d(t?.create?.[0], t?.create?.[1]),
+    attach: warm ? NaN : d(t?.attach?.[0], t?.attach?.[1]),
+    start: warm ? NaN : d(t?.start?.[0], t?.start?.[1]),
+    run: d(warm ? t?.rename?.[1] : t?.start?.[1], t?.inspect?.[0]),
     "after-exit": d(t?.inspect?.[0], finished),
     "record+seen": seenAt - finished,
     inspect: d(t?.inspect?.[0], t?.inspect?.[1]),

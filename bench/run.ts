@@ -1,8 +1,8 @@
 // `npm run bench` (= node dist/bench/run.js): measures berth against the bare tools in the same run, interleaved,
 // and prints one table of medians and ratios, then notes on where berth's time goes. Never asserted in tests.
 //   --quick       one repetition of everything (a smoke run)
-//   --only=1,3    only these figures (1 latency, 2 throughput, 3 output, 4 archive, 5 memory, 6 cleanup,
-//                 7 archive to an object store, 8 throughput with two worker processes)
+//   --only=1,3    only these figures (1 latency, 2 throughput and the warm pool's, 3 output, 4 archive, 5 memory,
+//                 6 cleanup, 7 archive to an object store, 8 throughput with two worker processes)
 import { randomBytes } from "node:crypto";
 import { access, rm } from "node:fs/promises";
 import { cpus } from "node:os";
@@ -25,6 +25,10 @@ import {
 import { memoryBench } from "./memory.js";
 import { outputBench } from "./output.js";
 import { throughputBench } from "./throughput.js";
+import { warmPoolBench } from "./warm-pool.js";
+
+/** The warm pool of the in-process berth of figures 1 and 2 (BERTH_WARM_POOL). */
+const POOL = 4;
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
@@ -119,15 +123,21 @@ async function main(): Promise<number> {
     await preflight(figures);
     log(`run ${runId}, ${quick ? "quick (1 repetition)" : "full"}, temp dir ${root}`);
     if (figures.has(1) || figures.has(2)) {
-      // One in-process berth (own namespace) for figures 1 and 2; one task at a time in 1 does not use the 4 slots.
-      const berth = await startInProcess(ctx, { BERTH_CONCURRENCY: "4" }).catch((err: unknown) => {
-        failures.push(`in-process berth did not start: ${err instanceof Error ? err.message : String(err)}`);
-        return null;
-      });
-      if (berth) {
-        await run(1, "latency", () => latencyBench(ctx, berth));
-        await run(2, "throughput", () => throughputBench(ctx, berth));
-        await berth.close();
+      // In-process berths (own namespaces) for figures 1 and 2, with a warm pool of 4 and without one; one task at a
+      // time in 1 does not use the 4 slots.
+      const inProcess = (env: Record<string, string>) =>
+        startInProcess(ctx, { BERTH_CONCURRENCY: "4", ...env }).catch((err: unknown) => {
+          failures.push(`in-process berth did not start: ${err instanceof Error ? err.message : String(err)}`);
+          return null;
+        });
+      const warm = await inProcess({ BERTH_WARM_POOL: String(POOL) });
+      const cold = figures.has(1) ? await inProcess({ BERTH_WARM_POOL: "0" }) : null;
+      if (warm && cold) await run(1, "latency", () => latencyBench(ctx, warm, cold, POOL));
+      await cold?.close();
+      if (warm) {
+        await run(2, "throughput", () => throughputBench(ctx, warm, POOL));
+        await run(2, "warm pool", () => warmPoolBench(ctx, warm, POOL));
+        await warm.close();
       }
     }
     await run(3, "50 MB output", () => outputBench(ctx));

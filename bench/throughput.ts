@@ -1,5 +1,5 @@
-// Figure 2: 40 trivial tasks at concurrency 4 (BERTH_CONCURRENCY=4), time until all are archived,
-// against `seq 40 | xargs -P4 -I{} docker run --rm …` (one fresh workspace per container, like berth).
+// Figure 2: 40 trivial tasks at concurrency 4 (BERTH_CONCURRENCY=4) with a warm pool of 4, time until all are
+// archived, against `seq 40 | xargs -P4 -I{} docker run --rm …` (one fresh workspace per container, like berth).
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
@@ -25,17 +25,21 @@ import {
   type InProcessBerth,
   type Phase,
 } from "./lib.js";
+import { poolFull } from "./latency.js";
 
 const TASKS = 40;
 const PARALLEL = 4;
 
-export async function throughputBench(ctx: BenchContext, berth: InProcessBerth): Promise<FigureResult> {
-  ctx.log(`figure 2: ${TASKS} trivial tasks at concurrency ${PARALLEL}, ${ctx.reps.other} runs each`);
+export async function throughputBench(ctx: BenchContext, berth: InProcessBerth, poolSize: number): Promise<FigureResult> {
+  ctx.log(`figure 2: ${TASKS} trivial tasks at concurrency ${PARALLEL}, warm pool of ${poolSize}, ${ctx.reps.other} runs each`);
   const batches: { wallMs: number; views: TaskView[]; phases: Record<Phase, number>[]; firstPost: number }[] = [];
   let n = 0;
 
+  const claims: { hits: number; waited: number; misses: number }[] = [];
   const berthRun = async (): Promise<number> => {
     const batch = `${ctx.runId}-${n++}`;
+    await poolFull(berth, poolSize);
+    const before = berth.warmPool();
     const t0 = performance.now();
     const firstPost = nowMs();
     const submitted = await Promise.all(
@@ -51,6 +55,12 @@ export async function throughputBench(ctx: BenchContext, berth: InProcessBerth):
       }),
     );
     const wallMs = performance.now() - t0;
+    const after = berth.warmPool();
+    claims.push({
+      hits: (after?.hits ?? 0) - (before?.hits ?? 0),
+      waited: (after?.waited ?? 0) - (before?.waited ?? 0),
+      misses: (after?.misses ?? 0) - (before?.misses ?? 0),
+    });
     const postAt = new Map(submitted.map((v) => [v.id, ms(v.createdAt)]));
     // POST times per task are not kept apart (all 40 are sent at once): "api" is measured from the first POST.
     const phases = views.map((v) => taskPhases(v, berth.times.get(v.id), postAt.has(v.id) ? firstPost : NaN, seenAt.get(v.id) ?? NaN));
@@ -86,7 +96,7 @@ export async function throughputBench(ctx: BenchContext, berth: InProcessBerth):
   return {
     rows: [
       row(
-        `2. ${TASKS} \`true\` tasks, concurrency ${PARALLEL}: until all archived`,
+        `2. ${TASKS} \`true\` tasks, concurrency ${PARALLEL}, warm pool of ${poolSize}: until all archived`,
         "s",
         berthMs,
         xargsMs,
@@ -96,6 +106,7 @@ export async function throughputBench(ctx: BenchContext, berth: InProcessBerth):
     details: [
       `Figure 2 — berth ${fmtNum(median(berthMs) / 1000, 2)} s vs xargs ${fmtNum(median(xargsMs) / 1000, 2)} s; per task: berth ${fmtNum(median(berthMs) / TASKS, 0)} ms of wall time, xargs ${fmtNum(median(xargsMs) / TASKS, 0)} ms.`,
       `  First task started ${fmtNum(median(firstStarted))} ms after the first POST; the last finished at ${fmtNum(median(lastFinished))} ms; the bench saw it all at ${fmtNum(median(berthMs))} ms.`,
+      `  Warm claims per batch of ${TASKS} (median): ${fmtNum(median(claims.map((c) => c.hits)))} ready, ${fmtNum(median(claims.map((c) => c.waited)))} still starting when claimed, ${fmtNum(median(claims.map((c) => c.misses)))} cold.`,
       `  A task holds a worker slot (startedAt → finishedAt) for ${fmtNum(median(perTaskSlot))} ms median; the ${PARALLEL} slots were busy ${fmtNum(100 * mean(utilisation))}% of the wall time.`,
       "  Median per phase over all tasks (queue includes waiting for a free slot; api is from the first of the 40 POSTs):",
       ...describePhases(all),
