@@ -227,7 +227,6 @@ export class WarmPool {
     slot.state = "leased";
     clearTimeout(slot.timer);
     p.slots.delete(slot);
-    this.refill(p);
     const imageSetsPwd = c.env.some((e) => e.startsWith("PWD="));
     return {
       containerId: c.id,
@@ -237,10 +236,11 @@ export class WarmPool {
       begin: async (command, env, onOutput) => {
         const input = warmStartInput({ command, env, nonce: slot.nonce, imageSetsPwd });
         if (!input) throw new Error("this command cannot be sent to a warm container");
-        const handle = await c.begin(input, onOutput);
+        // The replacement starts once the claim is done, so it does not compete with the claim for the engine.
+        const handle = await c.begin(input, onOutput).finally(() => this.refill(p));
         return new ReleasingHandle(handle, () => this.owned.delete(c.id));
       },
-      discard: () => this.dispose(slot),
+      discard: () => this.dispose(slot).then(() => this.refill(p)),
     };
   }
 
