@@ -59,6 +59,7 @@ const noEngine = (): never => {
 };
 const NO_ENGINE: ContainerRuntime = {
   run: noEngine,
+  startWaiting: noEngine,
   findByLabels: noEngine,
   removeById: noEngine,
   ping: noEngine,
