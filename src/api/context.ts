@@ -9,6 +9,7 @@ import type { AuditTrail } from "./audit.js";
 import type { Authenticator } from "./auth.js";
 import type { ChangeReads } from "./change-reads.js";
 import type { LogStreamSlots } from "./log-streams.js";
+import type { RawQuery } from "./raw-follow.js";
 import type { TaskWaiter } from "./task-waiter.js";
 
 export interface ApiContext {
@@ -41,6 +42,8 @@ export interface ApiContext {
   tenants(): string[];
   wantsEventStream(request: FastifyRequest): boolean;
   streamEvents(request: FastifyRequest, reply: FastifyReply, record: TaskRecord): Promise<void>;
+  /** The task's output as raw bytes (raw-follow.ts). */
+  streamRaw(request: FastifyRequest, reply: FastifyReply, record: TaskRecord, query: RawQuery): Promise<void>;
 }
 
 /** What a `?tenant=` may be: a tenant name as BERTH_API_KEYS writes them. */

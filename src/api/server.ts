@@ -35,6 +35,7 @@ import { peerRoutes } from "./routes/peer.js";
 import { taskRoutes } from "./routes/tasks.js";
 import { auditRoutes } from "./routes/audit.js";
 import { usageRoutes } from "./routes/usage.js";
+import { streamRaw } from "./raw-follow.js";
 import { streamEvents, wantsEventStream } from "./sse.js";
 import { TaskEvents } from "./task-events.js";
 import { TaskWaiter } from "./task-waiter.js";
@@ -126,6 +127,8 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
     wantsEventStream,
     streamEvents: (request, reply, record) =>
       streamEvents(request, reply, record, { reader: logReader, store: services.store, hub, slots: logStreams }),
+    streamRaw: (request, reply, record, query) =>
+      streamRaw(request, reply, record, query, { reader: logReader, store: services.store, hub, slots: logStreams }),
   };
   app.decorate("berthCounters", {
     logReads: () => logReader.stats(),

@@ -3,7 +3,7 @@
 // `maxConcurrent` at a time, each at most `maxEntries` entries (entries hold at most 64 KiB of text). A client
 // waits its turn in a FIFO queue; since a client has at most one read pending, the queue is bounded by the number
 // of open log streams.
-import type { LogStore, StoredEntry } from "./log-store.js";
+import type { LogStore, RawEntry, StoredEntry } from "./log-store.js";
 
 /** Counters of the reads, for diagnostics and tests. */
 export interface LogReadStats {
@@ -23,7 +23,7 @@ export class LogReader {
   private readonly queue: (() => void)[] = [];
 
   constructor(
-    private readonly logs: Pick<LogStore, "readAfter">,
+    private readonly logs: Pick<LogStore, "readAfter" | "readRawAfter">,
     readonly maxConcurrent: number,
     readonly maxEntries: number,
   ) {}
@@ -34,6 +34,17 @@ export class LogReader {
     this.reads++;
     try {
       return await this.logs.readAfter(taskId, afterId, Math.min(count, this.maxEntries));
+    } finally {
+      this.release();
+    }
+  }
+
+  /** As {@link readAfter}, with each entry's bytes as stored. */
+  async readRawAfter(taskId: string, afterId: string, count: number): Promise<RawEntry[]> {
+    await this.acquire();
+    this.reads++;
+    try {
+      return await this.logs.readRawAfter(taskId, afterId, Math.min(count, this.maxEntries));
     } finally {
       this.release();
     }
@@ -106,10 +117,10 @@ export class ReadSizer {
     return Math.max(1, Math.min(this.max, Math.round(this.budgetBytes / this.average)));
   }
 
-  observe(entries: readonly StoredEntry[]): void {
+  observe(entries: readonly (StoredEntry | RawEntry)[]): void {
     if (entries.length === 0) return;
     let bytes = 0;
-    for (const e of entries) bytes += (e.stream === "end" ? 0 : e.text.length) + ENTRY_OVERHEAD;
+    for (const e of entries) bytes += ("data" in e ? e.data.length : e.stream === "end" ? 0 : e.text.length) + ENTRY_OVERHEAD;
     this.average = Math.ceil(bytes / entries.length);
   }
 }

@@ -18,6 +18,13 @@ export interface LogEntry {
 
 export type StoredEntry = LogEntry | { readonly id: string; readonly stream: "end"; readonly end: EndEvent; readonly timeMs: number };
 
+/** An entry as stored: the output's bytes exactly as the task printed them (the end marker carries none). */
+export interface RawEntry {
+  readonly id: string;
+  readonly stream: LogStream | "end";
+  readonly data: Buffer;
+}
+
 /** New output of a task, as handed to a {@link LiveListener}: `text` may be given as the UTF-8 bytes stored. */
 export interface NewEntry {
   readonly stream: LogStream;
@@ -67,6 +74,13 @@ export class AppendError extends Error {
   }
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/** The bytes of entries this process appended, as they were stored (their `text` is decoded from them). */
+const appendedBytes = new WeakMap<StoredEntry, Buffer>();
+/** An entry's bytes as stored, when this process appended it (null otherwise: read them with readRawAfter). */
+export const storedBytes = (entry: StoredEntry): Buffer | null => appendedBytes.get(entry) ?? null;
+
 const timeOf = (id: string) => Number(id.slice(0, id.indexOf("-")));
 
 export class LogStore {
@@ -102,12 +116,14 @@ export class LogStore {
     const ids = this.settle(taskId, results);
     this.publish(taskId, ids, (i) => {
       const e = entries[i] as NewEntry;
-      return {
+      const entry: StoredEntry = {
         id: ids[i] as string,
         stream: e.stream,
         text: typeof e.data === "string" ? e.data : e.data.toString("utf8"),
         timeMs: timeOf(ids[i] as string),
       };
+      if (typeof e.data !== "string") appendedBytes.set(entry, e.data);
+      return entry;
     });
   }
 
@@ -155,6 +171,25 @@ export class LogStore {
     if (afterId === LAST_LOG_ID) return []; // nothing can follow it (and Redis refuses "(" before it)
     const rows = (await this.redis.xrange(this.keys.logs(taskId), `(${afterId}`, "+", "COUNT", count)) as [string, string[]][];
     return rows.map(([id, fields]) => parse(id, fields));
+  }
+
+  /**
+   * Up to `count` entries strictly after `afterId`, with their bytes as stored (output that is not UTF-8 stays as it
+   * was printed).
+   */
+  async readRawAfter(taskId: string, afterId: string, count = 500): Promise<RawEntry[]> {
+    if (afterId === LAST_LOG_ID) return [];
+    const rows = (await this.redis.xrangeBuffer(this.keys.logs(taskId), `(${afterId}`, "+", "COUNT", count)) as [Buffer, Buffer[]][];
+    return rows.map(([id, fields]) => {
+      let stream = "system";
+      let data: Buffer = EMPTY;
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        const name = (fields[i] as Buffer).toString("latin1");
+        if (name === "s") stream = (fields[i + 1] as Buffer).toString("latin1");
+        else if (name === "t") data = fields[i + 1] as Buffer;
+      }
+      return { id: id.toString("latin1"), stream: stream as RawEntry["stream"], data };
+    });
   }
 
   /** Whether the task's stream ends with its end marker (written just after the final status is recorded). */

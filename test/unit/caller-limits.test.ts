@@ -71,6 +71,7 @@ describe("LogReader", () => {
         const from = Number(after.split("-")[1] ?? 0);
         return Array.from({ length: count }, (_, i) => entry(from + i + 1));
       },
+      readRawAfter: async () => [],
     };
     const reader = new LogReader(store, 3, 4);
     const order: number[] = [];
@@ -89,6 +90,7 @@ describe("LogReader", () => {
         const from = Number(after.split("-")[1] ?? 0);
         return from >= 100 ? [] : [entry(from + 1)];
       },
+      readRawAfter: async () => [],
     };
     const text = new LogReader(store, 1, 1).readText("t", 1024);
     await text.next();

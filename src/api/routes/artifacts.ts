@@ -8,6 +8,7 @@ import { BerthError } from "../../errors.js";
 import type { LogReader } from "../../logs/log-reader.js";
 import { assertNotExpired, type ApiContext } from "../context.js";
 import { rangeOf } from "../range.js";
+import { rawQuery } from "../raw-follow.js";
 import { assertChangesKept } from "./changes.js";
 import { MAX_BUFFERED_BYTES } from "../sse.js";
 
@@ -20,7 +21,9 @@ export async function artifactRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCo
   app.get("/v1/tasks/:id/logs", async (request, reply) => {
     const record = await ctx.findTask(request);
     if (ctx.wantsEventStream(request)) return ctx.streamEvents(request, reply, record);
+    const raw = rawQuery(request);
     assertNotExpired(record, "log");
+    if (raw) return ctx.streamRaw(request, reply, record, raw);
     const releaseSlot = ctx.logStreams.acquire(record.tenant);
     reply.raw.once("close", releaseSlot);
     if (request.raw.socket.destroyed) releaseSlot();
