@@ -26,6 +26,7 @@ import {
 } from "./download.js";
 import { BerthApiError, errorFromResponse, isAbortError, unreachableError } from "./errors.js";
 import { followEvents, type FollowEvent, type FollowOptions } from "./follow.js";
+import { MULTIPLEXED, followOutput, type FollowOutputOptions, type OutputEvent } from "./output.js";
 
 /** Options of {@link BerthClient}. Nothing is read from the environment: the caller decides. */
 export interface BerthClientOptions {
@@ -233,6 +234,32 @@ export class BerthClient {
         }
         return res;
       },
+      opts,
+    );
+  }
+
+  /**
+   * Follows the task's output as raw bytes, exactly as printed (`?follow=true`, no JSON on the way): chunks of stdout
+   * and stderr in order, then one `{type: "end"}` marker with the final status, after which the iteration ends.
+   * Dropped connections are resumed at the byte offset reached (bounded retries with backoff). What a program
+   * needs; {@link follow} gives entries with ids and times (SSE) instead. Breaking out of the loop closes the
+   * connection.
+   */
+  followOutput(id: string, opts: FollowOutputOptions = {}): AsyncGenerator<OutputEvent, void, undefined> {
+    const urlPath = `${taskPath(id)}/logs`;
+    const select = opts.stream ? `&stream=${opts.stream}` : "";
+    return followOutput(
+      id,
+      async (offset, signal) => {
+        const query = `?follow=true${select}${offset > 0 ? `&offset=${offset}` : ""}`;
+        const res = await this.#send("GET", `${urlPath}${query}`, { headers: { accept: MULTIPLEXED }, signal });
+        if (!(res.headers.get("content-type") ?? "").startsWith(MULTIPLEXED)) {
+          await res.body?.cancel().catch(() => undefined);
+          throw new BerthApiError(res.status, "invalid_response", `${this.url}${urlPath} did not answer with raw output.`);
+        }
+        return res;
+      },
+      (signal) => this.wait(id, { signal }),
       opts,
     );
   }

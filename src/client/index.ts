@@ -5,6 +5,8 @@ export type { AuditOptions, BerthClientOptions, FileListing, ListTasksOptions, W
 export type { DownloadProgress, DownloadResult, DownloadStreamOptions, DownloadToFileOptions } from "./download.js";
 export { BerthApiError, UNREACHABLE, isBerthApiError } from "./errors.js";
 export type { FollowEndEvent, FollowEvent, FollowLogEvent, FollowOptions } from "./follow.js";
+export { FrameParser } from "./output.js";
+export type { FollowOutputOptions, OutputChunk, OutputEnd, OutputEvent } from "./output.js";
 export { SseParser } from "./sse.js";
 export type { SseMessage, SseParserOptions } from "./sse.js";
 export { FINAL_STATUSES, TASK_STATUSES, isFinalStatus } from "../contract/types.js";

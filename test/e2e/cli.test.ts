@@ -71,6 +71,17 @@ describe("submit", () => {
     expect(r.stderr).not.toContain("out1");
   });
 
+  it("--follow writes the bytes exactly as printed, also what is not UTF-8", async () => {
+    const r = await berth(["submit", "--follow", "--", "sh", "-c", "printf 'a\\377\\376b\\n'; printf '\\300e\\n' >&2"], {
+      encoding: "buffer",
+    });
+    expect(r.exitCode).toBe(0);
+    expect(Buffer.from(r.stdout as Uint8Array).equals(Buffer.from([0x61, 0xff, 0xfe, 0x62, 0x0a]))).toBe(true);
+    const stderr = Buffer.from(r.stderr as Uint8Array);
+    expect(stderr.includes(Buffer.from([0xc0, 0x65, 0x0a]))).toBe(true);
+    expect(stderr.toString("latin1")).toMatch(/^berth: task [A-Za-z0-9_-]{8,64}\n/);
+  });
+
   it("--json prints the task view", async () => {
     const r = await berth(["submit", "--json", "--env", "GREETING=hello there", "--timeout", "30", "--", "sh", "-c", 'echo "$GREETING"']);
     expect(r.exitCode).toBe(0);

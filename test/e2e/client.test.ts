@@ -4,7 +4,15 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { BerthApiError, BerthClient, SseParser, type FollowEvent, type FollowLogEvent, type SseMessage } from "../../src/client/index.js";
+import {
+  BerthApiError,
+  BerthClient,
+  SseParser,
+  type FollowEvent,
+  type FollowLogEvent,
+  type OutputEvent,
+  type SseMessage,
+} from "../../src/client/index.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 
 let h: Harness;
@@ -219,6 +227,101 @@ describe("follow", () => {
     const rest = await collect(client.follow(t.id, { after: first.id }));
     expect(rest.logs.map((e) => e.id)).toEqual(all.logs.slice(all.logs.indexOf(first) + 1).map((e) => e.id));
     expect(rest.ends).toHaveLength(1);
+  });
+});
+
+/** The raw output's events → each stream's bytes, the end markers, and whether every offset followed on. */
+async function collectOutput(events: AsyncIterable<OutputEvent>, onChunk?: (all: number) => void) {
+  const parts = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  const ends: Extract<OutputEvent, { type: "end" }>[] = [];
+  const offsets: [number, number][] = [];
+  let total = 0;
+  for await (const e of events) {
+    if (e.type === "end") ends.push(e);
+    else {
+      offsets.push([e.offset, total]);
+      parts[e.stream].push(Buffer.from(e.data));
+      total += e.data.length;
+      onChunk?.(total);
+    }
+  }
+  return {
+    stdout: Buffer.concat(parts.stdout),
+    stderr: Buffer.concat(parts.stderr),
+    ends,
+    contiguous: offsets.every(([at, expected]) => at === expected),
+  };
+}
+
+describe("followOutput", () => {
+  it("yields stdout and stderr apart, byte-exact also where not UTF-8, then one end marker with the view", async () => {
+    const t = await client.submit({ command: ["sh", "-c", "head -c 400000 /dev/urandom | tee out.bin; printf 'e\\377\\n' >&2; exit 3"] });
+    const got = await collectOutput(client.followOutput(t.id));
+    const printed = await readFile(path.join(h.deps.config.dirs.workspaces, t.workspace, "out.bin"));
+    expect(printed.length).toBe(400_000);
+    expect(got.stdout.equals(printed)).toBe(true);
+    expect(got.stderr.equals(Buffer.from([0x65, 0xff, 0x0a]))).toBe(true);
+    expect(got.contiguous).toBe(true);
+    expect(got.ends).toHaveLength(1);
+    expect(got.ends[0]).toMatchObject({ type: "end", status: "failed", exitCode: 3, task: { id: t.id, status: "failed", exitCode: 3 } });
+  }, 180_000);
+
+  it("resumes after dropped connections at the byte offset reached, without gaps or duplicates", async () => {
+    const proxy = new CuttingProxy(Number(new URL(h.url).port));
+    const port = await proxy.start(0);
+    try {
+      const viaProxy = new BerthClient({ url: `http://127.0.0.1:${port}` });
+      // Prints 300 kB, then ticks until the test lets it stop (once the client is back after the proxy's outage).
+      const t = await viaProxy.submit({
+        command: [
+          "sh",
+          "-c",
+          "head -c 300000 /dev/urandom > a.bin; cat a.bin; i=0; while [ ! -e stop ]; do i=$((i+1)); echo tick $i; echo tock $i >&2; sleep 0.1; done; echo stopped",
+        ],
+        timeoutSeconds: 300,
+      });
+      proxy.cutAfter(100_000); // the first connection is cut mid-frame
+      const reconnects: unknown[] = [];
+      let killed = false;
+      let failuresWhileDown = 0;
+      let chunksAfterOutage = 0;
+      const onReconnect = (_n: number, err: unknown) => {
+        reconnects.push(err);
+        if (killed && ++failuresWhileDown === 2) void proxy.start(port);
+      };
+      const got = await collectOutput(viaProxy.followOutput(t.id, { onReconnect }), (total) => {
+        if (!killed && total > 300_000 + 40) {
+          killed = true;
+          proxy.stop();
+        } else if (failuresWhileDown >= 2 && ++chunksAfterOutage === 5) {
+          void writeFile(path.join(h.deps.config.dirs.workspaces, t.workspace, "stop"), "");
+        }
+      });
+      expect(proxy.cuts).toBeGreaterThanOrEqual(1);
+      expect(failuresWhileDown).toBeGreaterThanOrEqual(2);
+      expect(got.contiguous).toBe(true);
+      expect(got.ends).toMatchObject([{ type: "end", status: "succeeded", exitCode: 0 }]);
+      const first = await readFile(path.join(h.deps.config.dirs.workspaces, t.workspace, "a.bin"));
+      expect(got.stdout.subarray(0, first.length).equals(first)).toBe(true);
+      const ticks = got.stdout.subarray(first.length).toString("latin1");
+      const n = ticks.split("\n").length - 2;
+      expect(n).toBeGreaterThanOrEqual(5);
+      expect(ticks).toBe(`${Array.from({ length: n }, (_, i) => `tick ${i + 1}\n`).join("")}stopped\n`);
+      expect(got.stderr.toString()).toBe(Array.from({ length: n }, (_, i) => `tock ${i + 1}\n`).join(""));
+    } finally {
+      proxy.stop();
+    }
+  }, 180_000);
+
+  it("starts after a given number of bytes of one stream", async () => {
+    const t = await client.submit({ command: ["sh", "-c", "echo one; echo ERR >&2; echo two; echo three"] });
+    await client.wait(t.id, WAIT);
+    const out = await collectOutput(client.followOutput(t.id, { stream: "stdout", offset: 5 }));
+    expect(out.stdout.toString()).toBe("wo\nthree\n");
+    expect(out.stderr.length).toBe(0);
+    expect(out.ends).toHaveLength(1);
+    const err = await collectOutput(client.followOutput(t.id, { stream: "stderr" }));
+    expect(err.stderr.toString()).toBe("ERR\n");
   });
 });
 

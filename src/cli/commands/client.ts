@@ -9,7 +9,7 @@ import {
   BerthClient,
   UNREACHABLE,
   isBerthApiError,
-  type FollowEndEvent,
+  type OutputEnd,
   type SubmitTaskRequest,
   type TaskView,
 } from "../../client/index.js";
@@ -246,32 +246,26 @@ async function readUploads(specs: readonly string[]): Promise<Record<string, str
   return files;
 }
 
-/** Streams a task's output (stdout → stdout, stderr and berth's notes → stderr); returns the exit code to use. */
+/**
+ * Streams a task's raw output (stdout → stdout, stderr → stderr, bytes as printed); returns the exit code to use.
+ * berth's own notes (output dropped past the limit, why a task failed) go to stderr at the end.
+ */
 async function followTask(client: BerthClient, id: string): Promise<number> {
-  let end: FollowEndEvent | undefined;
+  let end: OutputEnd | undefined;
   const onReconnect = (attempt: number, err: unknown) =>
     process.stderr.write(
-      `berth: log stream interrupted (${err instanceof Error ? err.message : String(err)}); resuming (attempt ${attempt})\n`,
+      `berth: output stream interrupted (${err instanceof Error ? err.message : String(err)}); resuming (attempt ${attempt})\n`,
     );
-  for await (const e of client.follow(id, { onReconnect })) {
+  for await (const e of client.followOutput(id, { onReconnect })) {
     if (e.type === "end") end = e;
-    else if (e.stream === "stdout") await write(process.stdout, e.text);
-    else if (e.stream === "stderr") await write(process.stderr, e.text);
-    else
-      await write(
-        process.stderr,
-        e.text
-          .replace(/\n$/, "")
-          .split("\n")
-          .map((l) => `berth: ${l}\n`)
-          .join(""),
-      );
+    else await write(e.stream === "stdout" ? process.stdout : process.stderr, e.data);
   }
   if (!end) return EXIT.error;
+  const view = end.task;
+  if (view.outputTruncated) process.stderr.write(`berth: task ${id}'s output passed the server's limit; the rest was dropped\n`);
   const code = exitCodeOfEnd(end);
   if (end.status !== "succeeded" && !(end.status === "failed" && code === end.exitCode)) {
-    const view = await client.get(id).catch(() => undefined);
-    const why = [view?.reason, view?.message].filter(Boolean).join(": ");
+    const why = [view.reason, view.message].filter(Boolean).join(": ");
     process.stderr.write(`berth: task ${id} ${end.status}${why ? ` (${why})` : ""}\n`);
   }
   return code;
@@ -293,8 +287,8 @@ export function exitCodeOfEnd(end: { status: TaskView["status"]; exitCode: numbe
   }
 }
 
-const write = (out: NodeJS.WriteStream, text: string): Promise<void> | void => {
-  if (!out.write(text)) return new Promise((resolve) => out.once("drain", () => resolve()));
+const write = (out: NodeJS.WriteStream, data: Uint8Array): Promise<void> | void => {
+  if (!out.write(data)) return new Promise((resolve) => out.once("drain", () => resolve()));
 };
 
 async function listTasks(client: BerthClient, o: { status?: TaskView["status"]; label?: string; tenant?: string; limit: number }) {

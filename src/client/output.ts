@@ -1,0 +1,215 @@
+// Following a task's raw output (`GET /v1/tasks/:id/logs?follow=true`, API.md §5): the bytes as printed, in Docker's
+// multiplexed framing so stdout and stderr stay apart, resumed by byte offset after a dropped connection. The server
+// ends the response normally only once the task has ended and everything was sent; any other ending (a cut
+// connection, a server shutting down) is resumed from the offset reached, so nothing is repeated or skipped.
+import type { EndEvent, TaskView } from "../contract/types.js";
+import { BerthApiError, UNREACHABLE, isAbortError } from "./errors.js";
+
+export const MULTIPLEXED = "application/vnd.docker.multiplexed-stream";
+
+/** Bytes the task printed, in order. */
+export interface OutputChunk {
+  type: "output";
+  stream: "stdout" | "stderr";
+  data: Uint8Array;
+  /** Bytes of the selection before this chunk; `offset + data.length` resumes right after it. */
+  offset: number;
+}
+
+/** The last event: the task's final status and exit code, and its view at that moment. */
+export interface OutputEnd extends EndEvent {
+  type: "end";
+  task: TaskView;
+}
+
+/** What {@link BerthClient.followOutput} yields: output chunks, then exactly one end marker. */
+export type OutputEvent = OutputChunk | OutputEnd;
+
+/** Options of {@link BerthClient.followOutput}. */
+export interface FollowOutputOptions {
+  /** Only this stream; by default both, interleaved in order. */
+  stream?: "stdout" | "stderr";
+  /** Start after this many bytes of the selection (a previous chunk's `offset + data.length`). @defaultValue 0 */
+  offset?: number;
+  /** Aborting ends the iteration quietly (no end marker). */
+  signal?: AbortSignal;
+  /** Consecutive failed (re)connections tolerated before giving up. @defaultValue 8 */
+  maxRetries?: number;
+  /** First reconnection delay; doubles per consecutive failure. @defaultValue 250 */
+  retryDelayMs?: number;
+  /** Largest reconnection delay. @defaultValue 5000 */
+  maxRetryDelayMs?: number;
+  /** Called before each reconnection, with the attempt number (from 1) and what went wrong. */
+  onReconnect?: (attempt: number, error: unknown) => void;
+}
+
+/** Opens one raw stream starting after `offset` bytes of the selection; throws {@link BerthApiError} when refused. */
+export type OpenOutputStream = (offset: number, signal: AbortSignal) => Promise<Response>;
+/** The task's view with its final status, once the stream ended normally. */
+export type FinalView = (signal: AbortSignal) => Promise<TaskView>;
+
+/**
+ * Docker's attach framing (8-byte header: stream 1 or 2, three zero bytes, big-endian length) → payload pieces.
+ * A frame split across chunks comes out as several pieces of the same stream, in order; payloads are not copied.
+ */
+export class FrameParser {
+  readonly #header = new Uint8Array(8);
+  #headerBytes = 0;
+  #remaining = 0;
+  #stream: "stdout" | "stderr" = "stdout";
+
+  /** Payload pieces of `chunk`; throws on a header that is not Docker's. */
+  push(chunk: Uint8Array): { stream: "stdout" | "stderr"; data: Uint8Array }[] {
+    const out: { stream: "stdout" | "stderr"; data: Uint8Array }[] = [];
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#remaining > 0) {
+        const end = Math.min(chunk.length, at + this.#remaining);
+        this.#remaining -= end - at;
+        out.push({ stream: this.#stream, data: chunk.subarray(at, end) });
+        at = end;
+        continue;
+      }
+      const take = Math.min(8 - this.#headerBytes, chunk.length - at);
+      this.#header.set(chunk.subarray(at, at + take), this.#headerBytes);
+      this.#headerBytes += take;
+      at += take;
+      if (this.#headerBytes < 8) break;
+      this.#headerBytes = 0;
+      const h = this.#header;
+      if ((h[0] !== 1 && h[0] !== 2) || h[1] !== 0 || h[2] !== 0 || h[3] !== 0) {
+        throw new Error(`not a multiplexed-stream frame header: ${Array.from(h).join(",")}`);
+      }
+      this.#stream = h[0] === 1 ? "stdout" : "stderr";
+      this.#remaining = new DataView(h.buffer, h.byteOffset, 8).getUint32(4);
+    }
+    return out;
+  }
+
+  /** True between frames (nothing of a frame is still expected). */
+  get atBoundary(): boolean {
+    return this.#headerBytes === 0 && this.#remaining === 0;
+  }
+}
+
+/** A connection that stayed up this long counts as healthy, even if no byte arrived (an idle task). */
+const HEALTHY_CONNECTION_MS = 15_000;
+
+const isRetriable = (err: unknown): boolean =>
+  !(err instanceof BerthApiError) || err.code === UNREACHABLE || err.status === 429 || err.status >= 500;
+
+/**
+ * Yields the task's output as printed, then its end. After a dropped connection it reconnects with the byte offset
+ * it has reached. `final` is asked once the server has ended the stream (the task has ended by then).
+ */
+export async function* followOutput(
+  taskId: string,
+  open: OpenOutputStream,
+  final: FinalView,
+  opts: FollowOutputOptions = {},
+): AsyncGenerator<OutputEvent, void, undefined> {
+  const { maxRetries = 8, retryDelayMs = 250, maxRetryDelayMs = 5000 } = opts;
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(opts.signal?.reason);
+  if (opts.signal?.aborted) return;
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  let offset = opts.offset ?? 0;
+  let failures = 0;
+  try {
+    for (;;) {
+      let problem: unknown;
+      const openedAt = Date.now();
+      try {
+        const res = await open(offset, controller.signal);
+        const body = res.body;
+        if (!body) throw new BerthApiError(0, "invalid_response", `The output stream of task "${taskId}" came without a body.`);
+        const parser = new FrameParser();
+        const reader = body.getReader();
+        try {
+          for (;;) {
+            let chunk: Awaited<ReturnType<typeof reader.read>>;
+            try {
+              chunk = await reader.read();
+            } catch (err) {
+              problem = err;
+              break;
+            }
+            if (chunk.done) {
+              if (!parser.atBoundary) {
+                problem = new Error("the output stream ended inside a frame");
+                break;
+              }
+              const task = await final(controller.signal);
+              yield { type: "end", status: task.status, exitCode: task.exitCode, task };
+              return;
+            }
+            let pieces: ReturnType<FrameParser["push"]>;
+            try {
+              pieces = parser.push(chunk.value);
+            } catch (err) {
+              throw new BerthApiError(
+                0,
+                "invalid_response",
+                `The output stream of task "${taskId}" is garbled: ${(err as Error).message}.`,
+                {
+                  cause: err,
+                },
+              );
+            }
+            for (const p of pieces) {
+              if (p.data.length === 0) continue;
+              const at = offset;
+              offset += p.data.length;
+              failures = 0;
+              yield { type: "output", stream: p.stream, data: p.data, offset: at };
+            }
+          }
+        } finally {
+          // Also runs when the consumer stops early: release the connection.
+          reader.cancel().catch(() => undefined);
+        }
+      } catch (err) {
+        if (controller.signal.aborted && isAbortError(err)) return;
+        if (!isRetriable(err)) throw err;
+        problem = err;
+      }
+      if (controller.signal.aborted) return;
+      if (Date.now() - openedAt >= HEALTHY_CONNECTION_MS) failures = 0;
+      failures += 1;
+      if (failures > maxRetries) {
+        if (problem instanceof BerthApiError) throw problem;
+        throw new BerthApiError(
+          0,
+          UNREACHABLE,
+          `Lost the output stream of task "${taskId}" and could not resume it after ${maxRetries} retries: ${String((problem as Error)?.message ?? problem)}.`,
+          { cause: problem },
+        );
+      }
+      opts.onReconnect?.(failures, problem);
+      try {
+        await sleep(Math.min(maxRetryDelayMs, retryDelayMs * 2 ** (failures - 1)), controller.signal);
+      } catch {
+        return;
+      }
+    }
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+    controller.abort();
+  }
+}
+
+/** Waits `ms`, or rejects when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const done = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
