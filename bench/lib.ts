@@ -17,6 +17,7 @@ import { pino } from "pino";
 import { buildServer } from "../src/api/server.js";
 import { createServices } from "../src/app/services.js";
 import { loadConfig, type Config } from "../src/config/config.js";
+import { FrameParser, MULTIPLEXED } from "../src/client/output.js";
 import { SseParser, type SseMessage } from "../src/client/sse.js";
 import type { TaskView } from "../src/contract/types.js";
 import { buildDeps } from "../src/app/build-deps.js";
@@ -604,6 +605,51 @@ export function followSse(
     (err: unknown) => (result.end ? result : Promise.reject(err)),
   );
   return { done: wrapped, abort: () => req?.destroy() };
+}
+
+// ---------------------------------------------------------------- raw follower
+
+export interface RawResult {
+  stdoutBytes: number;
+  /** Whether the response ended normally (the server ends it so only once the task has ended). */
+  ended: boolean;
+  /** Epoch ms of the first stdout byte, the last stdout byte, and the end of the response. */
+  firstStdoutAt: number;
+  lastStdoutAt: number;
+  endAt: number;
+}
+
+/**
+ * Follows GET /v1/tasks/:id/logs?follow=true in Docker's multiplexed framing, as the SDK and CLI do (the SDK's
+ * frame parser), until the response ends.
+ */
+export function followRaw(url: string, taskId: string): Promise<RawResult> {
+  const result: RawResult = { stdoutBytes: 0, ended: false, firstStdoutAt: NaN, lastStdoutAt: NaN, endAt: NaN };
+  return new Promise<RawResult>((resolve, reject) => {
+    const req = http.get(`${url}/v1/tasks/${taskId}/logs?follow=true`, { headers: { accept: MULTIPLEXED } }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return reject(new Error(`?follow=true for ${taskId} answered ${res.statusCode}`));
+      }
+      const parser = new FrameParser();
+      res.on("data", (chunk: Buffer) => {
+        const t = Date.now();
+        for (const p of parser.push(chunk)) {
+          if (p.stream !== "stdout") continue;
+          if (Number.isNaN(result.firstStdoutAt)) result.firstStdoutAt = t;
+          result.lastStdoutAt = t;
+          result.stdoutBytes += p.data.length;
+        }
+      });
+      res.on("end", () => {
+        result.ended = parser.atBoundary;
+        result.endAt = Date.now();
+        resolve(result);
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+  });
 }
 
 // ---------------------------------------------------------------- /proc readings
