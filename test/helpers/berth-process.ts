@@ -28,12 +28,19 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
 }
 
 /**
- * Starts a role with exactly `env` (plus PATH and HOME) and waits until it serves: its "listening on" line, or for a
- * worker without an HTTP server its "worker started" log line.
+ * Starts a role with exactly `env` (plus PATH, HOME and no warm pool unless set) and waits until it serves: its
+ * "listening on" line, or for a worker without an HTTP server its "worker started" log line.
  */
 export async function spawnBerth(role: "serve" | "api" | "worker", env: Record<string, string>): Promise<BerthProcess> {
   let out = "";
-  const fullEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", LOG_LEVEL: "info", ...env };
+  // As in the in-process harness: every task cold unless the test (or BERTH_TEST_WARM_POOL) asks for a pool.
+  const fullEnv = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: process.env.HOME ?? "/root",
+    LOG_LEVEL: "info",
+    BERTH_WARM_POOL: process.env.BERTH_TEST_WARM_POOL ?? "0",
+    ...env,
+  };
   const start = async () => {
     const proc = execa("node", ["dist/cli/main.js", role], { env: fullEnv, extendEnv: false, reject: false, all: true });
     const from = out.length;

@@ -53,6 +53,8 @@ export async function spawnServer(
     BERTH_CACHE_DIR: `${root}/caches`,
     BERTH_STOP_GRACE_SECONDS: "2",
     LOG_LEVEL: "info",
+    // As in the in-process harness: every task cold unless the test (or BERTH_TEST_WARM_POOL) asks for a pool.
+    BERTH_WARM_POOL: process.env.BERTH_TEST_WARM_POOL ?? "0",
     ...env,
   };
   let out = "";
