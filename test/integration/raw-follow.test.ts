@@ -7,7 +7,7 @@ import { LOG_READS_AT_ONCE } from "../../src/api/server.js";
 import { MAX_BUFFERED_BYTES } from "../../src/api/sse.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 import { startStalledReaders } from "../helpers/stalled-readers.js";
-import { waitFor } from "../helpers/wait-for.js";
+import { waitFor, within } from "../helpers/wait-for.js";
 
 const MULTIPLEXED = { accept: "application/vnd.docker.multiplexed-stream" };
 let h: Harness;
@@ -227,4 +227,29 @@ describe("bounds", () => {
       (n) => n === 0,
     );
   }, 300_000);
+});
+
+describe("server shutdown", () => {
+  it("cuts a raw follow when the HTTP server closes: the client sees it broken off, not ended", async () => {
+    const local = await startHarness({ BERTH_RATE_LIMIT_PER_MINUTE: "0" });
+    try {
+      const t = await local.submit({ command: ["sh", "-c", "echo started; while [ ! -e stop ]; do sleep 0.05; done; echo stopped"] });
+      const res = await fetch(`${local.url}/v1/tasks/${t.id}/logs?follow=true`);
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      let got = Buffer.alloc(0);
+      while (!got.toString().includes("started\n")) got = Buffer.concat([got, Buffer.from((await reader.read()).value as Uint8Array)]);
+      // A follower holding up close() would hold it for as long as the task runs.
+      await within(local.app.close(), 60_000, "the HTTP server to close while a raw follower is attached");
+      // Broken off, not a normal end (which would mean the task ended): the client resumes from its offset.
+      await expect(reader.read()).rejects.toThrow();
+      await import("node:fs/promises").then((fs) => fs.writeFile(path.join(local.deps.config.dirs.workspaces, t.workspace, "stop"), ""));
+      await waitFor(
+        "the task to end",
+        () => local.services.store.get(t.id),
+        (r) => r?.status === "succeeded",
+      );
+    } finally {
+      await local.close();
+    }
+  }, 120_000);
 });
