@@ -6,6 +6,7 @@ import path from "node:path";
 import { pino } from "pino";
 import type { TaskView } from "../../src/contract/types.js";
 import { startWorker } from "../../src/queue/worker.js";
+import { taskCgroupParent } from "../../src/runner/cgroup-usage.js";
 import { createDockerClient } from "../../src/runner/docker-runtime.js";
 import { LABEL_POOL, LABEL_WORKER } from "../../src/runner/labels.js";
 import { WarmPool } from "../../src/runner/warm-pool.js";
@@ -77,7 +78,7 @@ describe("a warm container", () => {
     expect(c?.Config.Labels[LABEL_POOL]).toBeUndefined();
     expect(w?.Name).toBe(`/${h.namespace}-task-${warm.id}`); // named for its task when claimed
     const hardening = (i: typeof w) => {
-      const { PidsLimit: _pids, ...host } = i?.HostConfig ?? {};
+      const { PidsLimit: _pids, CgroupParent: _parent, ...host } = i?.HostConfig ?? {};
       return {
         host: { ...host, Mounts: host.Mounts?.map((m) => ({ ...m, Source: "" })) },
         user: i?.Config.User,
@@ -87,6 +88,11 @@ describe("a warm container", () => {
       };
     };
     expect(hardening(w)).toEqual(hardening(c));
+    // Each its own parent cgroup where the engine lets berth read usage (cgroupfs): the warm one's named when created.
+    if (c?.HostConfig.CgroupParent) {
+      expect(c.HostConfig.CgroupParent).toBe(taskCgroupParent(`${h.namespace}-task-${cold.id}`));
+      expect(w?.HostConfig.CgroupParent).toMatch(new RegExp(`^${taskCgroupParent(`${h.namespace}-pool-`)}`));
+    } else expect(w?.HostConfig.CgroupParent ?? "").toBe("");
     expect(w?.HostConfig).toMatchObject({ CapDrop: ["ALL"], ReadonlyRootfs: true, NetworkMode: "none", Init: true, PidsLimit: 256 });
     expect(c?.HostConfig.PidsLimit).toBe(255);
     for (const t of [warm, cold]) await h.request("POST", `/v1/tasks/${t.id}/cancel`);
@@ -105,7 +111,10 @@ describe("a warm container", () => {
     expect(warm.warm).toBe(true);
     expect(cold.warm).toBe(false);
     expect(warm.task.workspace).toBe(`task-${Date.parse(warm.task.createdAt)}-${warm.task.id}`);
-    expect(warm.out).toBe(cold.out);
+    // The same but for the task's own identity (BERTH_TASK_ID), which is each task's.
+    expect(warm.out).toContain(`BERTH_TASK_ID=${warm.task.id}\nBERTH_WORKSPACE=/workspace\n`);
+    expect(cold.out).toContain(`BERTH_TASK_ID=${cold.task.id}\nBERTH_WORKSPACE=/workspace\n`);
+    expect(warm.out.replaceAll(warm.task.id, "ID")).toBe(cold.out.replaceAll(cold.task.id, "ID"));
     expect(warm.out).toContain("/workspace\nin.txt\n");
     expect(warm.out).toContain("GREETING=hi 'there'\n");
   });
@@ -137,6 +146,25 @@ describe("a warm container", () => {
       expect(await logs(t.id)).toBe(`${"abcdefghijkl"[i]?.repeat(300_000)}\n`);
     }
     expect(h.worker?.warmPoolStats()?.hits).toBeGreaterThan(0);
+  });
+
+  it("counts what a warm task used as a cold one's: CPU time and peak memory from its container's own cgroup", async () => {
+    const script = [
+      "b = bytearray(100 * 1024 * 1024)",
+      "for i in range(0, len(b), 4096): b[i] = 1",
+      "import time",
+      "t = time.process_time()",
+      "while time.process_time() - t < 1.0: pass",
+    ].join("\n");
+    const { task, warm } = await run({ command: ["python3", "-c", script] });
+    expect(warm).toBe(true);
+    expect(task.status).toBe("succeeded");
+    const info = (await (await createDockerClient()).info()) as { CgroupDriver?: string };
+    if (info.CgroupDriver !== "cgroupfs") return expect(task.usage).toBeNull(); // README: usage needs cgroupfs
+    const usage = task.usage as NonNullable<TaskView["usage"]>;
+    expect(usage.cpuSeconds).toBeGreaterThanOrEqual(1.0);
+    expect(usage.cpuSeconds).toBeLessThan(3);
+    expect(usage.peakMemoryBytes).toBeGreaterThanOrEqual(100 * 1024 * 1024);
   });
 
   it("serves one task and is removed with it; the pool is filled again", async () => {
@@ -186,7 +214,9 @@ describe("the pool's life", () => {
 
   it("is reaped like any container when its worker is gone, and the next worker removes its directories", async () => {
     const later = await startHarness({ BERTH_WARM_POOL: "0" }, { worker: false });
-    // A pool whose worker has no heartbeat: as if its process had been killed.
+    // A pool whose worker has no heartbeat: as if its process had been killed. Once full it starts nothing more
+    // (a killed process would not refill what the next worker reaps).
+    let dead = false;
     const orphaned = new WarmPool({
       runtime: later.deps.runtime,
       config: { ...later.deps.config, warmPool: { profiles: h.deps.config.warmPool.profiles, maxAgeSeconds: 600 } },
@@ -194,6 +224,9 @@ describe("the pool's life", () => {
       host: later.deps.host,
       workerId: "worker-that-died",
       log: pino({ level: "silent" }),
+      beforeCreate: async () => {
+        if (dead) throw new Error("its process is gone");
+      },
     });
     try {
       orphaned.start();
@@ -201,6 +234,7 @@ describe("the pool's life", () => {
       expect(started.every((c) => c.labels[LABEL_WORKER] === "worker-that-died")).toBe(true);
       const poolRoot = path.join(later.deps.config.dirs.workspaces, POOL_DIR, later.namespace);
       expect(await readdir(poolRoot)).toEqual(["worker-that-died"]);
+      dead = true;
 
       const worker = await startWorker(later.deps, later.services.keys, later.services.store, later.services.logs);
       try {
