@@ -372,7 +372,7 @@ export async function startInProcess(ctx: BenchContext, env: Record<string, stri
     await raw.close();
     await rm(root, { recursive: true, force: true });
   });
-  worker = await startWorker(deps, services.keys, services.store, services.logs);
+  worker = await startWorker(deps, services.keys, services.store, services.logs, services.endings);
   app = await buildServer(deps, services);
   await app.listen({ host: "127.0.0.1", port: 0 });
   const address = app.server.address();

@@ -7,6 +7,9 @@ import { createServices } from "./app/services.js";
 import { startCleanup, type CleanupScheduler } from "./cleanup/schedule.js";
 import { loadConfig, loadDotEnv, quietSdkNotices } from "./config/config.js";
 import { createRootLogger } from "./logging/logger.js";
+import { buildMetricsServer } from "./api/metrics-server.js";
+import { startSubmitWorker } from "./queue/submit-worker.js";
+import { startWebhookWorker } from "./queue/webhook-worker.js";
 import { shutdownBoundMs, startWorker, type TaskWorker } from "./queue/worker.js";
 
 export type ServerRole = "serve" | "api" | "worker";
@@ -49,13 +52,17 @@ export async function runServer(role: ServerRole): Promise<void> {
   lifecycle.defer("queue", () => services.queue.close());
 
   if (role !== "api") {
-    const started = await startWorker(deps, services.keys, services.store, services.logs);
+    const started = await startWorker(deps, services.keys, services.store, services.logs, services.endings);
     worker = started;
+    const webhooks = await startWebhookWorker(deps, services.keys, services.store);
     // Each worker host cleans what lives on its own disk.
     let cleanup: CleanupScheduler | undefined;
     // Closed together, so the shutdown deadline of each counts from the signal, not from the other's end.
-    lifecycle.defer("worker", () => Promise.all([started.close(), cleanup?.close()]));
+    lifecycle.defer("worker", () => Promise.all([started.close(), cleanup?.close(), webhooks.close()]));
     cleanup = await startCleanup(deps, services);
+    // Closed first: jobs whose tasks end during the shutdown wait for the next start (submit-worker.ts).
+    const submits = await startSubmitWorker(deps, services);
+    lifecycle.defer("submit queue", () => submits.close());
   }
   // A worker host that advertises an address answers other hosts' API processes for its workspaces.
   const peer = role !== "api" && config.cluster.advertiseUrl !== null;
@@ -68,5 +75,14 @@ export async function runServer(role: ServerRole): Promise<void> {
     const host = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
     logger.info({ url: `http://${host}:${port}`, node: deps.host, advertised: config.cluster.advertiseUrl }, "berth is listening");
     process.stdout.write(`berth ${role} listening on http://${host}:${port}\n`);
+  }
+  if (config.metrics.port !== null) {
+    // For processes without the API (berth worker), or to keep scrapes off the API's port.
+    const metrics = await buildMetricsServer(deps);
+    lifecycle.defer("metrics", () => metrics.close());
+    await metrics.listen({ host: config.http.host, port: config.metrics.port });
+    const host = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
+    logger.info({ url: `http://${host}:${config.metrics.port}/metrics` }, "metrics listening");
+    process.stdout.write(`berth ${role} metrics listening on http://${host}:${config.metrics.port}/metrics\n`);
   }
 }

@@ -31,13 +31,16 @@ load_env_file() {
 }
 
 APT_UPDATED=0
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || die "missing $*, and apt-get is not available to install it; install it by hand"
+apt_update_once() {
   if [ "$APT_UPDATED" -eq 0 ]; then
     say "apt-get update"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
     APT_UPDATED=1
   fi
+}
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "missing $*, and apt-get is not available to install it; install it by hand"
+  apt_update_once
   say "installing $*"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
@@ -206,6 +209,24 @@ tree_state() {
   git -C "$BERTH_ROOT" status --porcelain --untracked-files=all
   git -C "$BERTH_ROOT" diff HEAD --binary | sha256sum
   (cd "$BERTH_ROOT" && git ls-files --others --exclude-standard -z | xargs -0r sha256sum --)
+}
+
+# Prometheus itself scrapes berth in the metrics tests, with a stock scrape configuration. Only the binary of
+# Debian's package is unpacked (under BERTH_STATE_DIR): installing the package would start a service.
+ensure_prometheus() {
+  local dir="$BERTH_STATE_DIR/prometheus"
+  if [ ! -x "$dir/usr/bin/prometheus" ]; then
+    command -v apt-get >/dev/null 2>&1 || die "the metrics tests need Debian's prometheus package, and apt-get is not available"
+    apt_update_once
+    say "unpacking Debian's prometheus (the binary only, no service) into $dir"
+    local tmp
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1) || die "apt-get download prometheus failed"
+    mkdir -p "$dir"
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$dir"
+    rm -rf "$tmp"
+  fi
+  export BERTH_TEST_PROMETHEUS="$dir/usr/bin/prometheus"
 }
 
 setup_all() {

@@ -31,7 +31,9 @@ import { changeRoutes } from "./routes/changes.js";
 import { fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
 import { liveRoutes } from "./routes/live.js";
+import { OPENAPI_PATH, openApiRoutes, registerSchemas } from "./openapi.js";
 import { peerRoutes } from "./routes/peer.js";
+import { metricsRoutes } from "./routes/metrics.js";
 import { taskRoutes } from "./routes/tasks.js";
 import { auditRoutes } from "./routes/audit.js";
 import { usageRoutes } from "./routes/usage.js";
@@ -125,8 +127,10 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
     },
     tenants: () => [...tenants],
     wantsEventStream,
-    streamEvents: (request, reply, record) =>
-      streamEvents(request, reply, record, { reader: logReader, store: services.store, hub, slots: logStreams }),
+    streamEvents: (request, reply, record) => {
+      reply.raw.once("close", deps.metrics.sseOpened("logs"));
+      return streamEvents(request, reply, record, { reader: logReader, store: services.store, hub, slots: logStreams });
+    },
     streamRaw: (request, reply, record, query) =>
       streamRaw(request, reply, record, query, { reader: logReader, store: services.store, hub, slots: logStreams }),
   };
@@ -137,6 +141,7 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
   } satisfies ServerCounters);
   registerErrorHandler(app, http.maxBodyBytes);
   registerJsonParser(app);
+  await registerSchemas(app);
 
   // Every audited request is recorded when its response is over, however it ends.
   registerAuditHook(app, auth, audit);
@@ -152,7 +157,8 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
         closeConnection: true,
       });
     }
-    if (request.routeOptions.url?.startsWith("/v1/")) auth.callerOf(request);
+    // The API's description is public: clients and generators read it before they have a key.
+    if (request.routeOptions.url?.startsWith("/v1/") && request.routeOptions.url !== OPENAPI_PATH) auth.callerOf(request);
   });
   if (deps.config.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
@@ -172,6 +178,7 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
     });
   }
   await app.register(healthRoutes, { ctx });
+  await app.register(metricsRoutes, { deps });
   await app.register(taskRoutes, { ctx });
   await app.register(artifactRoutes, { ctx });
   await app.register(fileRoutes, { ctx });
@@ -182,6 +189,7 @@ export async function buildServer(deps: Deps, services: Services, opts: ServerOp
   await app.register(liveRoutes, { ctx, events });
   await app.register(dashboardRoutes);
   if (opts.peer) await app.register(peerRoutes, { deps });
+  await app.register(openApiRoutes);
   // Open long polls answer at once when shutdown begins, so they never hold it up.
   app.addHook("preClose", async () => {
     closing = true;

@@ -6,6 +6,7 @@ import { openArchiveStore } from "../archive/open-store.js";
 import type { Config } from "../config/config.js";
 import { BerthError } from "../errors.js";
 import type { ContainerRuntime } from "../runner/container-runtime.js";
+import { Metrics } from "../metrics/metrics.js";
 import { createDockerClient, DockerRuntime } from "../runner/docker-runtime.js";
 import { closeConnection, connectRedis } from "../store/redis.js";
 import type { Deps } from "./deps.js";
@@ -43,6 +44,7 @@ export async function buildDeps(
       archives,
       namespace,
       host: config.nodeId,
+      metrics: new Metrics({ host: config.nodeId, tenantLabel: config.metrics.tenantLabel }),
       close: async () => {
         archives.close();
         await closeConnection(redis);

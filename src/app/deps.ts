@@ -8,6 +8,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { ArchiveStore } from "../archive/archive-store.js";
 import type { Config } from "../config/config.js";
+import type { Metrics } from "../metrics/metrics.js";
 import type { ContainerRuntime } from "../runner/container-runtime.js";
 
 /** Everything a role needs, built once in main.ts; tests build their own. */
@@ -26,4 +27,6 @@ export interface Deps {
   readonly namespace: string;
   /** This host's identity (BERTH_NODE_ID, default the hostname): recorded on tasks it runs, since their workspaces live on its disk. */
   readonly host: string;
+  /** This process's Prometheus metrics (GET /metrics). */
+  readonly metrics: Metrics;
 }

@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { Deps } from "./deps.js";
 import { LogStore } from "../logs/log-store.js";
 import { TaskQueue } from "../queue/queue.js";
+import { TaskEndings } from "../queue/task-endings.js";
 import { CleanupLocks } from "../store/cleanup-locks.js";
 import { ExpiryIndex } from "../store/expiry-index.js";
 import { createKeys, type Keys } from "../store/keys.js";
@@ -15,6 +16,8 @@ export interface Services {
   readonly store: TaskStore;
   readonly logs: LogStore;
   readonly queue: TaskQueue;
+  /** What follows a task's final status: metrics, its webhook, the submit job that created it. */
+  readonly endings: TaskEndings;
   /** Per-task locks taken by every cleanup (scheduled, operator, on any host). */
   readonly locks: CleanupLocks;
   /** Finished tasks by when cleanup should look at them. */
@@ -30,12 +33,15 @@ export function createServices(deps: Deps, queueConnection: Redis = deps.redis):
   const keys = createKeys(deps.namespace);
   const store = new TaskStore(deps.redis, keys);
   const logs = new LogStore(deps.redis, keys);
-  const queue = new TaskQueue(deps, keys, store, logs, queueConnection);
+  const endings = new TaskEndings(deps, store, keys, queueConnection);
+  const queue = new TaskQueue(deps, keys, store, logs, endings, queueConnection);
+  deps.metrics.countTasksWith(() => queue.taskCounts());
   return {
     keys,
     store,
     logs,
     queue,
+    endings,
     locks: new CleanupLocks(deps.redis, keys),
     expiry: new ExpiryIndex(deps.redis, keys),
     workers: new WorkerRegistry(deps.redis, keys),

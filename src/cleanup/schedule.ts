@@ -8,6 +8,7 @@ import type { Services } from "../app/services.js";
 import { throttledErrorLog } from "../logging/logger.js";
 import { closeConnection, openConnection } from "../store/redis.js";
 import { sweepCaches } from "./caches.js";
+import { diskUsage } from "./disk-usage.js";
 import { sweep, type SweepResult } from "./sweep.js";
 
 const SCHEDULER_ID = "sweep";
@@ -59,7 +60,7 @@ export async function startCleanup(deps: Deps, services: Services): Promise<Clea
     const runPass = async () => {
       passRunning = true;
       try {
-        const result = summary(await sweep(deps, services));
+        const result = summary(await measured(deps, await sweep(deps, services)));
         // Then the tenants' caches no task has used for BERTH_CACHE_IDLE_DAYS.
         const caches = await sweepCaches(deps, services).catch((err: unknown) => {
           logger.error({ err }, "cache cleanup failed; the next pass retries");
@@ -109,6 +110,21 @@ export async function startCleanup(deps: Deps, services: Services): Promise<Clea
     await quitAll();
     throw err;
   }
+}
+
+/** Counts the pass in the metrics and measures what both roots hold now (one `du` over each). */
+async function measured(deps: Deps, r: SweepResult): Promise<SweepResult> {
+  deps.metrics.cleanupPass(r.removed);
+  const { workspaces, archives } = deps.config.dirs;
+  const sizes = await diskUsage([workspaces, archives]).catch(() => new Map<string, number>());
+  for (const [kind, dir] of [
+    ["workspaces", workspaces],
+    ["archives", archives],
+  ] as const) {
+    const bytes = sizes.get(dir);
+    if (bytes !== undefined) deps.metrics.disk(kind, bytes);
+  }
+  return r;
 }
 
 /** What the job keeps as its return value: counts, not the full lists (they are in the logs). */

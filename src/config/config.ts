@@ -129,6 +129,30 @@ const Env = z.object({
     .optional(),
   BERTH_CLUSTER_SECRET: z.string().min(32, "must be at least 32 characters (e.g. openssl rand -hex 32)").optional(),
   BERTH_LOG_FORMAT: z.enum(["auto", "json", "pretty"], "must be auto, json or pretty").default("auto"),
+  // Webhooks, metrics and the BullMQ submit queue (API.md §5).
+  BERTH_WEBHOOKS: csv.pipe(z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}:\S+$/, "each entry must be tenant:url"))),
+  BERTH_WEBHOOK_SECRETS: csv.pipe(
+    z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}:whsec_[A-Za-z0-9+/=]+$/, "each entry must be tenant:whsec_<base64 key>")),
+  ),
+  BERTH_WEBHOOK_ALLOW_PRIVATE: bool("false"),
+  BERTH_WEBHOOK_ATTEMPTS: wholeNumber(1, 25, 8),
+  BERTH_WEBHOOK_BACKOFF_MS: wholeNumber(1, 3_600_000, 30_000),
+  BERTH_WEBHOOK_TIMEOUT_SECONDS: wholeNumber(1, 60, 10),
+  BERTH_METRICS_TOKEN: z
+    .string()
+    .regex(/^\S{16,256}$/, "must be 16 to 256 characters without spaces")
+    .optional(),
+  BERTH_METRICS_TENANT_LABEL: bool("false"),
+  BERTH_METRICS_PORT: z.coerce
+    .number("must be a port from 1 to 65535")
+    .int("must be a port from 1 to 65535")
+    .min(1, "must be a port from 1 to 65535")
+    .max(65_535, "must be a port from 1 to 65535")
+    .optional(),
+  BERTH_QUEUE_TENANT: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be a tenant name: 1-64 characters of A-Z, a-z, 0-9, _ . -")
+    .default("default"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], "must be a pino level").default("info"),
 });
 
@@ -140,6 +164,9 @@ const SECRET = new Set([
   "BERTH_CLUSTER_SECRET",
   "AWS_SECRET_ACCESS_KEY",
   "AWS_SESSION_TOKEN",
+  "BERTH_WEBHOOKS",
+  "BERTH_WEBHOOK_SECRETS",
+  "BERTH_METRICS_TOKEN",
 ]);
 
 /** `s3://bucket` or `s3://bucket/prefix`: an S3 bucket name, then an optional key prefix without empty segments. */
@@ -166,6 +193,21 @@ export interface Limits {
   readonly cpus: number;
   readonly pids: number;
   readonly diskMb: number;
+}
+
+export interface WebhookSettings {
+  /** Tenant → the URL its tasks' webhooks go to when a task names none. */
+  readonly defaults: ReadonlyMap<string, string>;
+  /** Tenant → its Standard Webhooks signing secret (`whsec_…`). A tenant without one cannot have webhooks. */
+  readonly secrets: ReadonlyMap<string, string>;
+  /** Whether targets on loopback, private, link-local and CGNAT addresses are allowed (tests, internal receivers). */
+  readonly allowPrivate: boolean;
+  /** Deliveries tried per event, the first included. */
+  readonly attempts: number;
+  /** Wait before the second attempt; each later wait doubles (less up to a quarter of jitter). */
+  readonly backoffMs: number;
+  /** Longest one attempt may take, from connecting to the response's status line. */
+  readonly timeoutMs: number;
 }
 
 export interface Config {
@@ -227,6 +269,17 @@ export interface Config {
   readonly authFailuresPerMinute: number;
   /** Prefix of every Redis key, queue and container label; separate berth installations on one Redis/engine differ here. */
   readonly namespace: string;
+  readonly webhooks: WebhookSettings;
+  readonly metrics: {
+    /** When set, `GET /metrics` needs `Authorization: Bearer <token>`; otherwise it answers loopback clients only. */
+    readonly token: string | null;
+    /** Adds a `tenant` label to the per-task series (off by default: one series per tenant can be many). */
+    readonly tenantLabel: boolean;
+    /** A listener serving only /metrics (and /healthz), for processes without the API (`berth worker`); null = none. */
+    readonly port: number | null;
+  };
+  /** Tenant of a job added to the `submit` queue without a `"tenant"` field. */
+  readonly queueTenant: string;
   readonly logLevel: string;
   /** JSON lines, readable lines, or readable only when stdout is a terminal (the default). */
   readonly logFormat: "auto" | "json" | "pretty";
@@ -312,6 +365,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw invalid("BERTH_ADMIN_KEYS", "needs BERTH_API_KEYS: without tenant keys berth serves one tenant with no keys at all");
   }
   if (new Set(e.BERTH_ADMIN_KEYS).size !== e.BERTH_ADMIN_KEYS.length) throw invalid("BERTH_ADMIN_KEYS", "the same key is listed twice");
+  const webhooks = webhookSettings(e);
+  if (e.BERTH_METRICS_PORT !== undefined && e.BERTH_METRICS_PORT === e.BERTH_PORT) {
+    throw invalid("BERTH_METRICS_PORT", `must differ from BERTH_PORT (${e.BERTH_PORT}), which serves /metrics already`);
+  }
   const allowed = e.BERTH_ALLOWED_IMAGES.length > 0 ? e.BERTH_ALLOWED_IMAGES : [e.BERTH_DEFAULT_IMAGE];
   const defaults = {
     memoryMb: e.BERTH_DEFAULT_MEMORY_MB,
@@ -378,6 +435,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerMinute: e.BERTH_RATE_LIMIT_PER_MINUTE,
     authFailuresPerMinute: e.BERTH_AUTH_FAILURES_PER_MINUTE,
     namespace: e.BERTH_NAMESPACE,
+    webhooks,
+    metrics: {
+      token: e.BERTH_METRICS_TOKEN ?? null,
+      tenantLabel: e.BERTH_METRICS_TENANT_LABEL,
+      port: e.BERTH_METRICS_PORT ?? null,
+    },
+    queueTenant: e.BERTH_QUEUE_TENANT,
     logLevel: e.LOG_LEVEL,
     logLevelGiven: Boolean(env.LOG_LEVEL),
     logFormat: e.BERTH_LOG_FORMAT,
@@ -404,6 +468,60 @@ function archiveStore(e: z.infer<typeof Env>): ArchiveStoreConfig {
     forcePathStyle: e.BERTH_S3_FORCE_PATH_STYLE,
     credentials,
   };
+}
+
+/** Tenant defaults and secrets of webhooks: each default URL well formed, each secret a usable key. */
+function webhookSettings(e: z.infer<typeof Env>): WebhookSettings {
+  const pairs = (name: string, entries: readonly string[]) => {
+    const map = new Map<string, string>();
+    for (const entry of entries) {
+      const at = entry.indexOf(":");
+      const tenant = entry.slice(0, at);
+      if (map.has(tenant)) throw invalid(name, `tenant "${tenant}" is listed twice`);
+      map.set(tenant, entry.slice(at + 1));
+    }
+    return map;
+  };
+  const defaults = pairs("BERTH_WEBHOOKS", e.BERTH_WEBHOOKS);
+  const secrets = pairs("BERTH_WEBHOOK_SECRETS", e.BERTH_WEBHOOK_SECRETS);
+  for (const [tenant, url] of defaults) {
+    const problem = webhookUrlProblem(url);
+    if (problem) throw invalid("BERTH_WEBHOOKS", `the URL of tenant "${tenant}" ${problem}`);
+    if (!secrets.has(tenant)) throw invalid("BERTH_WEBHOOKS", `tenant "${tenant}" has no secret in BERTH_WEBHOOK_SECRETS to sign with`);
+  }
+  for (const [tenant, secret] of secrets) {
+    // Standard Webhooks: whsec_ followed by the base64 of a 24 to 64 byte key.
+    const key = Buffer.from(secret.slice("whsec_".length), "base64");
+    if (key.length < 24 || key.length > 64 || key.toString("base64") !== secret.slice("whsec_".length)) {
+      throw invalid("BERTH_WEBHOOK_SECRETS", `the secret of tenant "${tenant}" must be whsec_ and the base64 of 24 to 64 random bytes`);
+    }
+  }
+  return {
+    defaults,
+    secrets,
+    allowPrivate: e.BERTH_WEBHOOK_ALLOW_PRIVATE,
+    attempts: e.BERTH_WEBHOOK_ATTEMPTS,
+    backoffMs: e.BERTH_WEBHOOK_BACKOFF_MS,
+    timeoutMs: e.BERTH_WEBHOOK_TIMEOUT_SECONDS * 1000,
+  };
+}
+
+/**
+ * What is wrong with a webhook URL on its face (null when nothing): it must be absolute http(s), without
+ * credentials, at most 2048 characters. Where its host resolves to is checked separately (webhooks/target.ts).
+ */
+export function webhookUrlProblem(raw: string): string | null {
+  if (raw.length > 2048) return "must be at most 2048 characters";
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return "must be an absolute http:// or https:// URL";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `must use http or https, not ${url.protocol.slice(0, -1)}`;
+  if (url.username || url.password) return "must not carry credentials (user:password@)";
+  if (!url.hostname) return "must name a host";
+  return null;
 }
 
 const invalid = (name: string, problem: string) =>

@@ -36,6 +36,20 @@ export interface SubmitTaskRequest {
   idempotencyKey?: string;
   /** The tenant's shared caches to mount read-write at /cache/<name>, persistent across its tasks. */
   caches?: string[];
+  /** Where to POST the task view, signed per Standard Webhooks, when the task ends (else the tenant's default). */
+  webhook?: { url: string };
+}
+
+export const WEBHOOK_STATUSES = ["pending", "delivered", "failed"] as const;
+export type WebhookStatus = (typeof WEBHOOK_STATUSES)[number];
+
+/** How the task's end is being announced to its webhook. */
+export interface WebhookState {
+  status: WebhookStatus;
+  /** Delivery attempts made so far. */
+  attempts: number;
+  /** Why the latest attempt failed (null after a success, or before any attempt). */
+  lastError: string | null;
 }
 
 export interface ArchiveInfo {
@@ -90,6 +104,10 @@ export interface TaskView {
    * Null before, and for a task whose changes were not recorded.
    */
   changes: ChangeSummary | null;
+  /** The webhook announcing the task's end; null when the task has none. */
+  webhook: WebhookState | null;
+  /** Id of the BullMQ job of the `submit` queue that created the task; null when it came over HTTP. */
+  queueJobId: string | null;
   links: { self: string; logs: string; archive: string; files: string; changes: string; diff: string };
   /**
    * List entries only: fields left out because they are too large for a list (their values are empty here);

@@ -7,7 +7,7 @@
 // - tenant: whoever owns an API key; sees only its own tasks.
 // - namespace: prefix of every Redis key, queue and container label ("berth"; unique per test file).
 import { randomBytes } from "node:crypto";
-import type { ChangeSummary, TaskLimits, TaskStatus, TaskUsage } from "../contract/types.js";
+import type { ChangeSummary, TaskLimits, TaskStatus, TaskUsage, WebhookState } from "../contract/types.js";
 
 export const TASK_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 export const WORKSPACE_PATTERN = /^task-(\d{13})-([A-Za-z0-9_-]{8,64})$/;
@@ -107,4 +107,9 @@ export interface TaskRecord {
   readonly host: string | null;
   /** The tenant's shared caches the task mounts (absent in records made before caches existed). */
   readonly caches?: readonly string[];
+  /** Where the task's end is POSTed (its own webhook.url or its tenant's default); never shown in the view. */
+  readonly webhookUrl?: string | null;
+  readonly webhook?: WebhookState | null;
+  /** The `submit` queue job that created the task (its id is the task's idempotency key). */
+  readonly queueJobId?: string | null;
 }

@@ -1,7 +1,7 @@
 // Validation of `POST /v1/tasks` bodies: one clear message naming the field, and nothing queued on failure.
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { imageAllowed, type Config } from "../config/config.js";
+import { imageAllowed, webhookUrlProblem, type Config } from "../config/config.js";
 import type { SubmitTaskRequest } from "../contract/types.js";
 import { BerthError } from "../errors.js";
 import { CACHE_NAME, MAX_CACHES_PER_TASK } from "./caches.js";
@@ -20,7 +20,8 @@ function validFilePath(p: string): boolean {
   return parts.every((s) => s !== "" && s !== "." && s !== ".." && Buffer.byteLength(s) <= 255);
 }
 
-const Body = z.strictObject({
+/** The body's shape (the configured maxima are checked by {@link validateSubmit}); also the route's schema. */
+export const SubmitBody = z.strictObject({
   command: z
     .array(
       z
@@ -77,6 +78,13 @@ const Body = z.strictObject({
     .max(MAX_CACHES_PER_TASK, `at most ${MAX_CACHES_PER_TASK} caches per task`)
     .refine((names) => new Set(names).size === names.length, "names a cache twice")
     .optional(),
+  webhook: z
+    .strictObject({
+      url: z
+        .string("must be a URL")
+        .refine((u) => webhookUrlProblem(u) === null, { error: (i) => webhookUrlProblem(String(i.input)) ?? "" }),
+    })
+    .optional(),
 });
 
 /** Command and env must fit what the kernel passes to a new process, and the engine's request (see command.ts). */
@@ -125,6 +133,8 @@ export interface ValidatedSubmit {
   readonly spec: TaskSpec;
   readonly labels: Record<string, string>;
   readonly idempotencyKey: string | null;
+  /** The body's `webhook.url` (well formed; where it resolves to is checked when the task is created). */
+  readonly webhookUrl: string | null;
 }
 
 const MAX_VARIABLE = {
@@ -135,32 +145,46 @@ const MAX_VARIABLE = {
 } as const;
 
 const bad = (field: string, problem: string) => new BerthError("invalid_input", `Invalid ${field}: ${problem}.`, { field });
+const NOT_AN_OBJECT = 'The request body must be a JSON object with at least a "command" array.';
 
-/** Checks a submit body against the schema and the configured maxima. Throws BerthError("invalid_input"). */
-export function validateSubmit(body: unknown, config: Config, idempotencyHeader?: string): ValidatedSubmit {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new BerthError("invalid_input", 'The request body must be a JSON object with at least a "command" array.');
+/**
+ * A request that does not match its schema, as the API's 400: the first problem, naming its field
+ * ("Invalid limits.cpus: must be positive."), or every unknown field. `part` is what was checked (a body, a query).
+ */
+export function refusalOf(error: z.ZodError, part: "body" | "querystring" | "params" | "headers" = "body"): BerthError {
+  const issue = error.issues[0];
+  if (part === "body" && issue?.code === "invalid_type" && issue.path.length === 0) return new BerthError("invalid_input", NOT_AN_OBJECT);
+  if (issue?.code === "unrecognized_keys") {
+    const [what, whose] = part === "body" ? ["field", "the fields a task takes"] : ["parameter", "the parameters this route takes"];
+    return new BerthError(
+      "invalid_input",
+      `Unknown ${what}${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}; see the API reference for ${whose}.`,
+      { fields: issue.keys },
+    );
   }
-  // Before the schema looks at every element of a huge array.
+  const field = issue?.path.map(String).join(".") || part;
+  // A bad record key (env name, file path, label key) carries the rule in a nested issue.
+  const nested = issue?.code === "invalid_key" ? issue.issues[0]?.message : undefined;
+  return bad(field, nested ?? issue?.message ?? "is not valid");
+}
+
+/**
+ * What is refused before the schema looks at the body: anything but an object, and a command array longer than any
+ * task may have (before the schema looks at every element of a huge array). The route runs it before validation.
+ */
+export function precheckSubmit(body: unknown): void {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new BerthError("invalid_input", NOT_AN_OBJECT);
   const rawCommand = (body as { command?: unknown }).command;
   if (Array.isArray(rawCommand) && rawCommand.length > MAX_COMMAND_STRINGS) {
     throw bad("command", `must have at most ${MAX_COMMAND_STRINGS} strings`);
   }
-  const parsed = Body.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    if (issue?.code === "unrecognized_keys") {
-      throw new BerthError(
-        "invalid_input",
-        `Unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}; see the API reference for the fields a task takes.`,
-        { fields: issue.keys },
-      );
-    }
-    const field = issue?.path.map(String).join(".") || "body";
-    // A bad record key (env name, file path, label key) carries the rule in a nested issue.
-    const nested = issue?.code === "invalid_key" ? issue.issues[0]?.message : undefined;
-    throw bad(field, nested ?? issue?.message ?? "is not valid");
-  }
+}
+
+/** Checks a submit body against the schema and the configured maxima. Throws BerthError("invalid_input"). */
+export function validateSubmit(body: unknown, config: Config, idempotencyHeader?: string): ValidatedSubmit {
+  precheckSubmit(body);
+  const parsed = SubmitBody.safeParse(body);
+  if (!parsed.success) throw refusalOf(parsed.error);
   const b = parsed.data as SubmitTaskRequest;
   const reserved = Object.keys(b.env ?? {}).find((name) => RESERVED_ENV.includes(name));
   if (reserved) throw bad(`env.${reserved}`, `${reserved} is set by berth in every task (${RESERVED_ENV.join(", ")}); leave it out`);
@@ -212,6 +236,7 @@ export function validateSubmit(body: unknown, config: Config, idempotencyHeader?
     },
     labels: b.labels ?? {},
     idempotencyKey: headerKey ?? b.idempotencyKey ?? null,
+    webhookUrl: b.webhook?.url ?? null,
   };
 }
 

@@ -26,6 +26,7 @@ export class OutputSink {
   private pending: PendingEntry[] = [];
   private pendingBytes = 0;
   private keptBytes = 0;
+  private readonly keptByStream: Record<OutputStream, number> = { stdout: 0, stderr: 0 };
   private droppedBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
@@ -45,6 +46,11 @@ export class OutputSink {
     return this.keptBytes;
   }
 
+  /** Output kept per stream, and dropped past the limit (for the metrics, once the sink has closed). */
+  get bytesByStream(): { stdout: number; stderr: number; dropped: number } {
+    return { ...this.keptByStream, dropped: this.droppedBytes };
+  }
+
   /** `chunk` may be a view of a larger buffer; it is only read until the next flush. */
   write(stream: OutputStream, chunk: Buffer): void {
     const room = this.opts.maxBytes - this.keptBytes;
@@ -54,6 +60,7 @@ export class OutputSink {
     }
     const kept = chunk.length <= room ? chunk : chunk.subarray(0, room);
     this.keptBytes += kept.length;
+    this.keptByStream[stream] += kept.length;
     this.pushOutput(stream, kept);
     if (kept.length < chunk.length) {
       this.droppedBytes += chunk.length - kept.length;

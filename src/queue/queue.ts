@@ -13,6 +13,8 @@ import { FairShare } from "../store/fair-share.js";
 import type { Keys } from "../store/keys.js";
 import type { TaskStore } from "../store/task-store.js";
 import { UsageStore } from "../store/usage-store.js";
+import { checkWebhookAtSubmit } from "../webhooks/target.js";
+import type { TaskEndings } from "./task-endings.js";
 
 export const QUEUE_NAME = "tasks";
 
@@ -32,6 +34,7 @@ export class TaskQueue {
     keys: Keys,
     private readonly store: TaskStore,
     private readonly logs: LogStore,
+    private readonly endings: TaskEndings,
     connection: Redis,
   ) {
     this.queue = new Queue<TaskJobData>(QUEUE_NAME, { connection, prefix: keys.bullPrefix });
@@ -39,9 +42,17 @@ export class TaskQueue {
     this.usage = new UsageStore(deps.redis, keys);
   }
 
-  /** Creates the task record and queues its job. Returns the record and whether it already existed. */
-  async submit(tenant: string, input: ValidatedSubmit): Promise<{ record: TaskRecord; created: boolean }> {
+  /**
+   * Creates the task record and queues its job. Returns the record and whether it already existed.
+   * `queueJobId`: the `submit` queue job it comes from (submit-worker.ts).
+   */
+  async submit(
+    tenant: string,
+    input: ValidatedSubmit,
+    from: { queueJobId?: string } = {},
+  ): Promise<{ record: TaskRecord; created: boolean }> {
     const { config } = this.deps;
+    const webhookUrl = await this.webhookOf(tenant, input);
     if (input.spec.fromTask) {
       const source = await this.store.getForTenant(tenant, input.spec.fromTask);
       if (!source)
@@ -87,6 +98,9 @@ export class TaskQueue {
       cancelRequested: false,
       host: null,
       ...(input.spec.caches?.length ? { caches: input.spec.caches } : {}),
+      webhookUrl,
+      webhook: webhookUrl ? { status: "pending", attempts: 0, lastError: null } : null,
+      queueJobId: from.queueJobId ?? null,
     };
     const outcome = await this.store.create(record, input.spec, {
       maxActive: config.tenantMaxActive,
@@ -132,7 +146,7 @@ export class TaskQueue {
       );
     } catch (err) {
       // The record exists but no worker will see it: end it now rather than leave it queued forever.
-      await this.store
+      const ended = await this.store
         .transition(
           id,
           tenant,
@@ -146,6 +160,10 @@ export class TaskQueue {
           true,
         )
         .catch(() => undefined);
+      if (ended === true) {
+        const failed = await this.store.get(id).catch(() => null);
+        if (failed) await this.endings.ended(failed, { first: true });
+      }
       throw new BerthError("dependency_unavailable", "Redis did not accept the task; retry shortly.", {}, { cause: err });
     }
     return { record, created: true };
@@ -178,7 +196,9 @@ export class TaskQueue {
         await this.queue.remove(id).catch(() => undefined);
         await this.fair.leave(tenant, id).catch(() => undefined);
         await this.logs.appendEnd(id, { status: "canceled", exitCode: null });
-        return (await this.store.get(id)) ?? record;
+        const canceled = await this.store.get(id);
+        if (canceled) await this.endings.ended(canceled, { first: true });
+        return canceled ?? record;
       }
       if (applied !== "running") throw wrongState(id, applied ?? "gone", "canceled");
     } else if (record.status !== "running") {
@@ -217,9 +237,37 @@ export class TaskQueue {
     );
   }
 
-  /** Bounded: BullMQ's close waits on Redis, which may be gone. */
+  /**
+   * Closes the task queue and the queues of what follows a task's end (task-endings.ts). Bounded: BullMQ's close
+   * waits on Redis, which may be gone.
+   */
   async close(): Promise<void> {
-    await Promise.race([this.queue.close(), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    const closed = Promise.all([this.queue.close(), this.endings.close()]);
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+  }
+
+  /**
+   * Where the task's end is announced: the body's webhook.url (checked: the tenant can sign, and the host resolves to
+   * an allowed address), else the tenant's default, else nowhere.
+   */
+  private async webhookOf(tenant: string, input: ValidatedSubmit): Promise<string | null> {
+    const { webhooks } = this.deps.config;
+    if (!input.webhookUrl) return webhooks.defaults.get(tenant) ?? null;
+    if (!webhooks.secrets.has(tenant)) {
+      throw new BerthError(
+        "invalid_input",
+        "Invalid webhook.url: this server has no signing secret for your tenant (BERTH_WEBHOOK_SECRETS), so it sends you no webhooks.",
+        { field: "webhook.url" },
+      );
+    }
+    await checkWebhookAtSubmit(input.webhookUrl, webhooks.allowPrivate);
+    return input.webhookUrl;
+  }
+
+  /** Tasks waiting for a worker and running now, across the deployment (the metrics' `berth_tasks`). */
+  async taskCounts(): Promise<{ queued: number; running: number }> {
+    const c = await this.queue.getJobCounts("waiting", "prioritized", "delayed", "waiting-children", "active");
+    return { queued: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + (c["waiting-children"] ?? 0), running: c.active ?? 0 };
   }
 
   /** For tests and readiness: counts of jobs by state. */

@@ -20,6 +20,7 @@ import { UsageStore } from "../store/usage-store.js";
 import { WorkerRegistry } from "../store/worker-registry.js";
 import { Heartbeat, reapOrphans } from "./orphans.js";
 import { QUEUE_NAME, type TaskJobData } from "./queue.js";
+import type { TaskEndings } from "./task-endings.js";
 
 export interface TaskWorker {
   /**
@@ -45,9 +46,10 @@ const QUEUE_CLOSE_GRACE_MS = 2000;
 export const shutdownBoundMs = (config: Deps["config"]): number =>
   (config.worker.shutdownTimeoutSeconds + config.worker.stopGraceSeconds + SHUTDOWN_RECORD_SECONDS + 5) * 1000;
 
-export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs: LogStore): Promise<TaskWorker> {
+export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs: LogStore, endings: TaskEndings): Promise<TaskWorker> {
   const { config, logger } = deps;
   const running = new Map<string, AbortController>();
+  deps.metrics.countSlotsWith(() => ({ running: running.size, concurrency: config.worker.concurrency }));
   /** Each job being processed, until it has ended (recorded, or given up). */
   const inFlight = new Set<Promise<void>>();
   /** Aborted when shutdown has waited long enough: a task still retrying its Redis writes stops trying. */
@@ -124,7 +126,13 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   const processTask = async (job: Job<TaskJobData>) => {
     const { taskId } = job.data;
     const [record, spec] = await Promise.all([store.get(taskId), store.getSpec(taskId)]);
-    if (!record || (record.status !== "queued" && record.status !== "running")) return; // canceled or deleted before it started
+    if (!record) return; // deleted before it started
+    if (record.status !== "queued" && record.status !== "running") {
+      // Ended already: canceled before it started, or delivered again after a worker recorded its end and died
+      // before finishing the job. Make sure what follows an end (webhook, submit job) has happened.
+      await endings.ended(record, { first: false });
+      return;
+    }
     const log = taskLogger(logger, { taskId, tenant: record.tenant, workspace: record.workspace, attempt: job.attemptsMade + 1 });
     const controller = new AbortController();
     running.set(taskId, controller);
@@ -170,6 +178,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
         caches,
         pool,
       });
+      await endings.afterRun(taskId);
     } finally {
       clearInterval(poll);
       running.delete(taskId);

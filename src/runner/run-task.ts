@@ -93,6 +93,8 @@ export async function runTask(input: RunTaskInput): Promise<void> {
       workspacePath,
       caches,
     });
+    // Container start time: from the task's inputs being in place to its container running (cold or claimed).
+    let inputsReadyAt = Date.now();
     const started = await startContainer({
       deps,
       record,
@@ -112,8 +114,11 @@ export async function runTask(input: RunTaskInput): Promise<void> {
           timeoutMs: config.worker.archiveTimeoutSeconds * 1000,
           log,
         });
+        inputsReadyAt = Date.now();
       },
     });
+    const runningAt = Date.now();
+    deps.metrics.taskStarted(record.tenant, runningAt - record.createdAtMs, runningAt - inputsReadyAt);
     handle = started.handle;
     const { diskBaseline } = started;
     log.debug({ containerId: handle.id }, "container started");
@@ -153,6 +158,7 @@ export async function runTask(input: RunTaskInput): Promise<void> {
   const [removed] = await Promise.all([handle ? removeContainer(handle, log) : true, sink.close()]);
   // What the task left in its caches counts to its tenant from now on.
   if (caches.length > 0) await input.caches?.measure(record.tenant, caches, log);
+  deps.metrics.output(sink.bytesByStream);
   if (sink.truncated && outcome.reason === null) {
     outcome = {
       ...outcome,
@@ -262,11 +268,12 @@ type ArchiveOutcome = ArchiveResult | { readonly failed: string };
 
 /** Archives the workspace, recording what changed since `start`; never rejects (a failure is returned, and logged). */
 async function archiveWorkspace(input: RunTaskInput, start: StartState | null): Promise<ArchiveOutcome> {
-  const { config, archives, host } = input.deps;
+  const { config, archives, host, metrics } = input.deps;
   // A task delivered again after its host died: its workspace is on that host's disk, not here.
   if (input.record.host !== null && input.record.host !== host) {
     return { failed: `its workspace is on host ${input.record.host}, which stopped running it` };
   }
+  const started = Date.now();
   try {
     const result = await createArchive({
       workspacePath: workspacePathOf(config.dirs.workspaces, input.record.workspace),
@@ -275,10 +282,12 @@ async function archiveWorkspace(input: RunTaskInput, start: StartState | null): 
       timeoutMs: config.worker.archiveTimeoutSeconds * 1000,
       changes: { start },
     });
+    metrics.archived(Date.now() - started, result.bytes);
     const notStored = result.changes?.notStored;
     if (notStored?.manifest || notStored?.changes) input.log.warn({ notStored }, "what the task changed was not all stored");
     return result;
   } catch (err) {
+    metrics.archived(Date.now() - started, null);
     input.log.error({ err }, "archive failed");
     return { failed: err instanceof Error ? err.message : String(err) };
   }

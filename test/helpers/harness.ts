@@ -14,6 +14,8 @@ import { loadConfig } from "../../src/config/config.js";
 import type { TaskView } from "../../src/contract/types.js";
 import { createRootLogger } from "../../src/logging/logger.js";
 import { buildDeps } from "../../src/app/build-deps.js";
+import { startSubmitWorker, type SubmitWorker } from "../../src/queue/submit-worker.js";
+import { startWebhookWorker, type WebhookWorker } from "../../src/queue/webhook-worker.js";
 import { startWorker, type TaskWorker } from "../../src/queue/worker.js";
 import { LABEL_NAMESPACE, LABEL_POOL, taskIdOf } from "../../src/runner/labels.js";
 import { unlinkNamespaceKeys } from "./sweep.js";
@@ -94,7 +96,10 @@ export async function startHarness(
     : pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const deps = await buildDeps(config, logger, namespace);
   const services = createServices(deps);
-  const worker = opts.worker === false ? null : await startWorker(deps, services.keys, services.store, services.logs);
+  const worker = opts.worker === false ? null : await startWorker(deps, services.keys, services.store, services.logs, services.endings);
+  // What `berth worker` runs beside the task worker: webhook deliveries and the BullMQ submit queue.
+  const helpers: (WebhookWorker | SubmitWorker)[] =
+    opts.worker === false ? [] : [await startWebhookWorker(deps, services.keys, services.store), await startSubmitWorker(deps, services)];
   const waiter = new TaskWaiter(config.redisUrl, services.keys.finishedChannel, logger, { recheckMs: opts.waitRecheckMs });
   const app = await buildServer(deps, services, { waiter });
   await app.listen({ host: "127.0.0.1", port: 0 });
@@ -149,6 +154,7 @@ export async function startHarness(
       openHarnesses.delete(h);
       await app.close();
       await worker?.close();
+      for (const w of helpers) await w.close();
       // Sweep first, so a test that died half-way still leaves nothing running on the shared engine.
       for (const id of await h.containers()) await deps.runtime.removeById(id);
       for (const v of await deps.runtime.findVolumes({ [LABEL_NAMESPACE]: namespace })) await deps.runtime.removeVolume(v.name);

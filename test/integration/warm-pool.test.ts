@@ -236,7 +236,7 @@ describe("the pool's life", () => {
       expect(await readdir(poolRoot)).toEqual(["worker-that-died"]);
       dead = true;
 
-      const worker = await startWorker(later.deps, later.services.keys, later.services.store, later.services.logs);
+      const worker = await startWorker(later.deps, later.services.keys, later.services.store, later.services.logs, later.services.endings);
       try {
         expect(await later.containers()).toEqual([]); // reaped before the new worker took any work
         expect(await readdir(poolRoot)).toEqual([]);

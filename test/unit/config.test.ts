@@ -265,3 +265,35 @@ describe("imageAllowed", () => {
     expect(imageAllowed("evil/berth-runner:latest", ["berth-runner:*"])).toBe(false);
   });
 });
+
+describe("metrics and submit-queue settings", () => {
+  const message = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+      return "no error";
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+
+  it("reads them, with their defaults", () => {
+    expect(loadConfig({}).metrics).toEqual({ token: null, tenantLabel: false, port: null });
+    expect(loadConfig({}).queueTenant).toBe("default");
+    const c = loadConfig({
+      BERTH_METRICS_TOKEN: "a-long-enough-token",
+      BERTH_METRICS_TENANT_LABEL: "true",
+      BERTH_METRICS_PORT: "9464",
+      BERTH_QUEUE_TENANT: "acme",
+    });
+    expect(c.metrics).toEqual({ token: "a-long-enough-token", tenantLabel: true, port: 9464 });
+    expect(c.queueTenant).toBe("acme");
+  });
+
+  it("names the bad variable, never echoing the token", () => {
+    const short = message({ BERTH_METRICS_TOKEN: "short" });
+    expect(short).toMatch(/^Invalid BERTH_METRICS_TOKEN: must be 16 to 256 characters without spaces\. See \.env\.example\.$/);
+    expect(message({ BERTH_METRICS_PORT: "8080" })).toMatch(/^Invalid BERTH_METRICS_PORT: must differ from BERTH_PORT \(8080\)/);
+    expect(message({ BERTH_METRICS_PORT: "70000" })).toMatch(/^Invalid BERTH_METRICS_PORT: must be a port from 1 to 65535/);
+    expect(message({ BERTH_QUEUE_TENANT: "a:b" })).toMatch(/^Invalid BERTH_QUEUE_TENANT: must be a tenant name/);
+  });
+});

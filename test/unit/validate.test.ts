@@ -34,6 +34,7 @@ describe("validateSubmit accepts", () => {
       },
       labels: {},
       idempotencyKey: null,
+      webhookUrl: null,
     });
   });
 
@@ -121,6 +122,17 @@ describe("validateSubmit refuses, naming the field", () => {
       "Invalid labels.bad key!: label keys must be 1-63 characters of [A-Za-z0-9_./-].",
     ],
     [{ command: ["a"], labels: { k: "v".repeat(257) } }, "labels.k", "Invalid labels.k: label values must be at most 256 characters."],
+    [{ command: ["a"], webhook: { url: 7 } }, "webhook.url", "Invalid webhook.url: must be a URL."],
+    [
+      { command: ["a"], webhook: { url: "gopher://x.example/" } },
+      "webhook.url",
+      "Invalid webhook.url: must use http or https, not gopher.",
+    ],
+    [
+      { command: ["a"], webhook: { url: "https://me:pw@x.example/" } },
+      "webhook.url",
+      "Invalid webhook.url: must not carry credentials (user:password@).",
+    ],
   ])("%j: %s", (body, field, message) => {
     const err = refusal(body);
     expect(err.message).toBe(message);

@@ -3,6 +3,7 @@
 import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { makeChangeArchive } from "../../archive/change-archive.js";
+import { z } from "zod";
 import type { TaskRecord } from "../../domain/task.js";
 import { BerthError } from "../../errors.js";
 import type { LogReader } from "../../logs/log-reader.js";
@@ -10,15 +11,33 @@ import { assertNotExpired, type ApiContext } from "../context.js";
 import { rangeOf } from "../range.js";
 import { rawQuery } from "../raw-follow.js";
 import { assertChangesKept } from "./changes.js";
+import { errors, LogsQuery, raw, TaskParams } from "../schemas.js";
 import { MAX_BUFFERED_BYTES } from "../sse.js";
 
 /** Said at the end of the plain-text log of a task whose output passed BERTH_MAX_OUTPUT_BYTES. */
 export const TRUNCATED_NOTE = "[berth] output passed BERTH_MAX_OUTPUT_BYTES; what the task printed after that was dropped\n";
 
+const binary = z.string().meta({ format: "binary" });
+
 export async function artifactRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
   const { deps, services } = ctx;
 
-  app.get("/v1/tasks/:id/logs", async (request, reply) => {
+  const logs = {
+    summary: "A task's output",
+    description:
+      "With Accept: text/event-stream, Server-Sent Events: `log` events ({stream, text, time}) with ids, live while the task runs, then one `end` event ({status, exitCode}); Last-Event-ID or ?after= resumes. Otherwise text/plain, stdout and stderr interleaved in order.",
+    tags: ["output"],
+    params: TaskParams,
+    querystring: LogsQuery,
+    response: {
+      200: {
+        description: "The output so far (text/plain), or the live stream (text/event-stream)",
+        content: { "text/plain": { schema: z.string() }, "text/event-stream": { schema: z.string() } },
+      },
+      ...errors(401, 404, 410),
+    },
+  };
+  app.get("/v1/tasks/:id/logs", { schema: logs }, async (request, reply) => {
     const record = await ctx.findTask(request);
     if (ctx.wantsEventStream(request)) return ctx.streamEvents(request, reply, record);
     const raw = rawQuery(request);
@@ -35,7 +54,22 @@ export async function artifactRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCo
   // Change-only archives being made by this process, by workspace: a second request waits for the first.
   const making = new Map<string, Promise<{ bytes: number; sha256: string }>>();
 
-  app.get("/v1/tasks/:id/archive", async (request, reply) => {
+  const archive = {
+    summary: "A task's archive",
+    description:
+      "The finished workspace as tar.gz; ETag is its sha256 (the task's archive.sha256). Honours Range (206). 409 archive_not_ready before it exists, 410 once expired. With ?changes=only, only what the task added and changed, plus .berth-deleted.",
+    tags: ["output"],
+    params: TaskParams,
+    querystring: z.looseObject({
+      changes: z.string().optional().describe('"only": the change-only archive'),
+    }),
+    response: {
+      200: raw("application/gzip", "The whole archive", binary),
+      206: raw("application/gzip", "The requested range", binary),
+      ...errors(400, 401, 404, 409, 410, 416, 429),
+    },
+  };
+  app.get("/v1/tasks/:id/archive", { schema: archive }, async (request, reply) => {
     const record = await ctx.findTask(request);
     assertNotExpired(record, "archive");
     const only = (request.query as { changes?: string }).changes;

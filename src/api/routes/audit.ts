@@ -7,6 +7,7 @@ import { parseSince } from "../../domain/time-window.js";
 import { invalidInput } from "../../errors.js";
 import { AuditStore, MAX_PAGE } from "../../store/audit-store.js";
 import type { ApiContext } from "../context.js";
+import { AuditPageSchema, AuditQuery, errors } from "../schemas.js";
 
 const DEFAULT_LIMIT = 100;
 const CURSOR = /^\d{1,15}-\d{1,10}$/;
@@ -14,7 +15,15 @@ const CURSOR = /^\d{1,15}-\d{1,10}$/;
 export async function auditRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
   const store = new AuditStore(ctx.deps.redis, ctx.services.keys);
 
-  app.get("/v1/audit", async (request): Promise<AuditPage> => {
+  const schema = {
+    summary: "The audit trail",
+    description:
+      "Who did what (submit, cancel, delete, archive download, file read, failed authentication, admin requests), newest first. A tenant key reads its own tenant's entries; an admin key one tenant's (?tenant=) or all.",
+    tags: ["server"],
+    querystring: AuditQuery,
+    response: { 200: AuditPageSchema, ...errors(400, 401, 404) },
+  };
+  app.get("/v1/audit", { schema }, async (request): Promise<AuditPage> => {
     const scope = ctx.scopeOf(request);
     const q = request.query as Record<string, string | undefined>;
     const now = Date.now();

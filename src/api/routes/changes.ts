@@ -10,6 +10,7 @@ import type { TaskRecord } from "../../domain/task.js";
 import { BerthError } from "../../errors.js";
 import { parseRelativePath } from "../../workspace/safe-path.js";
 import { assertNotExpired, type ApiContext } from "../context.js";
+import { ChangeListSchema, ChangesQuery, DiffQuery, errors, raw, TaskParams } from "../schemas.js";
 
 /** Changes per page: the default and the most a client may ask for. */
 export const CHANGES_PAGE = { default: 1000, max: 10_000 } as const;
@@ -17,7 +18,16 @@ export const CHANGES_PAGE = { default: 1000, max: 10_000 } as const;
 export async function changeRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
   const { deps } = ctx;
 
-  app.get("/v1/tasks/:id/changes", async (request, reply): Promise<ChangeList> => {
+  const changesSchema = {
+    summary: "What a task changed",
+    description:
+      "Its workspace against its starting one, a page at a time in path order. 409 changes_not_available before the task has ended or when its changes were not recorded, 410 once expired.",
+    tags: ["output"],
+    params: TaskParams,
+    querystring: ChangesQuery,
+    response: { 200: ChangeListSchema, ...errors(400, 401, 404, 409, 410) },
+  };
+  app.get("/v1/tasks/:id/changes", { schema: changesSchema }, async (request, reply): Promise<ChangeList> => {
     const record = await ctx.findTask(request);
     const summary = assertChangesKept(record);
     const query = request.query as { limit?: string; cursor?: string };
@@ -31,7 +41,15 @@ export async function changeRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCont
     };
   });
 
-  app.get("/v1/tasks/:id/diff", async (request, reply) => {
+  const diffSchema = {
+    summary: "A unified diff of what a task changed",
+    description: "The changed text files (git's format); binary and large files are named, not diffed.",
+    tags: ["output"],
+    params: TaskParams,
+    querystring: DiffQuery,
+    response: { 200: raw("text/x-diff", "The unified diff"), ...errors(400, 401, 404, 409, 410, 429) },
+  };
+  app.get("/v1/tasks/:id/diff", { schema: diffSchema }, async (request, reply) => {
     const record = await ctx.findTask(request);
     assertChangesKept(record);
     const raw = (request.query as { path?: string }).path;

@@ -5,6 +5,7 @@
 //   here, else from the worker host that runs it (signed request to its BERTH_ADVERTISE_URL), else 409.
 import { lstat } from "node:fs/promises";
 import type { FastifyInstance, FastifyReply } from "fastify";
+import { z } from "zod";
 import { listArchiveFiles, openArchiveFile, type OpenArchive } from "../../archive/archive-files.js";
 import { isFinalStatus } from "../../contract/types.js";
 import type { TaskRecord } from "../../domain/task.js";
@@ -14,6 +15,7 @@ import { workspacePath } from "../../workspace/workspace.js";
 import { assertNotExpired, type ApiContext } from "../context.js";
 import { sendFile } from "../file-reply.js";
 import { relayFromPeer } from "../peer-client.js";
+import { errors, FileListSchema, FileParams, raw, TaskParams } from "../schemas.js";
 import { peerPath } from "./peer.js";
 
 type Source = { kind: "archive" } | { kind: "local" } | { kind: "peer"; nodeId: string; baseUrl: string; secret: string };
@@ -45,7 +47,15 @@ export async function fileRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     async () =>
       (await deps.archives.read(record.workspace, undefined, signal))?.stream ?? null;
 
-  app.get("/v1/tasks/:id/files", async (request, reply) => {
+  const listing = {
+    summary: "List a task's workspace",
+    description:
+      "The workspace, also while the task runs (a finished task's from its archive). Symbolic links are listed, never followed. 409 task_on_other_host when it runs on a host this process cannot reach.",
+    tags: ["output"],
+    params: TaskParams,
+    response: { 200: FileListSchema, ...errors(401, 404, 409, 410) },
+  };
+  app.get("/v1/tasks/:id/files", { schema: listing }, async (request, reply) => {
     const record = await ctx.findTask(request);
     assertNotExpired(record, "workspace");
     if (record.status === "queued") return { files: [], truncated: false };
@@ -63,7 +73,17 @@ export async function fileRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContex
     }
   });
 
-  app.get("/v1/tasks/:id/files/*", async (request, reply) => {
+  const file = {
+    summary: "A file of a task's workspace",
+    description: "Its raw bytes. A path that is, or passes through, a symbolic link, or leaves the workspace, answers 404.",
+    tags: ["output"],
+    params: FileParams,
+    response: {
+      200: raw("application/octet-stream", "The file's bytes", z.string().meta({ format: "binary" })),
+      ...errors(400, 401, 404, 409, 410),
+    },
+  };
+  app.get("/v1/tasks/:id/files/*", { schema: file }, async (request, reply) => {
     const record = await ctx.findTask(request);
     assertNotExpired(record, "workspace");
     const parts = parseRelativePath((request.params as { "*": string })["*"]);

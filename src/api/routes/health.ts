@@ -1,11 +1,29 @@
 // Liveness and readiness. /readyz names what is down, so an operator knows where to look.
 import type { FastifyInstance } from "fastify";
+import { z } from "zod";
 import type { ApiContext } from "../context.js";
+import { ErrorBody } from "../schemas.js";
+
+const Ready = z.object({
+  status: z.literal("ready"),
+  redis: z.literal("ok"),
+  docker: z.enum(["ok", "not checked"]),
+  archiveStore: z.literal("ok"),
+});
 
 export async function healthRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
-  app.get("/healthz", async () => ({ status: "ok" }));
+  const open = { tags: ["server"], security: [] };
+  app.get("/healthz", { schema: { ...open, summary: "Liveness", response: { 200: z.object({ status: z.literal("ok") }) } } }, async () => ({
+    status: "ok",
+  }));
 
-  app.get("/readyz", async (_request, reply) => {
+  const readiness = {
+    ...open,
+    summary: "Readiness",
+    description: "503 naming what is unreachable: Redis, Docker or the archive store.",
+    response: { 200: Ready, 503: ErrorBody },
+  };
+  app.get("/readyz", { schema: readiness }, async (_request, reply) => {
     const ok = () => true;
     const down = () => false;
     const { archives } = ctx.deps;

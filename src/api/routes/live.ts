@@ -1,9 +1,11 @@
 // What a live view of a tenant's tasks needs beyond §3: `GET /v1/info` (what this server accepts, for the submit
 // form) and `GET /v1/events` (the tenant's task changes as Server-Sent Events, for the task list).
 import type { FastifyInstance } from "fastify";
+import { z } from "zod";
 import type { ServerInfo } from "../../contract/types.js";
 import { BerthError } from "../../errors.js";
 import type { ApiContext } from "../context.js";
+import { errors, raw, ServerInfoSchema } from "../schemas.js";
 import { ALL_TENANTS, type TaskEvents, frame } from "../task-events.js";
 
 /** Event streams one tenant may hold open (tabs, people) and this server in all. */
@@ -16,7 +18,12 @@ const HEARTBEAT_MS = 15_000;
 export async function liveRoutes(app: FastifyInstance, { ctx, events }: { ctx: ApiContext; events: TaskEvents }): Promise<void> {
   const { config } = ctx.deps;
 
-  app.get("/v1/info", async (request): Promise<ServerInfo> => {
+  const info = {
+    summary: "What this server accepts",
+    tags: ["server"],
+    response: { 200: ServerInfoSchema, ...errors(401) },
+  };
+  app.get("/v1/info", { schema: info }, async (request): Promise<ServerInfo> => {
     const caller = ctx.auth.callerOf(request);
     return {
       tenant: caller.tenant,
@@ -39,8 +46,18 @@ export async function liveRoutes(app: FastifyInstance, { ctx, events }: { ctx: A
    * created or changed; `event: deleted` {id}; `event: resync` {} when changes may have been missed (re-read then).
    * Events carry no ids and are not replayed: a client re-reads its list whenever it connects.
    */
+  const stream = {
+    summary: "The caller's task changes, live",
+    description:
+      "Server-Sent Events: `counts` {queued, running} first and whenever they change, `task` with the view of each task created or changed, `deleted` {id}, and `resync` when changes may have been missed.",
+    tags: ["server"],
+    querystring: z.looseObject({
+      tenant: z.string().optional().describe("Admin keys: only this tenant's changes (without it, every tenant's)"),
+    }),
+    response: { 200: raw("text/event-stream", "The event stream"), ...errors(400, 401, 404, 429) },
+  };
   // An admin key follows one tenant (`?tenant=`) or every tenant.
-  app.get("/v1/events", async (request, reply) => {
+  app.get("/v1/events", { schema: stream }, async (request, reply) => {
     const tenant = ctx.scopeOf(request) ?? ALL_TENANTS;
     if (events.streamsOf(tenant) >= MAX_EVENT_STREAMS_PER_TENANT || events.size >= MAX_EVENT_STREAMS) {
       throw new BerthError(
@@ -72,6 +89,7 @@ export async function liveRoutes(app: FastifyInstance, { ctx, events }: { ctx: A
       else res.destroy();
     }, HEARTBEAT_MS);
     res.on("close", close);
+    res.once("close", ctx.deps.metrics.sseOpened("events"));
     const sink = {
       send: (text: string) => {
         if (closed) return true;

@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import type { TenantUsage } from "../../contract/types.js";
 import { parseSince } from "../../domain/time-window.js";
 import type { ApiContext } from "../context.js";
+import { errors, UsageQuery, UsageSchema } from "../schemas.js";
 
 const DAY_MS = 86_400_000;
 /** The CPU window when `?since=` is not given. */
@@ -11,7 +12,15 @@ const DEFAULT_WINDOW_MS = 30 * DAY_MS;
 
 export async function usageRoutes(app: FastifyInstance, { ctx }: { ctx: ApiContext }): Promise<void> {
   // A tenant key reads its own usage; an admin key one tenant's (`?tenant=`), or every tenant's as `{"tenants"}`.
-  app.get("/v1/usage", async (request): Promise<TenantUsage | { tenants: TenantUsage[] }> => {
+  const schema = {
+    summary: "A tenant's usage",
+    description:
+      "Queued and running tasks, bytes stored (workspaces, archives, caches) and CPU seconds since ?since= (default 30 days). An admin key reads one tenant's (?tenant=) or every tenant's as {tenants: [...]}.",
+    tags: ["server"],
+    querystring: UsageQuery,
+    response: { 200: UsageSchema, ...errors(400, 401, 404) },
+  };
+  app.get("/v1/usage", { schema }, async (request): Promise<TenantUsage | { tenants: TenantUsage[] }> => {
     const scope = ctx.scopeOf(request);
     const q = request.query as Record<string, string | undefined>;
     if (scope !== null) return tenantUsage(ctx, scope, q.since);
