@@ -4,6 +4,7 @@ import { homedir, hostname } from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { BerthError } from "../errors.js";
+import { parseRedisUrl, type RedisTarget, RedisUrlError } from "./redis-url.js";
 import { parseWarmProfiles, type WarmProfile } from "./warm-pool.js";
 
 const expandHome = (p: string) => path.resolve(p.replace(/^~(?=$|\/)/, homedir()));
@@ -39,7 +40,14 @@ const Env = z.object({
   BERTH_REDIS_URL: z
     .string()
     .default("redis://127.0.0.1:6379")
-    .refine((v) => /^rediss?:\/\//.test(v), "must start with redis:// or rediss://"),
+    .superRefine((v, ctx) => {
+      try {
+        parseRedisUrl(v);
+      } catch (err) {
+        if (!(err instanceof RedisUrlError)) throw err;
+        ctx.addIssue({ code: "custom", message: err.message });
+      }
+    }),
   BERTH_WORKSPACE_DIR: z.string().min(1).default("~/.berth/workspaces").transform(expandHome),
   BERTH_ARCHIVE_DIR: z.string().min(1).default("~/.berth/archives").transform(expandHome),
   BERTH_ARCHIVE_STORE: z
@@ -211,7 +219,10 @@ export interface WebhookSettings {
 }
 
 export interface Config {
+  /** BERTH_REDIS_URL as given (a secret: it may hold a password). */
   readonly redisUrl: string;
+  /** What BERTH_REDIS_URL names: one Redis, a master behind Sentinel, or a Redis Cluster. */
+  readonly redis: RedisTarget;
   readonly http: {
     readonly host: string;
     readonly port: number;
@@ -392,6 +403,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   return Object.freeze({
     redisUrl: e.BERTH_REDIS_URL,
+    redis: parseRedisUrl(e.BERTH_REDIS_URL),
     http: {
       host: e.BERTH_HOST,
       port: e.BERTH_PORT,

@@ -154,7 +154,28 @@ describe("loadConfig, more rules", () => {
 
   it("never echoes the Redis URL (it may hold a password)", () => {
     const m = message({ BERTH_REDIS_URL: "http://user:hunter2@db:6379" });
-    expect(m).toBe("Invalid BERTH_REDIS_URL: must start with redis:// or rediss://. See .env.example.");
+    expect(m).toBe(
+      "Invalid BERTH_REDIS_URL: must start with redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://. See .env.example.",
+    );
+    const bad = message({ BERTH_REDIS_URL: "redis+sentinel://admin:hunter2@s1:26379,s2:x/berth" });
+    expect(bad).toMatch(/^Invalid BERTH_REDIS_URL: has "s2:x" where a host\[:port\] belongs/);
+    expect(bad).not.toMatch(/hunter2|admin/);
+  });
+
+  it("reads the Sentinel and Cluster forms of BERTH_REDIS_URL", () => {
+    expect(loadConfig({ BERTH_REDIS_URL: "redis+sentinel://:pw@s1:26379,s2:26380/berth" }).redis).toEqual({
+      kind: "sentinel",
+      sentinels: [
+        { host: "s1", port: 26379 },
+        { host: "s2", port: 26380 },
+      ],
+      masterName: "berth",
+      password: "pw",
+      tls: false,
+    });
+    expect(loadConfig({ BERTH_REDIS_URL: "redis+cluster://h1:7000,h2:7001" }).redis).toMatchObject({ kind: "cluster" });
+    expect(loadConfig({}).redis).toEqual({ kind: "single", url: "redis://127.0.0.1:6379" });
+    expect(message({ BERTH_REDIS_URL: "redis+sentinel://s1:26379" })).toMatch(/^Invalid BERTH_REDIS_URL: names no master after the hosts/);
   });
 
   it("refuses a default above its maximum, naming both variables", () => {
