@@ -25,6 +25,7 @@ import { startWorker } from "../src/queue/worker.js";
 import { createDockerClient, DockerRuntime } from "../src/runner/docker-runtime.js";
 import { LABEL_NAMESPACE, LABEL_TASK_ID } from "../src/runner/labels.js";
 import type { WarmPoolStats } from "../src/runner/warm-pool.js";
+import { createKeys } from "../src/store/keys.js";
 
 export const IMAGE = "berth-runner:latest";
 export const REDIS_URL = process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -368,7 +369,8 @@ export async function startInProcess(ctx: BenchContext, env: Record<string, stri
     await worker?.close().catch(() => undefined);
     for (const c of await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: namespace })) await deps.runtime.removeById(c.id);
     await services.queue.close().catch(() => undefined);
-    await unlinkKeys(deps.redis, `${namespace}:*`);
+    // The bench runs against one Redis (BENCH's REDIS_URL), never a cluster.
+    for (const pattern of createKeys(namespace).patterns) await unlinkKeys(deps.redis as Redis, pattern);
     await raw.close();
     await rm(root, { recursive: true, force: true });
   });
@@ -480,7 +482,7 @@ export async function startServe(
     if (ids.length > 0) await execa("docker", ["rm", "-f", ...ids], { reject: false });
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     try {
-      await unlinkKeys(redis, `${namespace}:*`);
+      for (const pattern of createKeys(namespace).patterns) await unlinkKeys(redis, pattern);
     } finally {
       redis.disconnect();
     }

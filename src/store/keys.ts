@@ -1,4 +1,11 @@
 // Every Redis key and channel berth uses is spelled here and nowhere else.
+//
+// The layout works on one Redis and on a Redis Cluster alike. A Lua script, MULTI or pipeline may only touch keys
+// of one hash slot, so every small key of a namespace (records, specs, per-tenant indexes, queues, usage and caches,
+// idempotency keys, the expiry index, cleanup and cache locks, worker heartbeats, hosts' addresses, the capped audit
+// streams) carries the hash tag `{<namespace>}` and lives in one slot, while each task's log stream, the bulk of the
+// data, has a tag of its own (`{<task id>}`) and spreads over the cluster. BullMQ's keys share the `{<namespace>}`
+// tag in a cluster (its scripts touch many keys of one queue).
 
 export interface Keys {
   readonly namespace: string;
@@ -27,7 +34,10 @@ export interface Keys {
   workerHeartbeat(workerId: string): string;
   /** A worker host's advertised URL (BERTH_ADVERTISE_URL), renewed with its heartbeat: how API processes reach it. */
   nodeAddress(nodeId: string): string;
-  /** BullMQ's own prefix; its keys live under `<namespace>:bull:*`. */
+  /**
+   * BullMQ's own prefix: `<namespace>:bull` (shared/API.md §5), and `{<namespace>}:bull` on a Redis Cluster, where
+   * BullMQ's scripts need every key of a queue in one slot.
+   */
   readonly bullPrefix: string;
   /** Hash of the bytes the tenant's finished tasks hold on disk and in the archive store (`workspaceBytes`, `archiveBytes`). */
   tenantStored(tenant: string): string;
@@ -41,32 +51,38 @@ export interface Keys {
   auditStream(tenant: string | null): string;
   /** Set of the tenants that have audit entries. */
   readonly auditTenants: string;
+  /** SCAN patterns that together match every key of the namespace (and nothing of another namespace). */
+  readonly patterns: readonly string[];
 }
 
-export function createKeys(namespace: string): Keys {
+export function createKeys(namespace: string, opts: { cluster?: boolean } = {}): Keys {
   const ns = namespace;
+  // The first `{…}` of a key decides its slot: `{ns}` here, the task id in a log stream's key.
+  const small = `{${ns}}`;
   return {
     namespace: ns,
-    task: (id) => `${ns}:task:${id}`,
-    spec: (id) => `${ns}:task:${id}:spec`,
-    cleanupLock: (id) => `${ns}:task:${id}:cleanup-lock`,
-    logs: (id) => `${ns}:logs:${id}`,
-    tenantIndex: (tenant) => `${ns}:tenant:${tenant}:tasks`,
-    tenantActive: (tenant) => `${ns}:tenant:${tenant}:active`,
-    tenantQueued: (tenant) => `${ns}:tenant:${tenant}:queued`,
-    idempotency: (tenant, keyHash) => `${ns}:tenant:${tenant}:idem:${keyHash}`,
-    expiry: `${ns}:expiry`,
+    task: (id) => `${small}:task:${id}`,
+    spec: (id) => `${small}:task:${id}:spec`,
+    cleanupLock: (id) => `${small}:task:${id}:cleanup-lock`,
+    logs: (id) => `${ns}:logs:{${id}}`,
+    tenantIndex: (tenant) => `${small}:tenant:${tenant}:tasks`,
+    tenantActive: (tenant) => `${small}:tenant:${tenant}:active`,
+    tenantQueued: (tenant) => `${small}:tenant:${tenant}:queued`,
+    idempotency: (tenant, keyHash) => `${small}:tenant:${tenant}:idem:${keyHash}`,
+    expiry: `${small}:expiry`,
     cancelChannel: `${ns}:cancel`,
     finishedChannel: `${ns}:finished`,
     changesChannel: `${ns}:changes`,
-    workerHeartbeat: (workerId) => `${ns}:worker:${workerId}`,
-    nodeAddress: (nodeId) => `${ns}:node:${nodeId}:address`,
-    bullPrefix: `${ns}:bull`,
-    tenantStored: (tenant) => `${ns}:tenant:${tenant}:stored`,
-    tenantCpu: (tenant) => `${ns}:tenant:${tenant}:cpu`,
-    tenantCaches: (tenant) => `${ns}:tenant:${tenant}:caches`,
-    cacheLock: (host, volume) => `${ns}:cache-lock:${host}:${volume}`,
-    auditStream: (tenant) => (tenant === null ? `${ns}:audit:global` : `${ns}:audit:tenant:${tenant}`),
-    auditTenants: `${ns}:audit:tenants`,
+    workerHeartbeat: (workerId) => `${small}:worker:${workerId}`,
+    nodeAddress: (nodeId) => `${small}:node:${nodeId}:address`,
+    bullPrefix: opts.cluster ? `${small}:bull` : `${ns}:bull`,
+    tenantStored: (tenant) => `${small}:tenant:${tenant}:stored`,
+    tenantCpu: (tenant) => `${small}:tenant:${tenant}:cpu`,
+    tenantCaches: (tenant) => `${small}:tenant:${tenant}:caches`,
+    cacheLock: (host, volume) => `${small}:cache-lock:${host}:${volume}`,
+    auditStream: (tenant) => (tenant === null ? `${small}:audit:global` : `${small}:audit:tenant:${tenant}`),
+    auditTenants: `${small}:audit:tenants`,
+    // Namespaces are [a-z0-9-]: nothing in them is special to a SCAN pattern, braces included.
+    patterns: [`${small}:*`, `${ns}:*`],
   };
 }

@@ -1,6 +1,20 @@
 // Removes everything a namespace left on the shared engine and Redis: containers first, then keys.
 import { execa } from "execa";
-import { Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
+import { parseRedisUrl } from "../../src/config/redis-url.js";
+import { createKeys } from "../../src/store/keys.js";
+import { createClient, type RedisConnection } from "../../src/store/redis.js";
+
+/** The Redis the tests use: BERTH_REDIS_URL (any form: one server, Sentinel, Cluster), else the local one. */
+export const testRedisUrl = (url?: string) => url ?? process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** A connected client for `url` (fails fast while Redis is down); the caller disconnects it. */
+export async function connectTestRedis(url?: string): Promise<RedisConnection> {
+  const redis = createClient(parseRedisUrl(testRedisUrl(url)), { failFast: true, lazy: true });
+  redis.on("error", () => undefined);
+  await redis.connect();
+  return redis;
+}
 
 export async function sweepNamespace(namespace: string, redisUrl?: string): Promise<void> {
   const { stdout } = await execa("docker", ["ps", "-aq", "--filter", `label=berth.namespace=${namespace}`], { reject: false });
@@ -9,7 +23,7 @@ export async function sweepNamespace(namespace: string, redisUrl?: string): Prom
   const volumes = await execa("docker", ["volume", "ls", "-q", "--filter", `label=berth.namespace=${namespace}`], { reject: false });
   const names = volumes.stdout.split("\n").filter(Boolean);
   if (names.length > 0) await execa("docker", ["volume", "rm", "-f", ...names], { reject: false });
-  const redis = new Redis(redisUrl ?? process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+  const redis = await connectTestRedis(redisUrl);
   try {
     await unlinkNamespaceKeys(redis, namespace);
   } finally {
@@ -17,14 +31,22 @@ export async function sweepNamespace(namespace: string, redisUrl?: string): Prom
   }
 }
 
-/** Deletes every Redis key of a namespace (SCAN + UNLINK, never KEYS + DEL). */
-export async function unlinkNamespaceKeys(redis: Redis, namespace: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 500);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== "0");
+/**
+ * Deletes every Redis key of a namespace (SCAN + UNLINK, never KEYS + DEL). On a Redis Cluster each master is
+ * scanned, and keys are unlinked one per command (a multi-key UNLINK across slots is refused).
+ */
+export async function unlinkNamespaceKeys(redis: RedisConnection, namespace: string): Promise<void> {
+  const nodes: Redis[] = redis instanceof Cluster ? redis.nodes("master") : [redis];
+  for (const node of nodes) {
+    for (const pattern of createKeys(namespace).patterns) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 500);
+        cursor = next;
+        if (keys.length > 0) await node.pipeline(keys.map((k) => ["unlink", k])).exec();
+      } while (cursor !== "0");
+    }
+  }
 }
 
 /** Ids of containers of a namespace on the engine (running or not). */
