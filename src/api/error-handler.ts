@@ -5,6 +5,7 @@ import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isBerthError, type ErrorCode } from "../errors.js";
+import { isRedisUnavailable } from "../store/redis.js";
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
@@ -36,10 +37,6 @@ const STATUS: Record<ErrorCode, number> = {
 /** The wire body of an error. */
 export const errorBody = (code: ErrorCode, message: string) => ({ error: { code, message } });
 
-/** ioredis/BullMQ errors that mean "Redis is not reachable right now". */
-const isRedisDown = (err: Error) =>
-  /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|max retries per request|ETIMEDOUT/i.test(err.message);
-
 /** Fastify's own 4xx errors (FST_ERR_*): their status kept, a code of ours, and a message saying what to do. */
 function frameworkError(err: FastifyError, request: FastifyRequest, maxBodyBytes: number): [number, ErrorCode, string] {
   const status = err.statusCode ?? 400;
@@ -69,7 +66,7 @@ export function registerErrorHandler(app: FastifyInstance, maxBodyBytes: number)
       const [status, code, message] = frameworkError(err, request, maxBodyBytes);
       return reply.code(status).send(errorBody(code, message));
     }
-    if (isRedisDown(err)) {
+    if (isRedisUnavailable(err)) {
       request.log.warn({ err }, "redis unavailable");
       void reply.header("retry-after", "5");
       return reply.code(503).send(errorBody("dependency_unavailable", "Redis is unreachable; retry shortly."));

@@ -4,7 +4,7 @@
 // Only runner/docker-runtime.ts imports dockerode; only queue/* and cleanup/schedule.ts import bullmq;
 // only store/keys.ts spells Redis keys; only store/ and logs/log-store.ts issue Redis commands (lint/no-raw-redis.grit);
 // only config/config.ts reads configuration variables.
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { ArchiveStore } from "../archive/archive-store.js";
 import type { Config } from "../config/config.js";
@@ -15,8 +15,11 @@ import type { ContainerRuntime } from "../runner/container-runtime.js";
 export interface Deps {
   readonly config: Config;
   readonly logger: Logger;
-  /** General-purpose connection (fails fast when Redis is down, so the API can answer 503). */
-  readonly redis: Redis;
+  /**
+   * General-purpose connection (fails fast when Redis is down, so the API can answer 503): one Redis or a
+   * Sentinel-managed master (`Redis`), or a Redis Cluster.
+   */
+  readonly redis: Redis | Cluster;
   readonly runtime: ContainerRuntime;
   /** Where archives are written, read and deleted: this host's BERTH_ARCHIVE_DIR, or an object store all hosts share. */
   readonly archives: ArchiveStore;

@@ -1,5 +1,5 @@
 // The stores and the queue, built on one Deps; shared by the API, the worker and the CLI's local commands.
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../store/redis.js";
 import type { Deps } from "./deps.js";
 import { LogStore } from "../logs/log-store.js";
 import { TaskQueue } from "../queue/queue.js";
@@ -29,8 +29,8 @@ export interface Services {
 }
 
 /** `queueConnection` is handed to BullMQ's Queue; by default the shared fail-fast connection. */
-export function createServices(deps: Deps, queueConnection: Redis = deps.redis): Services {
-  const keys = createKeys(deps.namespace);
+export function createServices(deps: Deps, queueConnection: RedisConnection = deps.redis): Services {
+  const keys = createKeys(deps.namespace, { cluster: deps.config.redis.kind === "cluster" });
   const store = new TaskStore(deps.redis, keys);
   const logs = new LogStore(deps.redis, keys);
   const endings = new TaskEndings(deps, store, keys, queueConnection);

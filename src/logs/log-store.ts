@@ -4,7 +4,7 @@
 // Entries this process appends are also handed straight to in-process listeners (the live hub), with the id of
 // the entry this process appended just before them, so followers in this process get new output without reading
 // it back from Redis. Followers elsewhere (or behind) read the stream itself.
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../store/redis.js";
 import type { EndEvent, LogStream, TaskStatus } from "../contract/types.js";
 import type { Keys } from "../store/keys.js";
 
@@ -89,7 +89,7 @@ export class LogStore {
   private readonly lastAppended = new Map<string, string>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
   ) {}
 

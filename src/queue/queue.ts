@@ -1,7 +1,7 @@
 // Submitting and cancelling tasks: the only user of BullMQ's Queue.
 import { createHash } from "node:crypto";
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../store/redis.js";
 import type { Deps } from "../app/deps.js";
 import { BerthError, taskNotFound } from "../errors.js";
 import { MAX_CACHES_PER_TENANT } from "../domain/caches.js";
@@ -35,7 +35,7 @@ export class TaskQueue {
     private readonly store: TaskStore,
     private readonly logs: LogStore,
     private readonly endings: TaskEndings,
-    connection: Redis,
+    connection: RedisConnection,
   ) {
     this.queue = new Queue<TaskJobData>(QUEUE_NAME, { connection, prefix: keys.bullPrefix });
     this.fair = new FairShare(deps.redis, keys);
@@ -166,6 +166,8 @@ export class TaskQueue {
       }
       throw new BerthError("dependency_unavailable", "Redis did not accept the task; retry shortly.", {}, { cause: err });
     }
+    // Behind Sentinel, answer only once a replica holds the record and the job: a failover now cannot lose the task.
+    await this.store.confirmWrites();
     return { record, created: true };
   }
 

@@ -1,7 +1,7 @@
 // The per-task cleanup lock: whoever holds a task's lock (any host, any process) is the only one removing that
 // task's files or changing its record for cleanup. Many locks are taken or released in one round trip.
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis.js";
 import type { Keys } from "./keys.js";
 
 /** Deletes the lock only if it still holds our token: a lock that expired and was taken by another is left alone. */
@@ -15,7 +15,7 @@ export interface HeldLock {
 
 export class CleanupLocks {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
   ) {}
 

@@ -1,6 +1,6 @@
 // The expiry index: a sorted set of finished tasks scored by when cleanup should next look at them (ms). Cleanup
 // reads the tasks that are due and repairs entries whose score disagrees with their record.
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis.js";
 import type { Keys } from "./keys.js";
 
 /** A correction of one index entry: a new score, or null to drop the entry (its task is gone). */
@@ -11,7 +11,7 @@ export interface ExpiryFix {
 
 export class ExpiryIndex {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
   ) {}
 

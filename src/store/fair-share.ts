@@ -9,9 +9,10 @@
 // State: per tenant, a zset of its queued task ids scored by priority. A task leaves it when it starts or is
 // canceled; a member left behind (a crash between the two writes) only makes that tenant's own next priorities a
 // little larger, and is dropped the next time the tenant submits, once it is the oldest. Every command touches one
-// key, so this works on one Redis, with Sentinel, or on a Cluster, from any number of API and worker processes.
-import type { Redis } from "ioredis";
+// key, and the zset shares the records' hash slot (keys.ts), so the prune's pipeline works on a Cluster too: this
+// works on one Redis, with Sentinel, or on a Cluster, from any number of API and worker processes.
 import type { Keys } from "./keys.js";
+import type { RedisConnection } from "./redis.js";
 
 /** BullMQ's largest job priority (2^21). */
 export const MAX_PRIORITY = 2_097_152;
@@ -33,7 +34,7 @@ type Script = (numKeys: number, ...args: string[]) => Promise<unknown>;
 
 export class FairShare {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
   ) {
     if (!("berthFairAssign" in redis)) redis.defineCommand("berthFairAssign", { lua: ASSIGN });

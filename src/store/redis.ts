@@ -1,16 +1,26 @@
 // Every Redis connection berth opens is made here: the API's fail-fast connection, and the long-lived ones that
-// BullMQ, pub/sub subscribers and workers hold. One place knows how to reach Redis and how to log its outages.
-import { Redis, type RedisOptions } from "ioredis";
+// BullMQ, pub/sub subscribers and workers hold. One place knows how to reach Redis (one server, a master found
+// through Sentinel, or a Redis Cluster: config/redis-url.ts reads which) and how to log its outages.
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
+import { describeRedisTarget, parseRedisUrl, type RedisTarget } from "../config/redis-url.js";
 import { BerthError } from "../errors.js";
+import { ReplicaAck } from "./replica-ack.js";
 
 /** While Redis stays unreachable, a connection logs its error at most this often (not on every retry). */
 const ERROR_LOG_INTERVAL_MS = 30_000;
 
-export type RedisConnection = Redis;
+/**
+ * How long the first connection may take. One unreachable Redis fails at once, but ioredis asks unreachable
+ * sentinels (or a sentinel that knows no such master) again and again without ever failing.
+ */
+const CONNECT_DEADLINE_MS = 10_000;
+
+/** One Redis, or a master behind Sentinel (both ioredis `Redis`), or a Redis Cluster: BullMQ takes either. */
+export type RedisConnection = Redis | Cluster;
 
 /** Logs a connection's errors with backoff: the first at once, then one line per interval saying how many followed. */
-function logErrors(redis: Redis, logger: Logger, purpose: string): void {
+function logErrors(redis: RedisConnection, logger: Logger, purpose: string): void {
   let lastLogged = 0;
   let suppressed = 0;
   redis.on("error", (err: Error) => {
@@ -30,34 +40,108 @@ function logErrors(redis: Redis, logger: Logger, purpose: string): void {
   });
 }
 
-/** "host:port" of the Redis a URL names, for messages (never the password). */
+/** Where the Redis a URL names is, for messages (never the password). */
 export function describeRedis(url: string): string {
   try {
-    const where = new URL(url);
-    return `${where.hostname}:${where.port || 6379}`;
+    return describeRedisTarget(parseRedisUrl(url));
   } catch {
-    return "the address in BERTH_REDIS_URL";
+    return "the Redis in BERTH_REDIS_URL";
   }
 }
 
 /**
- * A fail-fast connection (the general-purpose one, or the API's own for reading logs): commands fail fast while Redis is down (the API answers 503 instead of
- * hanging). Resolves once connected, or throws a message naming BERTH_REDIS_URL.
+ * Errors that mean "Redis is not reachable right now" (the API answers 503 and the caller may retry): a lost
+ * connection, a full offline queue, a Sentinel failover or a Cluster re-sharding in progress.
+ */
+export function isRedisUnavailable(err: Error): boolean {
+  return /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|ECONNRESET|EPIPE|max retries per request|ETIMEDOUT|All sentinels are unreachable|Cluster isn't ready|None of startup nodes|Failed to refresh slots cache|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|READONLY|LOADING/i.test(
+    err.message,
+  );
+}
+
+/**
+ * A master demoted to a replica by a failover answers writes with READONLY. Reconnecting asks the sentinels for
+ * the new master; 2 = reconnect and send the command again.
+ */
+const reconnectOnReadonly = (err: Error): 2 | false => (err.message.startsWith("READONLY") ? 2 : false);
+
+interface Behaviour {
+  /** Commands fail at once while Redis is unreachable (the API answers 503), instead of waiting in a queue. */
+  readonly failFast: boolean;
+  /** Not connected until `connect()`. */
+  readonly lazy: boolean;
+}
+
+/** The ioredis client for a target: `Redis` for one server or a Sentinel-managed master, `Cluster` for a cluster. */
+export function createClient(target: RedisTarget, behaviour: Behaviour): RedisConnection {
+  // BullMQ's blocking reads need maxRetriesPerRequest null: they wait out an outage or a failover.
+  const perRequest: RedisOptions = behaviour.failFast ? { maxRetriesPerRequest: 1, connectTimeout: 5000 } : { maxRetriesPerRequest: null };
+  switch (target.kind) {
+    case "single":
+      return new Redis(target.url, { ...perRequest, enableOfflineQueue: !behaviour.failFast, lazyConnect: behaviour.lazy });
+    case "sentinel":
+      return new Redis({
+        ...perRequest,
+        enableOfflineQueue: !behaviour.failFast,
+        lazyConnect: behaviour.lazy,
+        sentinels: target.sentinels.map((n) => ({ host: n.host, port: n.port })),
+        name: target.masterName,
+        ...credentials(target),
+        ...(target.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
+        // Told of a promotion by the sentinels (+switch-master), a connection moves at once instead of waiting to fail.
+        failoverDetector: true,
+        reconnectOnError: reconnectOnReadonly,
+      });
+    case "cluster": {
+      const options: ClusterOptions = {
+        enableOfflineQueue: !behaviour.failFast,
+        lazyConnect: behaviour.lazy,
+        redisOptions: { ...perRequest, ...credentials(target), ...(target.tls ? { tls: {} } : {}) },
+      };
+      return new Cluster(
+        target.nodes.map((n) => ({ host: n.host, port: n.port })),
+        options,
+      );
+    }
+  }
+}
+
+const credentials = (t: { username?: string; password?: string }) => ({
+  ...(t.username ? { username: t.username } : {}),
+  ...(t.password ? { password: t.password } : {}),
+});
+
+/**
+ * A fail-fast connection (the general-purpose one, or the API's own for reading logs): commands fail fast while
+ * Redis is down (the API answers 503 instead of hanging). Resolves once connected, or throws a message naming
+ * BERTH_REDIS_URL.
  */
 export async function connectRedis(url: string, logger: Logger, purpose = "commands"): Promise<RedisConnection> {
-  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 5000 });
+  const target = parseRedisUrl(url);
+  const redis = createClient(target, { failFast: true, lazy: true });
   logErrors(redis, logger, purpose);
+  // The reason the last attempt failed (a wrong password, an unknown master), for the message; never a secret.
+  let lastError: Error | undefined;
+  const remember = (err: Error) => {
+    lastError = err;
+  };
+  redis.on("error", remember);
   try {
-    await redis.connect();
+    await withDeadline(redis.connect(), CONNECT_DEADLINE_MS);
   } catch (err) {
     redis.disconnect();
+    const reason = (lastError ?? (err as Error)).message;
     throw new BerthError(
       "dependency_unavailable",
-      `Redis at ${describeRedis(url)} (BERTH_REDIS_URL) does not answer; start it, or point BERTH_REDIS_URL at a running Redis.`,
+      `${describeRedisTarget(target)} (BERTH_REDIS_URL) does not answer (${reason}); start it, or point BERTH_REDIS_URL at a running Redis.`,
       {},
       { cause: err },
     );
+  } finally {
+    redis.off("error", remember);
   }
+  // Behind Sentinel a failover must not lose what berth has confirmed: its writes wait for a replica (replica-ack.ts).
+  if (target.kind === "sentinel") ReplicaAck.attach(redis as Redis, logger);
   return redis;
 }
 
@@ -67,8 +151,7 @@ export async function connectRedis(url: string, logger: Logger, purpose = "comma
  * they subscribe).
  */
 export function openConnection(url: string, logger: Logger, purpose: string, opts: { lazy?: boolean } = {}): RedisConnection {
-  const options: RedisOptions = { maxRetriesPerRequest: null, lazyConnect: opts.lazy ?? false };
-  const redis = new Redis(url, options);
+  const redis = createClient(parseRedisUrl(url), { failFast: false, lazy: opts.lazy ?? false });
   logErrors(redis, logger, purpose);
   return redis;
 }
@@ -76,7 +159,8 @@ export function openConnection(url: string, logger: Logger, purpose: string, opt
 /**
  * A new long-lived connection subscribed to `channel`; each message's text goes to `onMessage`. `opened` gets the
  * connection before it connects, so a caller shutting down meanwhile can close it. Connected before it subscribes:
- * a SUBSCRIBE queued before the ready check makes ioredis's INFO fail.
+ * a SUBSCRIBE queued before the ready check makes ioredis's INFO fail. On a Redis Cluster, ioredis subscribes
+ * through one node and PUBLISH reaches every node, so the subscriber hears messages published anywhere.
  */
 export async function openSubscriber(
   url: string,
@@ -118,4 +202,20 @@ export async function closeConnection(redis: RedisConnection, ms = 2000): Promis
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Waits until a replica holds every write made so far on `redis` (behind Sentinel; elsewhere it returns at once).
+ * Call it before acting on a change a failover must not lose: see replica-ack.ts.
+ */
+export function confirmWrites(redis: RedisConnection): Promise<void> {
+  return ReplicaAck.of(redis)?.confirm() ?? Promise.resolve();
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }

@@ -1,9 +1,9 @@
 // Task records and per-tenant indexes in Redis, under berth's own keys: a task's status stays readable and
 // listable whatever BullMQ keeps or removes.
-import type { Redis } from "ioredis";
 import type { TaskStatus } from "../contract/types.js";
 import type { TaskRecord, TaskSpec } from "../domain/task.js";
 import type { Keys } from "./keys.js";
+import { confirmWrites, type RedisConnection } from "./redis.js";
 import { SUMMARY, splitSummary, type TaskSummary } from "./task-summary.js";
 
 export type { TaskSummary } from "./task-summary.js";
@@ -22,8 +22,12 @@ function decode(raw: Record<string, string>): TaskRecord | null {
 /** Index member: fixed-width creation time then id, so BYLEX order is creation order and a cursor is exact. */
 export const indexMember = (r: Pick<TaskRecord, "createdAtMs" | "id">) => `${String(r.createdAtMs).padStart(15, "0")}|${r.id}`;
 
-// ARGV[1]: the request's fingerprint when an idempotency key was given (KEYS[1]), else ''. The key's value is
-// "<task id>|<fingerprint>" (a bare id, from before fingerprints were kept, matches any request).
+// Creates a task. KEYS: the idempotency key, the tenant's active set, the record, the tenant's index, the spec and
+// the records' common prefix (for the idempotent answer's EXISTS), all in one hash slot (keys.ts). ARGV: the
+// request's fingerprint when an idempotency key was given (KEYS[1]), else ''; the tenant's limit, the id, the index
+// member, the idempotency TTL, the spec, the changes channel, then the record's fields. Channels are arguments: a
+// Redis Cluster refuses keys of other slots. The idempotency key's value is "<task id>|<fingerprint>" (a bare id,
+// from before fingerprints were kept, matches any request).
 const SUBMIT = `
 if ARGV[1] ~= '' then
   local existing = redis.call('GET', KEYS[1])
@@ -37,31 +41,34 @@ if ARGV[1] ~= '' then
 end
 local active = redis.call('SCARD', KEYS[2])
 if active >= tonumber(ARGV[2]) then return {'over_limit', tostring(active)} end
-redis.call('HSET', KEYS[3], unpack(ARGV, 7))
+redis.call('HSET', KEYS[3], unpack(ARGV, 8))
 redis.call('SET', KEYS[5], ARGV[6])
 redis.call('ZADD', KEYS[4], 0, ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[3])
 if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[3] .. '|' .. ARGV[1], 'EX', tonumber(ARGV[5])) end
-redis.call('PUBLISH', KEYS[7], '{"tenant":' .. redis.call('HGET', KEYS[3], 'tenant') .. ',"id":"' .. ARGV[3] .. '"}')
+redis.call('PUBLISH', ARGV[7], '{"tenant":' .. redis.call('HGET', KEYS[3], 'tenant') .. ',"id":"' .. ARGV[3] .. '"}')
 return {'created', ARGV[3]}
 `;
 
 // Changes a task only if its current status is one of ARGV[1] (comma separated). When the new status is final,
-// also drops it from the tenant's active set, deletes its spec and, given a channel as KEYS[6], publishes its id
-// there; if ARGV[2] is a number, schedules its expiry. Every applied change is announced on KEYS[7] (as in SUBMIT).
+// also drops it from the tenant's active set, deletes its spec and, given a channel as ARGV[5], publishes the id
+// (ARGV[4]) there; if ARGV[2] is a number, schedules its expiry. Every applied change is announced on ARGV[6] (as
+// in SUBMIT). KEYS are the record, the tenant's active set, the expiry index and the spec: one hash slot (keys.ts).
+// The id and the channels are arguments, not keys, since a Redis Cluster refuses a script whose keys lie in
+// different slots.
 const TRANSITION = `
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return false end
 for allowed in string.gmatch(ARGV[1], '[^,]+') do
   if cur == allowed then
-    redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+    redis.call('HSET', KEYS[1], unpack(ARGV, 7))
     if ARGV[3] == '1' then
-      redis.call('SREM', KEYS[2], KEYS[4])
-      redis.call('DEL', KEYS[5])
-      if KEYS[6] then redis.call('PUBLISH', KEYS[6], KEYS[4]) end
+      redis.call('SREM', KEYS[2], ARGV[4])
+      redis.call('DEL', KEYS[4])
+      if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[4]) end
     end
-    if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), KEYS[4]) end
-    redis.call('PUBLISH', KEYS[7], '{"tenant":' .. redis.call('HGET', KEYS[1], 'tenant') .. ',"id":"' .. KEYS[4] .. '"}')
+    if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[4]) end
+    redis.call('PUBLISH', ARGV[6], '{"tenant":' .. redis.call('HGET', KEYS[1], 'tenant') .. ',"id":"' .. ARGV[4] .. '"}')
     return 'ok'
   end
 end
@@ -86,12 +93,35 @@ type ScriptName = keyof typeof SCRIPTS;
 
 export class TaskStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
   ) {
     for (const [name, lua] of Object.entries(SCRIPTS)) {
       if (!(name in redis)) redis.defineCommand(name, { lua });
     }
+  }
+
+  /** TRANSITION's key count, keys and arguments. */
+  private transitionArgs(
+    id: string,
+    tenant: string,
+    from: readonly TaskStatus[],
+    expiryScore: string,
+    final: boolean,
+    fields: Partial<TaskRecord>,
+  ): [number, ...string[]] {
+    const keys = [this.keys.task(id), this.keys.tenantActive(tenant), this.keys.expiry, this.keys.spec(id)];
+    return [
+      keys.length,
+      ...keys,
+      from.join(","),
+      expiryScore,
+      final ? "1" : "0",
+      id,
+      this.keys.finishedChannel,
+      this.keys.changesChannel,
+      ...encode(fields),
+    ];
   }
 
   private run(name: ScriptName, numKeys: number, ...args: string[]): Promise<unknown> {
@@ -113,20 +143,20 @@ export class TaskStore {
     const idemKey = opts.idempotencyKeyHash ? this.keys.idempotency(record.tenant, opts.idempotencyKeyHash) : this.keys.task("-");
     const [kind, value] = (await this.run(
       "berthSubmit",
-      7,
+      6,
       idemKey,
       this.keys.tenantActive(record.tenant),
       this.keys.task(record.id),
       this.keys.tenantIndex(record.tenant),
       this.keys.spec(record.id),
       this.keys.task(""),
-      this.keys.changesChannel,
       opts.idempotencyKeyHash ? (opts.requestFingerprint ?? "-") : "",
       String(opts.maxActive),
       record.id,
       indexMember(record),
       String(opts.idempotencyTtlSeconds),
       JSON.stringify(spec),
+      this.keys.changesChannel,
       ...encode(record),
     )) as [string, string];
     if (kind === "over_limit") return { kind, active: Number(value) };
@@ -159,7 +189,7 @@ export class TaskStore {
    * Applies `fields` only when the task's status is one of `from`. Returns true when applied, otherwise the
    * current status (or null when the task does not exist). Moving to a final status releases the tenant's
    * quota slot, deletes the stored spec, schedules expiry at `fields.expiresAtMs` and announces the task's id on
-   * the finished channel.
+   * the finished channel. Behind Sentinel, an applied change is confirmed by a replica before this returns.
    */
   async transition(
     id: string,
@@ -169,23 +199,19 @@ export class TaskStore {
     final = false,
   ): Promise<true | TaskStatus | null> {
     const expires = fields.expiresAtMs != null ? String(fields.expiresAtMs) : "";
-    const res = (await this.run(
-      "berthTransition",
-      7,
-      this.keys.task(id),
-      this.keys.tenantActive(tenant),
-      this.keys.expiry,
-      id,
-      this.keys.spec(id),
-      this.keys.finishedChannel,
-      this.keys.changesChannel,
-      from.join(","),
-      expires,
-      final ? "1" : "0",
-      ...encode(fields),
-    )) as string | null;
-    if (res === "ok") return true;
-    return (res as TaskStatus | null) ?? null;
+    const res = (await this.run("berthTransition", ...this.transitionArgs(id, tenant, from, expires, final, fields))) as string | null;
+    if (res !== "ok") return (res as TaskStatus | null) ?? null;
+    await confirmWrites(this.redis);
+    return true;
+  }
+
+  /**
+   * Waits until a replica holds every write made so far through this store's connection (behind Sentinel; at once
+   * elsewhere). {@link create} does not wait, since its caller queues the task's job next on the same connection and
+   * confirms both at once; {@link transition} and {@link transitionMany} wait before they return.
+   */
+  confirmWrites(): Promise<void> {
+    return confirmWrites(this.redis);
   }
 
   /** Tells whichever worker runs the task to stop it (pub/sub; the record's cancelRequested flag is the fallback). */
@@ -350,21 +376,11 @@ export class TaskStore {
       const score = it.expiryScore ?? it.fields.expiresAtMs;
       transition.call(
         pipe,
-        7,
-        this.keys.task(it.id),
-        this.keys.tenantActive(it.tenant),
-        this.keys.expiry,
-        it.id,
-        this.keys.spec(it.id),
-        this.keys.finishedChannel,
-        this.keys.changesChannel,
-        it.from.join(","),
-        score != null ? String(score) : "",
-        it.final ? "1" : "0",
-        ...encode(it.fields),
+        ...this.transitionArgs(it.id, it.tenant, it.from, score != null ? String(score) : "", it.final ?? false, it.fields),
       );
     }
     const rows = (await pipe.exec()) ?? [];
+    if (rows.some(([err, res]) => !err && res === "ok")) await confirmWrites(this.redis);
     return items.map((_, i) => {
       const [err, res] = rows[i] ?? [new Error("no reply from Redis"), null];
       if (err) return err;

@@ -1,7 +1,7 @@
 // Live worker processes: each keeps a heartbeat key that expires unless renewed. A container labelled with a
 // worker that has no heartbeat is an orphan (queue/orphans.ts). A worker host that serves its workspaces to other
 // hosts (BERTH_ADVERTISE_URL) renews its address with the same beat, so the address lives exactly as long.
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis.js";
 import type { Keys } from "./keys.js";
 
 /** How long a heartbeat lives without renewal; a worker renews it three times as often. */
@@ -15,7 +15,7 @@ export interface Advertisement {
 
 export class WorkerRegistry {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly advertisement: Advertisement | null = null,
   ) {}

@@ -5,8 +5,7 @@ import { tmpdir } from "node:os";
 import net from "node:net";
 import path from "node:path";
 import { execa, type ResultPromise } from "execa";
-import { Redis } from "ioredis";
-import { sweepNamespace } from "./sweep.js";
+import { connectTestRedis, sweepNamespace } from "./sweep.js";
 import { waitFor } from "./wait-for.js";
 
 export interface ServerProcess {
@@ -104,5 +103,5 @@ export async function spawnServer(
   return sp;
 }
 
-export const redisFor = (url?: string) =>
-  new Redis(url ?? process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+/** A connected client for the tests' Redis (any BERTH_REDIS_URL form); the caller disconnects it. */
+export const redisFor = (url?: string) => connectTestRedis(url);
