@@ -244,7 +244,13 @@ export class TaskQueue {
    * waits on Redis, which may be gone.
    */
   async close(): Promise<void> {
-    const closed = Promise.all([this.queue.close(), this.endings.close()]);
+    // BullMQ's first commands on a shared connection (its version check) may still be in flight, slowest on a
+    // cluster; closing the connection under them makes BullMQ emit an error nobody listens to any more.
+    const closeQueue = async () => {
+      await this.queue.waitUntilReady().catch(() => undefined);
+      await this.queue.close();
+    };
+    const closed = Promise.all([closeQueue(), this.endings.close()]);
     await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
   }
 
