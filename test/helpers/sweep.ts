@@ -3,7 +3,7 @@ import { execa } from "execa";
 import { Cluster, type Redis } from "ioredis";
 import { parseRedisUrl } from "../../src/config/redis-url.js";
 import { createKeys } from "../../src/store/keys.js";
-import { createClient, type RedisConnection } from "../../src/store/redis.js";
+import { createClient, describeRedis, type RedisConnection } from "../../src/store/redis.js";
 
 /** The Redis the tests use: BERTH_REDIS_URL (any form: one server, Sentinel, Cluster), else the local one. */
 export const testRedisUrl = (url?: string) => url ?? process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -12,7 +12,19 @@ export const testRedisUrl = (url?: string) => url ?? process.env.BERTH_REDIS_URL
 export async function connectTestRedis(url?: string): Promise<RedisConnection> {
   const redis = createClient(parseRedisUrl(testRedisUrl(url)), { failFast: true, lazy: true });
   redis.on("error", () => undefined);
-  await redis.connect();
+  // ioredis asks unreachable sentinels again and again without failing: bound the wait.
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis (${describeRedis(testRedisUrl(url))}) did not answer within 15 s`)), 15_000);
+  });
+  try {
+    await Promise.race([redis.connect(), deadline]);
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
   return redis;
 }
 
