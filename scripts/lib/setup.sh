@@ -106,6 +106,12 @@ redis_url() { printf '%s' "${BERTH_REDIS_URL:-redis://127.0.0.1:6379}"; }
 ensure_redis() {
   local url host port
   url=$(redis_url)
+  case "$url" in
+    redis+sentinel://*|rediss+sentinel://*|redis+cluster://*|rediss+cluster://*)
+      # A Sentinel or Cluster deployment is run by its operators; berth reports at start if it does not answer.
+      say "BERTH_REDIS_URL names a Redis Sentinel or Cluster deployment; it is not started from here"
+      return ;;
+  esac
   if redis-cli -u "$url" ping 2>/dev/null | grep -q PONG; then return; fi
   # Only a local Redis can be started from here.
   host=$(node -e 'const u=new URL(process.argv[1]); process.stdout.write(u.hostname)' "$url")
