@@ -51,10 +51,11 @@ export function describeRedis(url: string): string {
 
 /**
  * Errors that mean "Redis is not reachable right now" (the API answers 503 and the caller may retry): a lost
- * connection, a full offline queue, a Sentinel failover or a Cluster re-sharding in progress.
+ * connection, a full offline queue, a Sentinel failover or a Cluster re-sharding in progress, a master that refuses
+ * writes while it has too few replicas (`min-replicas-to-write`).
  */
 export function isRedisUnavailable(err: Error): boolean {
-  return /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|ECONNRESET|EPIPE|max retries per request|ETIMEDOUT|All sentinels are unreachable|Cluster isn't ready|None of startup nodes|Failed to refresh slots cache|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|READONLY|LOADING/i.test(
+  return /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|ECONNRESET|EPIPE|max retries per request|ETIMEDOUT|All sentinels are unreachable|Cluster isn't ready|None of startup nodes|Failed to refresh slots cache|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|READONLY|LOADING|NOREPLICAS/i.test(
     err.message,
   );
 }
@@ -64,6 +65,31 @@ export function isRedisUnavailable(err: Error): boolean {
  * the new master; 2 = reconnect and send the command again.
  */
 const reconnectOnReadonly = (err: Error): 2 | false => (err.message.startsWith("READONLY") ? 2 : false);
+
+/**
+ * A connection to a Sentinel-managed master. ioredis 5 leaves the failover detector's connections to the sentinels
+ * open after quit() (the process would not exit); disconnect() closes them, so a connection that ended otherwise
+ * calls it. Its duplicates (BullMQ's blocking connections) are made the same way.
+ */
+class SentinelRedis extends Redis {
+  private disconnected = false;
+
+  constructor(options: RedisOptions) {
+    super(options);
+    this.once("end", () => {
+      if (!this.disconnected) this.disconnect();
+    });
+  }
+
+  override disconnect(reconnect = false): void {
+    if (!reconnect) this.disconnected = true;
+    super.disconnect(reconnect);
+  }
+
+  override duplicate(override?: Partial<RedisOptions>): Redis {
+    return new SentinelRedis({ ...this.options, ...override });
+  }
+}
 
 interface Behaviour {
   /** Commands fail at once while Redis is unreachable (the API answers 503), instead of waiting in a queue. */
@@ -75,12 +101,14 @@ interface Behaviour {
 /** The ioredis client for a target: `Redis` for one server or a Sentinel-managed master, `Cluster` for a cluster. */
 export function createClient(target: RedisTarget, behaviour: Behaviour): RedisConnection {
   // BullMQ's blocking reads need maxRetriesPerRequest null: they wait out an outage or a failover.
-  const perRequest: RedisOptions = behaviour.failFast ? { maxRetriesPerRequest: 1, connectTimeout: 5000 } : { maxRetriesPerRequest: null };
+  // Fail-fast: a command caught by a disconnect fails at once (maxRetriesPerRequest 0) rather than being sent again
+  // after the reconnect, above all a WAIT (replica-ack.ts), which on a new connection would confirm nothing.
+  const perRequest: RedisOptions = behaviour.failFast ? { maxRetriesPerRequest: 0, connectTimeout: 5000 } : { maxRetriesPerRequest: null };
   switch (target.kind) {
     case "single":
       return new Redis(target.url, { ...perRequest, enableOfflineQueue: !behaviour.failFast, lazyConnect: behaviour.lazy });
     case "sentinel":
-      return new Redis({
+      return new SentinelRedis({
         ...perRequest,
         enableOfflineQueue: !behaviour.failFast,
         lazyConnect: behaviour.lazy,
@@ -88,7 +116,9 @@ export function createClient(target: RedisTarget, behaviour: Behaviour): RedisCo
         name: target.masterName,
         ...credentials(target),
         ...(target.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
-        // Told of a promotion by the sentinels (+switch-master), a connection moves at once instead of waiting to fail.
+        // Told of a promotion by the sentinels (+switch-master), a connection moves at once. Without it, after a
+        // failover that leaves the old master up (SENTINEL FAILOVER, a partition), a connection goes on writing to
+        // it for seconds, until the sentinels demote it, and those writes are lost.
         failoverDetector: true,
         reconnectOnError: reconnectOnReadonly,
       });
