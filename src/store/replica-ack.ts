@@ -4,22 +4,30 @@
 // every write of this connection up to it) before it acts on it: answers 202, starts a container, or lets BullMQ
 // complete the job.
 //
-// WAIT blocks the connection until a replica answers, so a master without a healthy replica would make every
-// confirmation wait the whole timeout: after one that no replica acknowledged, confirmations are skipped for a
-// while and the degraded state is logged once (a master with no replica has nothing to fail over to).
+// No acknowledgement means one of three things: the replica is slow, a failover is under way (the replica being
+// promoted no longer copies the old master, whose last writes will be lost), or there is no replica. berth waits
+// (asking again) for up to GRACE_MS: a slow replica catches up; in a failover the sentinels' +switch-master makes
+// the connection drop, the pending WAIT fails, and so does the change, which its caller retries on the new master.
+// Only a replica missing for longer makes berth go on unconfirmed (a master with no replica has nothing to fail
+// over to): logged once, and asked again every DEGRADED_PROBE_MS until a replica answers.
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
-/** How long one confirmation waits for a replica. */
+/** How long one WAIT waits for a replica. */
 export const ACK_TIMEOUT_MS = 1000;
-/** After a confirmation no replica answered, how long berth goes on without waiting before it tries again. */
-export const DEGRADED_SKIP_MS = 5000;
+/** How long berth keeps asking before it goes on without a replica's confirmation. */
+export const GRACE_MS = 10_000;
+/** Going on unconfirmed, how often berth checks whether a replica confirms again. */
+export const DEGRADED_PROBE_MS = 5000;
 
 const attached = new WeakMap<object, ReplicaAck>();
 
 export class ReplicaAck {
-  private skipUntil = 0;
   private degraded = false;
+  private nextProbe = 0;
+  /** The WAIT on its way, and the one that follows it for those who came later (WAIT blocks the connection). */
+  private inFlight: Promise<number> | null = null;
+  private next: Promise<number> | null = null;
 
   private constructor(
     private readonly redis: Redis,
@@ -40,25 +48,61 @@ export class ReplicaAck {
   }
 
   /**
-   * Resolves once a replica acknowledged every earlier write of this connection, or when none did within
-   * ACK_TIMEOUT_MS (logged; berth goes on). Rejects only when Redis itself cannot be reached: the writes are then
-   * in doubt, and the caller treats them as failed.
+   * Resolves once a replica acknowledged every earlier write of this connection, or, with no replica answering for
+   * GRACE_MS, once berth has given up waiting (logged). Rejects when the connection fails meanwhile (a failover):
+   * the writes are then in doubt, and the caller treats them as failed.
    */
   async confirm(): Promise<void> {
-    if (this.now() < this.skipUntil) return;
-    const acked = Number(await this.redis.call("WAIT", "1", String(ACK_TIMEOUT_MS)));
-    if (acked >= 1) {
-      if (this.degraded) this.logger.info("a replica acknowledges writes again; task changes are confirmed before berth acts on them");
-      this.degraded = false;
-      return;
+    const started = this.now();
+    for (;;) {
+      if (this.degraded && this.now() < this.nextProbe) return;
+      const acked = await this.waitSentFromNow();
+      if (acked >= 1) {
+        if (this.degraded) this.logger.info("a replica confirms writes again; task changes wait for it before berth acts on them");
+        this.degraded = false;
+        return;
+      }
+      if (this.degraded) {
+        this.nextProbe = this.now() + DEGRADED_PROBE_MS;
+        return;
+      }
+      if (this.now() - started >= GRACE_MS) {
+        this.degraded = true;
+        this.nextProbe = this.now() + DEGRADED_PROBE_MS;
+        this.logger.warn(
+          { graceMs: GRACE_MS },
+          "no replica has confirmed a write for a while; berth goes on unconfirmed, and a failover now may lose the latest task changes",
+        );
+        return;
+      }
     }
-    this.skipUntil = this.now() + DEGRADED_SKIP_MS;
-    if (!this.degraded) {
-      this.logger.warn(
-        { timeoutMs: ACK_TIMEOUT_MS },
-        "no replica acknowledged a write; until one does, a failover may lose the latest task changes",
-      );
-    }
-    this.degraded = true;
+  }
+
+  /**
+   * The answer of a WAIT sent after this call, so it covers every write answered before it. Many callers share
+   * one: at most one WAIT is on its way and one more waits behind it, however many changes are being confirmed.
+   */
+  private waitSentFromNow(): Promise<number> {
+    if (!this.inFlight) return this.send();
+    this.next ??= this.inFlight
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        this.next = null;
+        return this.send();
+      });
+    return this.next;
+  }
+
+  private send(): Promise<number> {
+    const sent = this.redis.call("WAIT", "1", String(ACK_TIMEOUT_MS)).then(Number);
+    this.inFlight = sent;
+    const done = () => {
+      if (this.inFlight === sent) this.inFlight = null;
+    };
+    sent.then(done, done);
+    return sent;
   }
 }
