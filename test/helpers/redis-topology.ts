@@ -12,6 +12,8 @@ export interface Topology {
   readonly dir: string;
   /** The pid of the redis-server listening on `port` (master, replica or cluster node). */
   pidOf(port: number): Promise<number>;
+  /** Starts again, from its configuration, the redis-server that listened on `port`, with extra arguments. */
+  restart(port: number, args?: readonly string[]): Promise<void>;
   /** Stops every server of the topology and removes its directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -24,6 +26,13 @@ export async function startTopology(kind: "sentinel" | "cluster", extraEnv: Reco
   const stop = async () => {
     await execa(SCRIPT, ["stop", dir], { reject: false });
     await rm(parent, { recursive: true, force: true });
+  };
+  const nameOf = async (port: number) => {
+    for (const name of ["master", "replica", "node-1", "node-2", "node-3"]) {
+      const conf = await readFile(path.join(dir, `${name}.conf`), "utf8").catch(() => "");
+      if (new RegExp(`^port ${port}$`, "m").test(conf)) return name;
+    }
+    throw new Error(`no redis-server of this topology listens on port ${port}`);
   };
   try {
     const { stdout } = await execa(SCRIPT, ["start", kind, dir], { env: extraEnv, timeout: 120_000 });
@@ -38,11 +47,11 @@ export async function startTopology(kind: "sentinel" | "cluster", extraEnv: Reco
       url: env.BERTH_REDIS_URL as string,
       dir,
       async pidOf(port) {
-        for (const name of ["master", "replica", "node-1", "node-2", "node-3"]) {
-          const conf = await readFile(path.join(dir, `${name}.conf`), "utf8").catch(() => "");
-          if (new RegExp(`^port ${port}$`, "m").test(conf)) return Number((await readFile(path.join(dir, `${name}.pid`), "utf8")).trim());
-        }
-        throw new Error(`no redis-server of this topology listens on port ${port}`);
+        return Number((await readFile(path.join(dir, `${await nameOf(port)}.pid`), "utf8")).trim());
+      },
+      async restart(port, args = []) {
+        // redis-server daemonizes (and writes its pid file) once it listens.
+        await execa("redis-server", [path.join(dir, `${await nameOf(port)}.conf`), ...args]);
       },
       stop,
     };
