@@ -214,7 +214,8 @@ export async function openSubscriber(
  */
 export async function closeConnection(redis: RedisConnection, ms = 2000): Promise<void> {
   if (redis.status === "end") return;
-  if (redis.status !== "ready") {
+  // ioredis gives a Sentinel connection ended by QUIT 2 s more to close (a timer that holds the process): drop it.
+  if (redis.status !== "ready" || redis instanceof SentinelRedis) {
     redis.disconnect();
     return;
   }
