@@ -20,7 +20,7 @@ import { sweep } from "../src/cleanup/sweep.js";
 import { loadConfig } from "../src/config/config.js";
 import { newTaskId, workspaceName, type TaskRecord } from "../src/domain/task.js";
 import { buildDeps } from "../src/app/build-deps.js";
-import { Cleanup, formatTable, median, row, type BenchContext, type FigureResult } from "./lib.js";
+import { Cleanup, formatTable, median, row, unlinkNamespaceKeys, type BenchContext, type FigureResult } from "./lib.js";
 
 const { values } = parseArgs({
   options: {
@@ -131,12 +131,7 @@ export async function runCleanupBench(ctx: BenchContext): Promise<FigureResult> 
   const services = createServices(deps);
   const undo = ctx.cleanup.add(`cleanup bench namespace ${namespace}`, async () => {
     await services.queue.close().catch(() => undefined);
-    let cursor = "0";
-    do {
-      const [next, keys] = await deps.redis.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await deps.redis.unlink(...keys);
-    } while (cursor !== "0");
+    await unlinkNamespaceKeys(deps.redis, namespace);
     await deps.close();
     await rm(root, { recursive: true, force: true });
   });

@@ -12,7 +12,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { pino } from "pino";
 import { buildServer } from "../src/api/server.js";
 import { createServices } from "../src/app/services.js";
@@ -369,8 +369,7 @@ export async function startInProcess(ctx: BenchContext, env: Record<string, stri
     await worker?.close().catch(() => undefined);
     for (const c of await deps.runtime.findByLabels({ [LABEL_NAMESPACE]: namespace })) await deps.runtime.removeById(c.id);
     await services.queue.close().catch(() => undefined);
-    // The bench runs against one Redis (BENCH's REDIS_URL), never a cluster.
-    for (const pattern of createKeys(namespace).patterns) await unlinkKeys(deps.redis as Redis, pattern);
+    await unlinkNamespaceKeys(deps.redis, namespace);
     await raw.close();
     await rm(root, { recursive: true, force: true });
   });
@@ -380,6 +379,17 @@ export async function startInProcess(ctx: BenchContext, env: Record<string, stri
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
   return { url, namespace, root, times, warmPool: () => worker?.warmPoolStats() ?? null, close };
+}
+
+/**
+ * Removes every key of a namespace (each of its SCAN patterns, keys.ts). The bench runs against one Redis
+ * (BERTH_REDIS_URL), never a cluster.
+ */
+export async function unlinkNamespaceKeys(redis: Redis | Cluster, namespace: string): Promise<number> {
+  if (redis instanceof Cluster) throw new Error("the bench runs against one Redis, not a Redis Cluster");
+  let n = 0;
+  for (const pattern of createKeys(namespace).patterns) n += await unlinkKeys(redis, pattern);
+  return n;
 }
 
 async function unlinkKeys(redis: Redis, pattern: string): Promise<number> {
@@ -482,7 +492,7 @@ export async function startServe(
     if (ids.length > 0) await execa("docker", ["rm", "-f", ...ids], { reject: false });
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     try {
-      for (const pattern of createKeys(namespace).patterns) await unlinkKeys(redis, pattern);
+      await unlinkNamespaceKeys(redis, namespace);
     } finally {
       redis.disconnect();
     }

@@ -63,7 +63,16 @@ describe("key layout", () => {
 
   it("has SCAN patterns matching every key of its namespace and none of another", () => {
     const k = createKeys("ns1");
-    const keys = [k.task("x"), k.logs("x"), k.expiry, k.tenantQueued("t"), k.nodeAddress("h"), k.auditStream(null), k.bullPrefix, createKeys("ns1", { cluster: true }).bullPrefix];
+    const keys = [
+      k.task("x"),
+      k.logs("x"),
+      k.expiry,
+      k.tenantQueued("t"),
+      k.nodeAddress("h"),
+      k.auditStream(null),
+      k.bullPrefix,
+      createKeys("ns1", { cluster: true }).bullPrefix,
+    ];
     const match = (pattern: string, key: string) => new RegExp(`^${pattern.replace(/[{}]/g, "\\$&").replace("*", ".*")}$`).test(key);
     for (const key of keys) expect(k.patterns.some((p) => match(p, `${key}:x`))).toBe(true);
     const other = createKeys("ns10");
