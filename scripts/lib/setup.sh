@@ -52,6 +52,8 @@ ensure_packages() {
   major=$(node -p 'process.versions.node.split(".")[0]')
   [ "$major" -ge 20 ] || die "Node.js 20 or newer is required (found $(node --version))"
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  # redis-server also runs the tests' throwaway Sentinel and Cluster (scripts/redis-topology): a sentinel is
+  # `redis-server --sentinel`, the program Debian's redis-sentinel package only links to (and would start as a service).
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
