@@ -1,8 +1,8 @@
 // The audit trail in Redis: one capped stream per tenant (plus one for entries about no tenant), trimmed to the
 // retention as entries are added, and a set naming the tenants that have one. Entries are written in batches.
-import type { Redis } from "ioredis";
 import type { AuditEntry } from "../contract/types.js";
 import type { Keys } from "./keys.js";
+import type { RedisConnection } from "./redis.js";
 
 /** Entries one stream keeps at most (about: trimming is by whole stream nodes), whatever the retention says. */
 export const MAX_ENTRIES_PER_STREAM = 100_000;
@@ -13,7 +13,7 @@ export type NewAuditEntry = Omit<AuditEntry, "id">;
 
 export class AuditStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
   ) {}
 

@@ -7,8 +7,8 @@
 //   the retention go as new ones come;
 // - shared caches: per tenant, each cache's bytes and when it was last used, per host (caches live on a host's disk).
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
 import type { Keys } from "./keys.js";
+import type { RedisConnection } from "./redis.js";
 
 // KEYS: task record, tenant's stored hash, tenant's CPU zset. ARGV: workspace bytes, archive bytes, ended at (ms),
 // CPU ms ('' = unknown), task id, oldest entry to keep (ms). Credits only an existing task not credited before.
@@ -72,7 +72,7 @@ export interface CacheEntry {
 
 export class UsageStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
   ) {
     for (const [name, lua] of Object.entries(SCRIPTS)) {

@@ -10,6 +10,7 @@ import { keyIdOf } from "../../src/api/auth.js";
 import type { AuditEntry, AuditPage, TaskView } from "../../src/contract/types.js";
 import { httpRequest } from "../helpers/harness.js";
 import { redisFor, spawnServer, type ServerProcess } from "../helpers/server-process.js";
+import { namespaceKeys } from "../helpers/sweep.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const CLI = path.join(process.cwd(), "dist/cli/main.js");
@@ -167,22 +168,17 @@ it("records each action with who, from where, which request and task, and how it
     expect(server.output()).not.toContain(key);
     expect(JSON.stringify([...all.values()])).not.toContain(key);
   }
-  const redis = redisFor();
+  const redis = await redisFor();
   try {
-    let cursor = "0";
     let dump = "";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${server.namespace}:*`, "COUNT", 500);
-      cursor = next;
-      for (const k of keys) {
-        const type = await redis.type(k);
-        if (type === "stream") dump += JSON.stringify(await redis.xrange(k, "-", "+"));
-        else if (type === "hash") dump += JSON.stringify(await redis.hgetall(k));
-        else if (type === "string") dump += (await redis.get(k)) ?? "";
-        else if (type === "set") dump += JSON.stringify(await redis.smembers(k));
-        else if (type === "zset") dump += JSON.stringify(await redis.zrange(k, 0, -1));
-      }
-    } while (cursor !== "0");
+    for (const { key: k } of await namespaceKeys(redis, server.namespace)) {
+      const type = await redis.type(k);
+      if (type === "stream") dump += JSON.stringify(await redis.xrange(k, "-", "+"));
+      else if (type === "hash") dump += JSON.stringify(await redis.hgetall(k));
+      else if (type === "string") dump += (await redis.get(k)) ?? "";
+      else if (type === "set") dump += JSON.stringify(await redis.smembers(k));
+      else if (type === "zset") dump += JSON.stringify(await redis.zrange(k, 0, -1));
+    }
     expect(dump).toContain(acmeId); // the audit streams were read
     for (const key of [...Object.values(KEYS), WRONG]) expect(dump).not.toContain(key);
   } finally {

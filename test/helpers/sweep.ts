@@ -44,20 +44,34 @@ export async function sweepNamespace(namespace: string, redisUrl?: string): Prom
 }
 
 /**
- * Deletes every Redis key of a namespace (SCAN + UNLINK, never KEYS + DEL). On a Redis Cluster each master is
- * scanned, and keys are unlinked one per command (a multi-key UNLINK across slots is refused).
+ * Every Redis key of a namespace (SCAN, never KEYS), each of its patterns (keys.ts); on a Redis Cluster, on every
+ * master. Each comes with the node that holds it.
  */
-export async function unlinkNamespaceKeys(redis: RedisConnection, namespace: string): Promise<void> {
+export async function namespaceKeys(redis: RedisConnection, namespace: string): Promise<{ node: Redis; key: string }[]> {
   const nodes: Redis[] = redis instanceof Cluster ? redis.nodes("master") : [redis];
+  const found: { node: Redis; key: string }[] = [];
   for (const node of nodes) {
     for (const pattern of createKeys(namespace).patterns) {
       let cursor = "0";
       do {
         const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 500);
         cursor = next;
-        if (keys.length > 0) await node.pipeline(keys.map((k) => ["unlink", k])).exec();
+        for (const key of keys) found.push({ node, key });
       } while (cursor !== "0");
     }
+  }
+  return found;
+}
+
+/**
+ * Deletes every Redis key of a namespace (SCAN + UNLINK, never KEYS + DEL), one per command on the node that holds
+ * it (a multi-key UNLINK across a cluster's slots is refused).
+ */
+export async function unlinkNamespaceKeys(redis: RedisConnection, namespace: string): Promise<void> {
+  const found = await namespaceKeys(redis, namespace);
+  for (const node of new Set(found.map((f) => f.node))) {
+    const keys = found.filter((f) => f.node === node).map((f) => f.key);
+    for (let i = 0; i < keys.length; i += 500) await node.pipeline(keys.slice(i, i + 500).map((k) => ["unlink", k])).exec();
   }
 }
 
