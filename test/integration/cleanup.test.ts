@@ -14,6 +14,7 @@ import { CreateMultipartUploadCommand } from "@aws-sdk/client-s3";
 import type { TaskView } from "../../src/contract/types.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 import { startS3, type S3Store } from "../helpers/s3.js";
+import { namespaceKeys } from "../helpers/sweep.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const DAY = 86_400_000;
@@ -204,7 +205,9 @@ describe("expiry", () => {
         (v) => v.status === "expired",
         { timeoutMs: 30_000 },
       );
-      const schedulerKeys = await h.deps.redis.keys(`${h.services.keys.bullPrefix}:cleanup-*`);
+      // Every key of the namespace, on each master of a cluster too (KEYS would ask one node).
+      const prefix = `${h.services.keys.bullPrefix}:cleanup-`;
+      const schedulerKeys = (await namespaceKeys(h.deps.redis, h.deps.namespace)).map((f) => f.key).filter((k) => k.startsWith(prefix));
       expect(schedulerKeys.some((k) => k.includes(`:cleanup-${h.deps.host.replace(/[^A-Za-z0-9._-]/g, "-")}:`))).toBe(true);
       expect((await cleanup.runNow()).errors).toEqual([]);
     } finally {
