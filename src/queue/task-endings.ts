@@ -4,7 +4,6 @@
 // logged, never thrown. Each step is idempotent (deterministic job ids, promote of a delayed job), so a path that
 // finds a task already ended (a re-delivered job after a crash) runs them again safely.
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
 import type { Deps } from "../app/deps.js";
 import { isFinalStatus } from "../contract/types.js";
 import { retry } from "../domain/retry.js";
@@ -12,6 +11,7 @@ import type { TaskRecord } from "../domain/task.js";
 import { webhookPayload } from "../domain/view.js";
 import type { Keys } from "../store/keys.js";
 import type { TaskStore } from "../store/task-store.js";
+import type { RedisConnection } from "../store/redis.js";
 
 export const WEBHOOK_QUEUE = "webhooks";
 export const SUBMIT_QUEUE = "submit";
@@ -36,7 +36,7 @@ export class TaskEndings {
     private readonly deps: Deps,
     private readonly store: TaskStore,
     keys: Keys,
-    connection: Redis,
+    connection: RedisConnection,
   ) {
     this.webhooks = new Queue<WebhookJobData>(WEBHOOK_QUEUE, { connection, prefix: keys.bullPrefix });
     this.submits = new Queue(SUBMIT_QUEUE, { connection, prefix: keys.bullPrefix });
