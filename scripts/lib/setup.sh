@@ -94,7 +94,8 @@ ensure_docker() {
       as_root rm -f /var/run/docker.pid
     fi
     mkdir -p "$BERTH_STATE_DIR"
-    as_root sh -c "nohup dockerd >'$BERTH_STATE_DIR/dockerd.log' 2>&1 &"
+    # A session of its own: the engine outlives this run and whatever signals the run's process group.
+    as_root setsid -f dockerd >"$BERTH_STATE_DIR/dockerd.log" 2>&1 </dev/null
   fi
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return
