@@ -3,7 +3,7 @@
 import { BerthApiError, errorFromResponse, unreachableError } from "../client/errors.js";
 import { type FollowEvent, followEvents } from "../client/follow.js";
 import { SseParser } from "../client/sse.js";
-import type { FileEntry, ServerInfo, SubmitTaskRequest, TaskList, TaskView } from "../contract/types.js";
+import type { ChangeList, FileEntry, ServerInfo, SubmitTaskRequest, TaskList, TaskView } from "../contract/types.js";
 
 export { BerthApiError };
 
@@ -77,6 +77,20 @@ export class Api {
 
   async files(id: string): Promise<{ files: FileEntry[]; truncated?: boolean }> {
     return this.json(`/v1/tasks/${encodeURIComponent(id)}/files`);
+  }
+
+  /** One page of what the task changed (`cursor` from the previous page's `nextCursor`). */
+  changes(id: string, cursor: string | null, signal?: AbortSignal): Promise<ChangeList> {
+    const q = new URLSearchParams({ limit: "200" });
+    if (cursor) q.set("cursor", cursor);
+    return this.json<ChangeList>(`/v1/tasks/${encodeURIComponent(id)}/changes?${q}`, signal ? { signal } : {});
+  }
+
+  /** The unified diff of one changed path, as text; `truncated` when the server cut it short. */
+  async diff(id: string, path: string, signal?: AbortSignal): Promise<{ text: string; truncated: boolean }> {
+    const q = new URLSearchParams({ path });
+    const res = await this.fetch(`/v1/tasks/${encodeURIComponent(id)}/diff?${q}`, signal ? { signal } : {});
+    return { text: await res.text(), truncated: res.headers.get("x-berth-diff-truncated") === "true" };
   }
 
   fileUrl(id: string, path: string): string {

@@ -1,5 +1,5 @@
 // One task: status and timings, actions (archive, cancel, delete, run again, continue from its workspace), its live
-// log and its files.
+// log, what it changed and its files.
 import { useEffect, useState } from "preact/hooks";
 import type { TaskView } from "../../contract/types.js";
 import { type Api, BerthApiError, errorText, saveBlob } from "../api.js";
@@ -7,6 +7,7 @@ import { formatBytes, formatCommand, formatDuration, formatTime, isActive, taskD
 import { type Live, useLive } from "../live.js";
 import { go } from "../route.js";
 import { Confirm, Labels, StatusBadge } from "./bits.js";
+import { ChangesPanel } from "./changes-panel.js";
 import { FilesPanel } from "./files-panel.js";
 import { LogView } from "./log-view.js";
 
@@ -129,6 +130,7 @@ export function TaskPage({ api, live, id, admin }: { api: Api; live: Live; id: s
       ) : null}
       <Details task={task} now={now} />
       <LogView api={api} id={task.id} workspace={task.workspace} />
+      <ChangesPanel api={api} task={task} />
       <FilesPanel api={api} task={task} />
       {asking === "cancel" ? (
         <Confirm
