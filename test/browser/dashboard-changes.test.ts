@@ -3,7 +3,7 @@
 // with added and removed lines marked, and the change-only archive downloaded through the signed-in key.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import type { TaskView } from "../../src/contract/types.js";
 import { launchChromium } from "../helpers/browser.js";
 import { type Harness, startHarness } from "../helpers/harness.js";
@@ -76,6 +76,8 @@ async function run(body: Record<string, unknown>): Promise<TaskView> {
 }
 
 const entries = (page: Page) => page.locator("ul.changes > li").allInnerTexts();
+/** The diff's lines of one kind (each line ends with its newline, for copying). */
+const linesOf = async (diff: Locator, sel: string) => (await diff.locator(sel).allInnerTexts()).map((l) => l.replace(/\n$/, ""));
 const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
 
 describe("what a task changed, on its page", () => {
@@ -104,21 +106,22 @@ describe("what a task changed, on its page", () => {
     const grew = HOSTILE_LINE.length - "line2".length;
     expect(summary).toContain(`+${6 + grew} B −4 B`);
 
-    // The list, in path order, each with its kind, type and sizes; the file name shown as text.
+    // The list, in path order, each with its kind (a letter, and its name for screen readers), type and sizes; the
+    // file name shown as text.
     await waitFor(
       "the change list",
       () => entries(page),
       (e) => e.length === 3,
     );
     expect((await entries(page)).map(oneLine)).toEqual([
-      `A ${HOSTILE_NAME} file 6 B`,
-      "D del.txt file 4 B",
-      `M mod.txt file 18 B → ${18 + grew} B`,
+      `A added ${HOSTILE_NAME} file 6 B`,
+      "D deleted del.txt file 4 B",
+      `M modified mod.txt file 18 B → ${18 + grew} B`,
     ]);
     expect(await page.locator("ul.changes").getByText("added", { exact: true }).count()).toBe(1);
 
     // The diff of the modified file, opened from the keyboard: lines are text, added and removed ones marked.
-    const modButton = page.getByRole("button", { name: "mod.txt", exact: true });
+    const modButton = page.locator("ul.changes").getByRole("button", { name: "mod.txt", exact: true });
     await modButton.focus();
     await page.keyboard.press("Enter");
     const diff = page.locator("pre.diff");
@@ -130,26 +133,27 @@ describe("what a task changed, on its page", () => {
     const text = await diff.innerText();
     expect(text).toContain("--- a/mod.txt");
     expect(text).toContain("+++ b/mod.txt");
-    expect(await diff.locator(".d-del").allInnerTexts()).toEqual(["-line2"]);
-    expect(await diff.locator(".d-add").allInnerTexts()).toEqual([`+${HOSTILE_LINE}`]);
-    expect((await diff.locator(".d-ctx").allInnerTexts()).map((l) => l.trimEnd())).toEqual([" line1", " line3"]);
+    expect(await linesOf(diff, ".d-del")).toEqual(["-line2"]);
+    expect(await linesOf(diff, ".d-add")).toEqual([`+${HOSTILE_LINE}`]);
+    expect(await linesOf(diff, ".d-ctx")).toEqual([" line1", " line3"]);
+    expect(await linesOf(diff, ".d-hunk")).toEqual(["@@ -1,3 +1,3 @@"]);
     expect(await diff.locator("script, img").count()).toBe(0);
     expect(await page.locator(`ul.changes img, .viewer img`).count()).toBe(0);
     expect(await page.evaluate("window.__pwned")).toBeUndefined();
     // Added and removed lines look different (the classes carry colours from the stylesheet, no inline style).
-    const background = (sel: string) => diff.locator(sel).first().evaluate("(el) => getComputedStyle(el).backgroundColor");
+    const background = (sel: string) => page.evaluate(`getComputedStyle(document.querySelector("pre.diff ${sel}")).backgroundColor`);
     expect(await background(".d-add")).not.toBe(await background(".d-del"));
     expect(await background(".d-add")).not.toBe(await background(".d-ctx"));
     expect(await diff.locator("[style]").count()).toBe(0);
 
     // The added file's diff too: its hostile name is in the header, as text.
-    await page.getByRole("button", { name: HOSTILE_NAME, exact: true }).click();
+    await page.locator("ul.changes").getByRole("button", { name: HOSTILE_NAME, exact: true }).click();
     await waitFor(
       "the diff of the added file",
       () => diff.innerText(),
       (t) => t.includes("+hello"),
     );
-    expect(await diff.locator(".d-add").allInnerTexts()).toEqual(["+hello"]);
+    expect(await linesOf(diff, ".d-add")).toEqual(["+hello"]);
     expect(await page.evaluate("window.__pwned")).toBeUndefined();
 
     // The change-only archive from the button is the one the API names by its sha256.

@@ -13,6 +13,9 @@ const KIND: Record<ChangeKind, { mark: string; label: string }> = {
   type_changed: { mark: "T", label: "type changed" },
 };
 
+/** Diff lines shown at most (a diff of one path can run to megabytes; the tab should stay responsive). */
+const MAX_DIFF_LINES = 5000;
+
 type Diff =
   | { path: string; state: "loading" }
   | { path: string; state: "text"; text: string; truncated: boolean }
@@ -170,18 +173,7 @@ function Changes({ api, task, summary }: { api: Api; task: TaskView; summary: Ch
               ) : diff.text === "" ? (
                 <p class="muted">No textual difference (only the mode or the type changed).</p>
               ) : (
-                <>
-                  {/* biome-ignore lint/a11y/noNoninteractiveTabindex: the diff scrolls, so keyboard users need to focus it */}
-                  <pre class="diff" tabIndex={0}>
-                    {diffLines(diff.text).map((l, i) => (
-                      <span key={i} class={`dl d-${l.kind}`}>
-                        {l.text}
-                        {"\n"}
-                      </span>
-                    ))}
-                  </pre>
-                  {diff.truncated ? <p class="muted">The diff was cut short by the server's bound.</p> : null}
-                </>
+                <DiffText text={diff.text} truncated={diff.truncated} />
               )}
             </div>
           ) : null}
@@ -219,5 +211,28 @@ function ChangeItem({ c, selected, onShow }: { c: ChangeEntry; selected: boolean
       <span class="type">{type}</span>
       <span class="size">{sizes}</span>
     </li>
+  );
+}
+
+function DiffText({ text, truncated }: { text: string; truncated: boolean }) {
+  const lines = diffLines(text);
+  return (
+    <>
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: the diff scrolls, so keyboard users need to focus it */}
+      <pre class="diff" tabIndex={0}>
+        {lines.slice(0, MAX_DIFF_LINES).map((l, i) => (
+          <span key={i} class={`dl d-${l.kind}`}>
+            {l.text}
+            {"\n"}
+          </span>
+        ))}
+      </pre>
+      {lines.length > MAX_DIFF_LINES ? (
+        <p class="muted">
+          The first {MAX_DIFF_LINES.toLocaleString("en")} of {lines.length.toLocaleString("en")} lines; download the files to see the rest.
+        </p>
+      ) : null}
+      {truncated ? <p class="muted">The diff was cut short by the server's bound.</p> : null}
+    </>
   );
 }
