@@ -297,7 +297,13 @@ describe("the dashboard in a browser", () => {
       "<b>red</b>",
     ]);
     expect(await log.locator("script, img, a, b").count()).toBe(0);
-    await page.getByRole("button", { name: "<img src=y onerror=window.__pwned=1>.txt", exact: true }).waitFor();
+    // In the files panel and in the changes panel's list, as text.
+    for (const list of ["Workspace files", "Changed paths"]) {
+      await page
+        .getByRole("list", { name: list })
+        .getByRole("button", { name: "<img src=y onerror=window.__pwned=1>.txt", exact: true })
+        .waitFor();
+    }
     expect(await page.locator("main img").count()).toBe(0);
     expect(await page.evaluate("window.__pwned")).toBeUndefined();
     expect(await page.title()).toBe("berth");
