@@ -1,7 +1,7 @@
 // Following output without SSE (API.md §5): GET /v1/tasks/:id/logs?follow=true streams the bytes as printed,
 // live, and ends when the task does; text/plain or Docker's multiplexed framing; one stream or both; resumable by
 // byte offset; bounded per client like SSE.
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { LOG_READS_AT_ONCE } from "../../src/api/server.js";
 import { MAX_BUFFERED_BYTES } from "../../src/api/sse.js";
@@ -47,19 +47,58 @@ function demux(body: Buffer): { stdout: Buffer; stderr: Buffer; frames: number }
   return { stdout: Buffer.concat(out.stdout), stderr: Buffer.concat(out.stderr), frames };
 }
 
-/** A task that prints to stdout and stderr in turn, pausing between (the engine reads the two pipes apart). */
-const INTERLEAVED = ["sh", "-c", "for i in 1 2 3 4 5; do echo out-$i; sleep 0.1; echo err-$i >&2; sleep 0.1; done"];
+/**
+ * A task that prints to stdout and stderr in turn, each line only once the one before was seen by a follower (the
+ * test writes `seen-<n>` into the workspace): the engine reads the two pipes apart, so only this fixes their order.
+ */
+const INTERLEAVED = [
+  "sh",
+  "-c",
+  "wait_seen() { while [ ! -e seen-$1 ]; do sleep 0.02; done; }; " +
+    "for i in 1 2 3 4 5; do echo out-$i; wait_seen $((2*i-1)); echo err-$i >&2; wait_seen $((2*i)); done",
+];
 const lines = (prefix: string) => [1, 2, 3, 4, 5].map((i) => `${prefix}-${i}\n`);
 const OUT = Buffer.from(lines("out").join(""));
 const ERR = Buffer.from(lines("err").join(""));
 const ALL = Buffer.from([1, 2, 3, 4, 5].map((i) => `out-${i}\nerr-${i}\n`).join(""));
 const workspaceFile = (workspace: string, name: string) => readFile(path.join(h.deps.config.dirs.workspaces, workspace, name));
 
+/**
+ * Submits INTERLEAVED and follows it in Docker's framing, acknowledging each frame as it arrives; the whole framed
+ * body once the task has ended.
+ */
+async function followInterleaved(): Promise<{ id: string; framed: Buffer; type: string | null }> {
+  const t = await h.submit({ command: INTERLEAVED });
+  const res = await fetch(`${h.url}/v1/tasks/${t.id}/logs?follow=true`, { headers: MULTIPLEXED });
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Buffer[] = [];
+  let seen = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    chunks.push(Buffer.from(value));
+    // Acknowledge every complete frame so far.
+    const body = Buffer.concat(chunks);
+    let at = 0;
+    let frames = 0;
+    while (body.length - at >= 8 && body.length - at >= 8 + body.readUInt32BE(at + 4)) {
+      at += 8 + body.readUInt32BE(at + 4);
+      frames++;
+    }
+    for (; seen < frames; seen++) await writeFile(path.join(h.deps.config.dirs.workspaces, t.workspace, `seen-${seen + 1}`), "");
+  }
+  return { id: t.id, framed: Buffer.concat(chunks), type: res.headers.get("content-type") };
+}
+
 describe("raw output", () => {
   it("follows a running task live, as text/plain with stdout and stderr interleaved, and ends when it ends", async () => {
     // The task waits for a file the test writes into its workspace, so the follower provably reads while it runs.
     const t = await h.submit({
-      command: ["sh", "-c", "echo before; while [ ! -e go ]; do sleep 0.05; done; echo after >&2; sleep 0.1; echo done"],
+      command: [
+        "sh",
+        "-c",
+        "echo before; while [ ! -e go ]; do sleep 0.05; done; echo after >&2; while [ ! -e go2 ]; do sleep 0.05; done; echo done",
+      ],
     });
     const res = await fetch(`${h.url}/v1/tasks/${t.id}/logs?follow=true`);
     expect(res.status).toBe(200);
@@ -73,7 +112,14 @@ describe("raw output", () => {
     }
     expect((await h.get(t.id)).status).toBe("running");
     const view = await h.get(t.id);
-    await import("node:fs/promises").then((fs) => fs.writeFile(path.join(h.deps.config.dirs.workspaces, view.workspace, "go"), ""));
+    await writeFile(path.join(h.deps.config.dirs.workspaces, view.workspace, "go"), "");
+    // stderr's line seen before stdout's next: the engine reads the two pipes apart, so the task waits for it.
+    while (!text.includes("after\n")) {
+      const { value, done } = await reader.read();
+      expect(done).toBe(false);
+      text += Buffer.from(value as Uint8Array).toString();
+    }
+    await writeFile(path.join(h.deps.config.dirs.workspaces, view.workspace, "go2"), "");
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
@@ -97,10 +143,9 @@ describe("raw output", () => {
   });
 
   it("frames each stream in Docker's attach framing when asked, and selects one stream", async () => {
-    const t = await h.submit({ command: INTERLEAVED });
-    const framed = await get("?follow=true", t.id, MULTIPLEXED);
-    expect(framed.type).toBe("application/vnd.docker.multiplexed-stream");
-    const streams = demux(framed.body);
+    const t = await followInterleaved();
+    expect(t.type).toBe("application/vnd.docker.multiplexed-stream");
+    const streams = demux(t.framed);
     expect(streams.stdout.toString()).toBe(OUT.toString());
     expect(streams.stderr.toString()).toBe(ERR.toString());
     expect(streams.frames).toBe(10); // one per line: each came on its own
@@ -113,7 +158,7 @@ describe("raw output", () => {
   });
 
   it("resumes after any number of bytes of the selection", async () => {
-    const t = await h.waitFinished((await h.submit({ command: INTERLEAVED })).id);
+    const t = await h.waitFinished((await followInterleaved()).id);
     const all = (await get("?follow=true", t.id)).body;
     const err = (await get("?stream=stderr", t.id)).body;
     expect(all.toString()).toBe(ALL.toString());
