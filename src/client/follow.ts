@@ -2,6 +2,7 @@
 import type { EndEvent, LogEvent } from "../contract/types.js";
 import { BerthApiError, UNREACHABLE, isAbortError } from "./errors.js";
 import { SseParser } from "./sse.js";
+import { sleep } from "./wait.js";
 
 /** A log entry of the task: `stream` is `stdout`, `stderr` or `system` (notes from berth itself). */
 export interface FollowLogEvent extends LogEvent {
@@ -133,22 +134,6 @@ export async function* followEvents(
     opts.signal?.removeEventListener("abort", onAbort);
     controller.abort();
   }
-}
-
-/** Waits `ms`, or rejects when `signal` aborts. Plain timers, so the follower also runs in a browser. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const done = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", done);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 function parseData<T>(data: string, taskId: string): T {

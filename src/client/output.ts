@@ -4,6 +4,7 @@
 // connection, a server shutting down) is resumed from the offset reached, so nothing is repeated or skipped.
 import type { EndEvent, TaskView } from "../contract/types.js";
 import { BerthApiError, UNREACHABLE, isAbortError } from "./errors.js";
+import { sleep } from "./wait.js";
 
 export const MULTIPLEXED = "application/vnd.docker.multiplexed-stream";
 
@@ -196,20 +197,4 @@ export async function* followOutput(
     opts.signal?.removeEventListener("abort", onAbort);
     controller.abort();
   }
-}
-
-/** Waits `ms`, or rejects when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const done = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", done);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
