@@ -3,11 +3,12 @@
 // with added and removed lines marked, and the change-only archive downloaded through the signed-in key.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
+import type { Browser, Locator, Page } from "playwright-core";
 import type { TaskView } from "../../src/contract/types.js";
 import { launchChromium } from "../helpers/browser.js";
-import { type Harness, startHarness } from "../helpers/harness.js";
-import { type ServerProcess, spawnServer } from "../helpers/server-process.js";
+import { type DashboardServer, newPage as openPage, signIn, startDashboardServer } from "../helpers/dashboard.js";
+import type { Harness } from "../helpers/harness.js";
+import type { ServerProcess } from "../helpers/server-process.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const KEY = "changes-key-7e2b9c41";
@@ -16,54 +17,27 @@ const auth = { authorization: `Bearer ${KEY}` };
 const HOSTILE_LINE = "<script>window.__pwned = 'diff'</script>";
 const HOSTILE_NAME = "<img src=x onerror=window.__pwned=1>.txt";
 
+let server: DashboardServer;
 let h: Harness;
 let api: ServerProcess;
 let browser: Browser;
 
 beforeAll(async () => {
-  h = await startHarness({ BERTH_API_KEYS: KEYS });
-  api = await spawnServer(
-    {
-      BERTH_API_KEYS: KEYS,
-      BERTH_NAMESPACE: h.namespace,
-      BERTH_WORKSPACE_DIR: `${h.root}/workspaces`,
-      BERTH_ARCHIVE_DIR: `${h.root}/archives`,
-    },
-    "api",
-  );
+  server = await startDashboardServer({ BERTH_API_KEYS: KEYS });
+  ({ h, api } = server);
   browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
   await browser?.close();
-  await api?.cleanup();
-  const left = h ? await h.leftoverContainers() : [];
-  await h?.close();
+  const left = server ? (await server.close()).leftoverContainers : [];
   expect(left).toEqual([]);
 }, 120_000);
 
-async function newPage(): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
-  const page = await context.newPage();
-  page.setDefaultTimeout(30_000);
-  const problems: string[] = [];
-  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
-  page.on("response", (r) => {
-    if (r.status() >= 400 && r.status() !== 401) problems.push(`${r.status()} from ${r.request().method()} ${r.url()}`);
-  });
-  page.on("console", (m) => {
-    // A 401 is expected once (the page first asks whether the server needs a key); CSP reports are problems.
-    if (m.type() === "error" && !/Failed to load resource/.test(m.text())) problems.push(`console ${m.type()}: ${m.text()}`);
-    if (/Content Security Policy|Trusted Type/i.test(m.text())) problems.push(`csp: ${m.text()}`);
-  });
-  return { context, page, problems };
-}
+const newPage = () => openPage(browser);
 
 async function openTask(page: Page, id: string): Promise<void> {
-  await page.goto(api.url);
-  await page.getByLabel("API key").fill(KEY);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Tasks" }).waitFor();
+  await signIn(page, api.url, KEY);
   await page.goto(`${api.url}/#/tasks/${id}`);
   await page.getByRole("heading", { name: "Changes" }).waitFor();
 }

@@ -6,6 +6,7 @@ import path from "node:path";
 import type { Browser, Page } from "playwright-core";
 import type { TaskView } from "../../src/contract/types.js";
 import { launchChromium } from "../helpers/browser.js";
+import { signIn as signInAt } from "../helpers/dashboard.js";
 import { type ServerProcess, spawnServer } from "../helpers/server-process.js";
 import { waitFor } from "../helpers/wait-for.js";
 
@@ -57,12 +58,7 @@ afterAll(async () => {
   if (shots) await rm(shots, { recursive: true, force: true });
 }, 120_000);
 
-async function signIn(page: Page): Promise<void> {
-  await page.goto(api.url);
-  await page.getByLabel("API key").fill(KEY);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Tasks" }).waitFor();
-}
+const signIn = (page: Page) => signInAt(page, api.url, KEY);
 
 /** The ids of the rows shown, once the page shows a page of them different from `before`. */
 async function rowsAfter(page: Page, before: string[]): Promise<string[]> {
