@@ -318,6 +318,13 @@ export const GetTaskQuery = z.looseObject({
 
 export const LogsQuery = z.looseObject({
   after: z.string().optional().describe("Server-Sent Events: resume strictly after this event id (as Last-Event-ID)"),
+  // Checked by rawQuery (api/raw-follow.ts), whose messages name the parameter; declared here for the document.
+  follow: z
+    .string()
+    .optional()
+    .describe('"true": the bytes as printed, live until the task ends (raw output: text/plain, or Docker\'s framing when asked)'),
+  stream: z.string().optional().describe('Raw output: only "stdout" or only "stderr" (without it, both interleaved)'),
+  offset: z.string().optional().describe("Raw output: resume after this many bytes of the selected output"),
 });
 
 /** The error answers a route can give, with the contract's body. */

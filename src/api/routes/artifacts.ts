@@ -25,16 +25,20 @@ export async function artifactRoutes(app: FastifyInstance, { ctx }: { ctx: ApiCo
   const logs = {
     summary: "A task's output",
     description:
-      "With Accept: text/event-stream, Server-Sent Events: `log` events ({stream, text, time}) with ids, live while the task runs, then one `end` event ({status, exitCode}); Last-Event-ID or ?after= resumes. Otherwise text/plain, stdout and stderr interleaved in order.",
+      "With Accept: text/event-stream, Server-Sent Events: `log` events ({stream, text, time}) with ids, live while the task runs, then one `end` event ({status, exitCode}); Last-Event-ID or ?after= resumes. With ?follow=true (or ?stream=, ?offset=), the raw bytes as printed: text/plain, or Docker's multiplexed framing with Accept: application/vnd.docker.multiplexed-stream; live until the task ends, resumable by byte offset. Otherwise text/plain, stdout and stderr interleaved in order.",
     tags: ["output"],
     params: TaskParams,
     querystring: LogsQuery,
     response: {
       200: {
-        description: "The output so far (text/plain), or the live stream (text/event-stream)",
-        content: { "text/plain": { schema: z.string() }, "text/event-stream": { schema: z.string() } },
+        description: "The output (text/plain), the live event stream (text/event-stream), or raw output in Docker's framing",
+        content: {
+          "text/plain": { schema: z.string() },
+          "text/event-stream": { schema: z.string() },
+          "application/vnd.docker.multiplexed-stream": { schema: binary },
+        },
       },
-      ...errors(401, 404, 410),
+      ...errors(400, 401, 404, 410, 429),
     },
   };
   app.get("/v1/tasks/:id/logs", { schema: logs }, async (request, reply) => {
