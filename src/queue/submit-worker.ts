@@ -17,9 +17,12 @@ import { isFinalStatus, type TaskView } from "../contract/types.js";
 import { validateSubmit } from "../domain/validate.js";
 import { toView } from "../domain/view.js";
 import { BerthError } from "../errors.js";
+import { AuditStore, type NewAuditEntry } from "../store/audit-store.js";
 import { closeConnection, openConnection } from "../store/redis.js";
 import { SUBMIT_QUEUE } from "./task-endings.js";
 
+/** What the audit trail names as the route of a submit through the queue. */
+export const SUBMIT_QUEUE_ROUTE = "bullmq:submit";
 /** Jobs handled at once per process; each run is a few Redis round trips. */
 const CONCURRENCY = 16;
 const TENANT = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -35,10 +38,36 @@ export async function startSubmitWorker(deps: Deps, services: Services): Promise
   const { config, logger } = deps;
   const connection = openConnection(config.redisUrl, logger, "submit worker");
   const tenants = new Set(config.apiKeys.size > 0 ? config.apiKeys.values() : ["default"]);
+  const auditStore = new AuditStore(deps.redis, services.keys);
 
-  const refuse = (job: Job, message: string): never => {
+  /**
+   * The audit trail's entry of a job's submit, as POST /v1/tasks has one: logged at once, written to the tenant's
+   * stream before the job goes on (a failed write is logged, never fails the job). No key and no address: the
+   * job came through Redis; its id stands for the request's.
+   */
+  const audit = async (job: Job, entry: Pick<NewAuditEntry, "tenant" | "taskId" | "outcome" | "status">) => {
+    const full: NewAuditEntry = {
+      time: new Date().toISOString(),
+      action: "submit",
+      actor: entry.tenant === null ? "unknown" : "tenant",
+      keyId: null,
+      remoteAddress: "",
+      requestId: `job:${job.id}`,
+      method: "JOB",
+      route: SUBMIT_QUEUE_ROUTE,
+      ...entry,
+    };
+    const { action, ...fields } = full;
+    logger.info({ event: `audit.${action}`, ...fields }, "audit");
+    await auditStore
+      .append([full], Date.now() - config.auditRetentionDays * 86_400_000)
+      .catch((err: unknown) => logger.warn({ err, queueJobId: job.id }, "audit entry of a submit job not written to Redis"));
+  };
+
+  const refuse = async (job: Job, message: string, tenant: string | null = null): Promise<never> => {
     deps.metrics.submitJob("refused");
     logger.info({ queueJobId: job.id, reason: message }, "submit job refused");
+    await audit(job, { tenant, taskId: null, outcome: "denied", status: 400 });
     throw new UnrecoverableError(message);
   };
 
@@ -58,12 +87,19 @@ export async function startSubmitWorker(deps: Deps, services: Services): Promise
     }
     const jobId = job.id as string;
     if (body.idempotencyKey !== undefined && body.idempotencyKey !== jobId) {
-      return refuse(job, "Invalid idempotencyKey: the job id is the idempotency key; leave idempotencyKey out or make it the job id.");
+      return refuse(
+        job,
+        "Invalid idempotencyKey: the job id is the idempotency key; leave idempotencyKey out or make it the job id.",
+        tenant,
+      );
     }
     try {
       const input = validateSubmit(body, config, jobId);
       const { record, created } = await services.queue.submit(tenant, input, { queueJobId: jobId });
-      if (created) deps.metrics.submitJob("accepted");
+      if (created) {
+        deps.metrics.submitJob("accepted");
+        await audit(job, { tenant, taskId: record.id, outcome: "ok", status: 202 });
+      }
       logger.info(
         { queueJobId: jobId, taskId: record.id, tenant, created },
         created ? "task queued from the submit queue" : "submit job matched its task",
@@ -72,7 +108,7 @@ export async function startSubmitWorker(deps: Deps, services: Services): Promise
     } catch (err) {
       // Refused bodies fail the job for good; anything else (Redis, say) is thrown for BullMQ to handle.
       if (err instanceof BerthError && err.code !== "dependency_unavailable" && err.code !== "internal_error") {
-        return refuse(job, err.message);
+        return refuse(job, err.message, tenant);
       }
       throw err;
     }

@@ -1,7 +1,7 @@
 // Enqueuing through BullMQ itself (API.md §5): another Node process, importing only bullmq, adds jobs to the
 // `submit` queue and waits for them as BullMQ users do; berth runs them as tasks.
 import { execa } from "execa";
-import type { TaskView } from "../../src/contract/types.js";
+import type { AuditEntry, TaskView } from "../../src/contract/types.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 import { type ServerProcess, spawnServer } from "../helpers/server-process.js";
 import { waitFor } from "../helpers/wait-for.js";
@@ -53,6 +53,18 @@ describe("a job of the submit queue", () => {
     const view = await h.get(out.value.id, ACME);
     expect(view).toEqual(out.value);
     expect((await h.request("GET", `/v1/tasks/${out.value.id}`, undefined, GLOBEX)).statusCode).toBe(404);
+    // The tenant's audit trail has the submit, as it has a POST's, with the job for the request.
+    const audit = JSON.parse((await h.request("GET", "/v1/audit?since=1h", undefined, ACME)).body) as { entries: AuditEntry[] };
+    expect(audit.entries.filter((e) => e.taskId === out.value.id)).toEqual([
+      expect.objectContaining({
+        action: "submit",
+        tenant: "acme",
+        outcome: "ok",
+        status: 202,
+        route: "bullmq:submit",
+        requestId: "job:job-ok-1",
+      }),
+    ]);
   });
 
   it("completes (not fails) when the task exits non-zero: the view says failed", async () => {
