@@ -12,16 +12,12 @@
 // Bounded per client exactly as SSE is (sse.ts): a slot of the caps on open log streams, nothing read for a client
 // that has not taken what it was sent, at most MAX_BUFFERED_BYTES written ahead, reads through the LogReader.
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { isFinalStatus } from "../contract/types.js";
 import type { TaskRecord } from "../domain/task.js";
 import { invalidInput } from "../errors.js";
-import { ReadSizer } from "../logs/log-reader.js";
 import { type RawEntry, type StoredEntry, storedBytes } from "../logs/log-store.js";
-import { MAX_BUFFERED_BYTES, type StreamDeps } from "./sse.js";
+import { FollowStream, MAX_BUFFERED_BYTES, type StreamDeps } from "./follow-stream.js";
 
 export const MULTIPLEXED = "application/vnd.docker.multiplexed-stream";
-/** Entries taken from the hub's cache of recent entries at a time. */
-const CACHE_BATCH = 32;
 /** How often a follower waiting for output re-checks whether the task has ended. */
 const STATUS_CHECK_MS = 1000;
 
@@ -91,25 +87,6 @@ export async function streamRaw(
 
   reply.hijack();
   const res = reply.raw;
-  let closed = false;
-  let unflushed = 0;
-  let flushWaiters: (() => void)[] = [];
-  const wakeFlushWaiters = () => {
-    const waiters = flushWaiters;
-    flushWaiters = [];
-    for (const w of waiters) w();
-  };
-  const written = () => {
-    unflushed--;
-    if (unflushed === 0) wakeFlushWaiters();
-  };
-  const send = (chunk: Buffer) => {
-    unflushed++;
-    res.write(chunk, written);
-  };
-  /** Resolves once everything written so far has left this process (or the client is gone). */
-  const flushed = () => (unflushed === 0 || closed ? Promise.resolve() : new Promise<void>((resolve) => flushWaiters.push(resolve)));
-
   res.writeHead(200, {
     "content-type": framed ? MULTIPLEXED : "text/plain; charset=utf-8",
     "cache-control": "no-cache, no-transform",
@@ -118,33 +95,21 @@ export async function streamRaw(
   });
   res.flushHeaders();
 
-  const release = deps.hub.open(record.id);
-  let detach: (() => void) | undefined;
-  let wake: (() => void) | undefined;
-  const finish = () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(shutdownWatch);
-    detach?.();
-    release();
-    releaseSlot();
-    wake?.();
-    wakeFlushWaiters();
-  };
   /** Cuts the connection: the client sees the stream broken off (not ended) and resumes from its offset. */
   const cut = () => {
-    finish();
+    stream.finish();
     res.destroy();
   };
-  // A follower must not hold up shutdown: once the HTTP server stops listening, cut the stream.
-  const http = request.server.server;
-  const listening = http.listening;
-  const shutdownWatch = setInterval(() => {
-    if (listening && !http.listening && !closed) cut();
-  }, 1000);
-  res.on("close", finish);
-
   let lastId = "0";
+  // A follower must not hold up shutdown: once the HTTP server stops listening, cut the stream.
+  const stream = new FollowStream(request, res, deps, record.id, {
+    releaseSlot,
+    position: () => lastId,
+    statusCheckMs: STATUS_CHECK_MS,
+    onShutdown: cut,
+  });
+  const { send } = stream;
+
   let skip = query.offset;
   const emit = (stream: string, data: Buffer) => {
     if (stream !== "stdout" && stream !== "stderr") return; // berth's own notes are not output
@@ -163,7 +128,7 @@ export async function streamRaw(
     send(bytes);
   };
   const end = () => {
-    finish();
+    stream.finish();
     res.end();
   };
 
@@ -173,7 +138,7 @@ export async function streamRaw(
    */
   const writeDecoded = (entries: readonly StoredEntry[]): "more" | "full" | "ended" | "inexact" => {
     for (const e of entries) {
-      if (closed) return "ended";
+      if (stream.closed) return "ended";
       if (e.stream === "end") {
         end();
         return "ended";
@@ -188,7 +153,7 @@ export async function streamRaw(
   };
   const writeRaw = (entries: readonly RawEntry[]): "more" | "ended" => {
     for (const e of entries) {
-      if (closed) return "ended";
+      if (stream.closed) return "ended";
       if (e.stream === "end") {
         end();
         return "ended";
@@ -199,65 +164,31 @@ export async function streamRaw(
     return "more";
   };
 
-  const sizer = new ReadSizer(MAX_BUFFERED_BYTES, deps.reader.maxEntries);
   try {
     for (;;) {
       // Catch up at this client's own pace (nothing is read until it has taken what it was sent).
       for (;;) {
-        await flushed();
-        if (closed) return;
-        const cached = deps.hub.recentAfter(record.id, lastId, CACHE_BATCH);
-        const fromCache = cached?.length ? writeDecoded(cached) : null;
+        if (!(await stream.ready())) return;
+        const cached = stream.cached();
+        const fromCache = cached ? writeDecoded(cached) : null;
         if (fromCache === "ended") return;
         if (fromCache === "more" || fromCache === "full") continue;
-        const batch = await deps.reader.readRawAfter(record.id, lastId, sizer.count);
-        sizer.observe(batch);
+        const batch = await deps.reader.readRawAfter(record.id, lastId, stream.sizer.count);
+        stream.sizer.observe(batch);
         if (batch.length === 0) break;
         if (writeRaw(batch) === "ended") return;
       }
-      const current = await deps.store.getStatus(record.id);
-      if (!current || isFinalStatus(current.status)) {
-        const trailing = await deps.reader.readRawAfter(record.id, lastId, 1);
-        if (trailing.length > 0) continue;
-        // Finished with nothing left (its log stream removed, or never ended by a lost worker): the end all the same.
-        end();
-        return;
-      }
-      if (!query.follow) {
+      const state = await stream.afterCatchUp((afterId) => deps.reader.readRawAfter(record.id, afterId, 1));
+      if (state === "more") continue;
+      // Finished with nothing left (its log stream removed, or never ended by a lost worker): the end all the same.
+      // Still running: the end of what was recorded so far, unless asked to follow.
+      if (state !== "running" || !query.follow) {
         end();
         return;
       }
       // Live: wait for the hub to deliver, or for the task to end.
-      await new Promise<void>((resolve) => {
-        const check = setInterval(() => {
-          void deps.store.getStatus(record.id).then(
-            (r) => {
-              if (!r || isFinalStatus(r.status)) done();
-            },
-            () => undefined,
-          );
-        }, STATUS_CHECK_MS);
-        const done = () => {
-          clearInterval(check);
-          wake = undefined;
-          resolve();
-        };
-        wake = done;
-        if (closed) return done();
-        detach = deps.hub.follow(record.id, {
-          get lastId() {
-            return lastId;
-          },
-          deliver: (entries) => {
-            if (writeDecoded(entries) === "more" && res.writableLength < MAX_BUFFERED_BYTES) return true;
-            done();
-            return false;
-          },
-        });
-      });
-      detach?.();
-      detach = undefined;
-      if (closed) return;
+      await stream.waitLive((entries) => writeDecoded(entries) === "more");
+      if (stream.closed) return;
     }
   } catch (err) {
     request.log.warn({ err }, "raw log stream ended with an error");

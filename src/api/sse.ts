@@ -6,30 +6,15 @@
 // unsent data (frames from the live hub are shared by every follower of the task), and one slot of the caps on
 // open streams (429 beyond them).
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { isFinalStatus, type EndEvent } from "../contract/types.js";
+import type { EndEvent } from "../contract/types.js";
 import type { TaskRecord } from "../domain/task.js";
 import { invalidInput } from "../errors.js";
-import type { LiveHub } from "../logs/live-hub.js";
-import { ReadSizer, type LogReader } from "../logs/log-reader.js";
 import { isLogId, type StoredEntry } from "../logs/log-store.js";
-import type { TaskStore } from "../store/task-store.js";
-import type { LogStreamSlots } from "./log-streams.js";
+import { FollowStream, MAX_BUFFERED_BYTES, type StreamDeps } from "./follow-stream.js";
 
-/**
- * Most bytes one client's connection may hold unsent. Past it, nothing more is written until the socket drains;
- * the rest stays in the store and is read again at the client's own pace. Bounds memory per (slow) client.
- */
-export const MAX_BUFFERED_BYTES = 128 * 1024;
-/** Entries taken from the hub's cache of recent entries at a time (shared objects: no copy per client). */
-const CACHE_BATCH = 32;
 const HEARTBEAT_MS = 15_000;
-
-export interface StreamDeps {
-  readonly reader: LogReader;
-  readonly store: TaskStore;
-  readonly hub: LiveHub;
-  readonly slots: LogStreamSlots;
-}
+/** How often a follower waiting for output re-checks whether the task has ended. */
+const STATUS_CHECK_MS = 1000;
 
 // JSON-encoding keeps CR/LF out of `data:` lines, so task output can never forge SSE framing.
 // A frame is written straight into one buffer: the (possibly 64 KiB) JSON text is encoded once and never
@@ -87,65 +72,31 @@ export async function streamEvents(request: FastifyRequest, reply: FastifyReply,
 
   reply.hijack();
   const res = reply.raw;
-  let closed = false;
-  // Writes whose bytes the kernel has not taken yet, and who waits for there to be none.
-  let unflushed = 0;
-  let flushWaiters: (() => void)[] = [];
-  const wakeFlushWaiters = () => {
-    const waiters = flushWaiters;
-    flushWaiters = [];
-    for (const w of waiters) w();
-  };
-  const written = () => {
-    unflushed--;
-    if (unflushed === 0) wakeFlushWaiters();
-  };
-  const send = (chunk: Buffer | string) => {
-    unflushed++;
-    res.write(chunk, written);
-  };
-  /** Resolves once everything written so far has left this process (or the client is gone). */
-  const flushed = () => (unflushed === 0 || closed ? Promise.resolve() : new Promise<void>((resolve) => flushWaiters.push(resolve)));
-
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache, no-transform",
     "x-accel-buffering": "no",
     connection: "keep-alive",
   });
+  // Once the server shuts down the stream ends; the client resumes with Last-Event-ID wherever it reconnects.
+  const stream = new FollowStream(request, res, deps, record.id, {
+    releaseSlot,
+    position: () => lastId,
+    statusCheckMs: STATUS_CHECK_MS,
+    onShutdown: () => {
+      stream.finish();
+      if (res.writableLength > 0)
+        res.destroy(); // a stalled client would never take the rest
+      else res.end();
+    },
+    onFinish: () => clearInterval(heartbeat),
+  });
+  const { send } = stream;
   send(": berth log stream\n\n");
-
-  // Keeps the hub's cache of this task's latest entries while this client catches up.
-  const release = deps.hub.open(record.id);
-  let detach: (() => void) | undefined;
-  let wake: (() => void) | undefined;
   // A client that has not taken the last heartbeat is not idle: nothing more piles up for it.
   const heartbeat = setInterval(() => {
-    if (!closed && unflushed === 0) send(": heartbeat\n\n");
+    if (!stream.closed && stream.idle) send(": heartbeat\n\n");
   }, HEARTBEAT_MS);
-  // A follower must not hold up shutdown: once the HTTP server stops listening (close() was called, which waits
-  // for open connections), end the stream; the client resumes with Last-Event-ID wherever it reconnects.
-  const http = request.server.server;
-  const listening = http.listening; // not listening at all (inject): nothing to watch
-  const shutdownWatch = setInterval(() => {
-    if (!listening || http.listening || closed) return;
-    finish();
-    if (res.writableLength > 0)
-      res.destroy(); // a stalled client would never take the rest
-    else res.end();
-  }, 1000);
-  const finish = () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(heartbeat);
-    clearInterval(shutdownWatch);
-    detach?.();
-    release();
-    releaseSlot();
-    wake?.();
-    wakeFlushWaiters();
-  };
-  res.on("close", finish);
 
   /**
    * Writes entries in order until the stream ends or this client's unsent bytes pass MAX_BUFFERED_BYTES.
@@ -153,13 +104,13 @@ export async function streamEvents(request: FastifyRequest, reply: FastifyReply,
    */
   const write = (entries: readonly StoredEntry[]): "more" | "full" | "ended" => {
     for (const e of entries) {
-      if (closed) return "ended";
+      if (stream.closed) return "ended";
       if (e.stream !== "end" && res.writableLength >= MAX_BUFFERED_BYTES) return "full"; // the end always goes out
       send(frame(e));
       if (e.stream !== "end") lastId = e.id;
       else {
         res.end();
-        finish();
+        stream.finish();
         return "ended";
       }
     }
@@ -167,7 +118,7 @@ export async function streamEvents(request: FastifyRequest, reply: FastifyReply,
   };
   const drained = () =>
     new Promise<void>((resolve) => {
-      if (res.writableLength < MAX_BUFFERED_BYTES || closed) return resolve();
+      if (res.writableLength < MAX_BUFFERED_BYTES || stream.closed) return resolve();
       const done = () => {
         res.off("drain", done);
         res.off("close", done);
@@ -177,72 +128,37 @@ export async function streamEvents(request: FastifyRequest, reply: FastifyReply,
       res.on("close", done);
     });
 
-  const sizer = new ReadSizer(MAX_BUFFERED_BYTES, deps.reader.maxEntries);
   try {
     for (;;) {
       // Catch up at this client's own pace: from the hub's recent entries when they reach back far enough, else
       // (or when the hub has seen nothing newer, which the store may still have) from the store. Nothing is read
       // for a client that has not taken what it was sent.
       for (;;) {
-        await flushed();
-        if (closed) return;
-        const cached = deps.hub.recentAfter(record.id, lastId, CACHE_BATCH);
-        let batch: StoredEntry[];
-        if (cached?.length) batch = cached;
-        else {
-          batch = await deps.reader.readAfter(record.id, lastId, sizer.count);
-          sizer.observe(batch);
+        if (!(await stream.ready())) return;
+        let batch = stream.cached();
+        if (!batch) {
+          batch = await deps.reader.readAfter(record.id, lastId, stream.sizer.count);
+          stream.sizer.observe(batch);
         }
         if (batch.length === 0) break;
         if (write(batch) === "ended") return;
       }
-      const current = await deps.store.getStatus(record.id);
-      if (!current || isFinalStatus(current.status)) {
+      const state = await stream.afterCatchUp((afterId) => deps.reader.readAfter(record.id, afterId, 1));
+      if (state === "more") continue;
+      if (state !== "running") {
         // Finished (or gone) and nothing left: a task whose log stream was removed still ends cleanly.
-        const trailing = await deps.reader.readAfter(record.id, lastId, 1);
-        if (trailing.length > 0) continue;
-        const end: EndEvent = { status: current?.status ?? record.status, exitCode: current?.exitCode ?? null };
+        const end: EndEvent = { status: state?.status ?? record.status, exitCode: state?.exitCode ?? null };
         write([{ id: lastId, stream: "end", end, timeMs: Date.now() }]);
         return;
       }
       // Live: wait for the hub to deliver, or for this client to fall behind (then catch up again).
-      await new Promise<void>((resolve) => {
-        // The task may end between our last read and the hub's first poll: re-check its status now and then.
-        const check = setInterval(() => {
-          void deps.store.getStatus(record.id).then(
-            (r) => {
-              if (!r || isFinalStatus(r.status)) done();
-            },
-            () => undefined,
-          );
-        }, 1000);
-        const done = () => {
-          clearInterval(check);
-          wake = undefined;
-          resolve();
-        };
-        wake = done;
-        if (closed) return done();
-        detach = deps.hub.follow(record.id, {
-          get lastId() {
-            return lastId;
-          },
-          deliver: (entries) => {
-            // Falling behind (or ending) leaves the fan-out: the rest is read from the store at this client's pace.
-            if (write(entries) === "more" && res.writableLength < MAX_BUFFERED_BYTES) return true;
-            done();
-            return false;
-          },
-        });
-      });
-      detach?.();
-      detach = undefined;
-      if (closed) return;
+      await stream.waitLive((entries) => write(entries) === "more");
+      if (stream.closed) return;
       await drained();
     }
   } catch (err) {
     request.log.warn({ err }, "log stream ended with an error");
     res.end();
-    finish();
+    stream.finish();
   }
 }

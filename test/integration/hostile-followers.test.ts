@@ -3,7 +3,7 @@
 // without bound. Attacks run on loopback with a bounded number of sockets.
 import { readFile } from "node:fs/promises";
 import { LOG_READS_AT_ONCE } from "../../src/api/server.js";
-import { MAX_BUFFERED_BYTES } from "../../src/api/sse.js";
+import { MAX_BUFFERED_BYTES } from "../../src/api/follow-stream.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 import { spawnServer, type ServerProcess } from "../helpers/server-process.js";
 import { SSE_HEADERS } from "../helpers/sse.js";

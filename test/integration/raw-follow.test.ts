@@ -4,7 +4,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { LOG_READS_AT_ONCE } from "../../src/api/server.js";
-import { MAX_BUFFERED_BYTES } from "../../src/api/sse.js";
+import { MAX_BUFFERED_BYTES } from "../../src/api/follow-stream.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 import { startStalledReaders } from "../helpers/stalled-readers.js";
 import { waitFor, within } from "../helpers/wait-for.js";

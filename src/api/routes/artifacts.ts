@@ -12,7 +12,7 @@ import { rangeOf } from "../range.js";
 import { rawQuery } from "../raw-follow.js";
 import { assertChangesKept } from "./changes.js";
 import { errors, LogsQuery, raw, TaskParams } from "../schemas.js";
-import { MAX_BUFFERED_BYTES } from "../sse.js";
+import { MAX_BUFFERED_BYTES } from "../follow-stream.js";
 
 /** Said at the end of the plain-text log of a task whose output passed BERTH_MAX_OUTPUT_BYTES. */
 export const TRUNCATED_NOTE = "[berth] output passed BERTH_MAX_OUTPUT_BYTES; what the task printed after that was dropped\n";
