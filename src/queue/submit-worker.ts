@@ -18,11 +18,15 @@ import { validateSubmit } from "../domain/validate.js";
 import { toView } from "../domain/view.js";
 import { BerthError } from "../errors.js";
 import { AuditStore, type NewAuditEntry } from "../store/audit-store.js";
+import { throttledErrorLog } from "../logging/logger.js";
 import { closeConnection, openConnection } from "../store/redis.js";
+import { closeWithin } from "./close-within.js";
 import { SUBMIT_QUEUE } from "./task-endings.js";
 
 /** What the audit trail names as the route of a submit through the queue. */
 export const SUBMIT_QUEUE_ROUTE = "bullmq:submit";
+/** How long closing waits for the runs under way. */
+const CLOSE_WAIT_MS = 2000;
 /** Jobs handled at once per process; each run is a few Redis round trips. */
 const CONCURRENCY = 16;
 const TENANT = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -136,7 +140,10 @@ export async function startSubmitWorker(deps: Deps, services: Services): Promise
     // A run is short; a job whose worker vanished mid-run comes back (a Redis outage can stall several in a row).
     maxStalledCount: 10,
   });
-  worker.on("error", (err) => logger.error({ err }, "submit worker error"));
+  // BullMQ reports an error on every reconnection attempt while Redis is down: logged with backoff.
+  const logWorkerError = throttledErrorLog(logger, "submit worker error", { component: "submit queue" });
+  worker.on("error", logWorkerError);
+  connection.on("ready", () => logWorkerError.reset());
   await worker.waitUntilReady();
   logger.info({ queue: SUBMIT_QUEUE, prefix: services.keys.bullPrefix }, "submit queue open");
 
@@ -145,7 +152,9 @@ export async function startSubmitWorker(deps: Deps, services: Services): Promise
     close() {
       closing ??= (async () => {
         try {
-          await worker.close();
+          // A run is a few Redis round trips; one cut short runs again (its task is found by the job id).
+          if (!(await closeWithin(worker, CLOSE_WAIT_MS)))
+            logger.warn("submit queue did not close (Redis unreachable?); leaving without it");
         } finally {
           await closeConnection(connection);
         }

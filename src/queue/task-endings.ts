@@ -9,9 +9,14 @@ import { isFinalStatus } from "../contract/types.js";
 import { retry } from "../domain/retry.js";
 import type { TaskRecord } from "../domain/task.js";
 import { webhookPayload } from "../domain/view.js";
+import { throttledErrorLog } from "../logging/logger.js";
 import type { Keys } from "../store/keys.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { RedisConnection } from "../store/redis.js";
+import { closeWithin } from "./close-within.js";
+
+/** How long closing waits for the queues' last commands (they never settle while Redis is down). */
+const CLOSE_WAIT_MS = 2000;
 
 export const WEBHOOK_QUEUE = "webhooks";
 export const SUBMIT_QUEUE = "submit";
@@ -40,7 +45,8 @@ export class TaskEndings {
   ) {
     this.webhooks = new Queue<WebhookJobData>(WEBHOOK_QUEUE, { connection, prefix: keys.bullPrefix });
     this.submits = new Queue(SUBMIT_QUEUE, { connection, prefix: keys.bullPrefix });
-    for (const q of [this.webhooks, this.submits]) q.on("error", (err) => deps.logger.warn({ err, queue: q.name }, "queue error"));
+    // BullMQ reports an error on every reconnection attempt while Redis is down: logged with backoff.
+    for (const q of [this.webhooks, this.submits]) q.on("error", throttledErrorLog(deps.logger, "queue error", { queue: q.name }));
   }
 
   /**
@@ -60,7 +66,7 @@ export class TaskEndings {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.webhooks.close(), this.submits.close()]);
+    await Promise.all([closeWithin(this.webhooks, CLOSE_WAIT_MS), closeWithin(this.submits, CLOSE_WAIT_MS)]);
   }
 
   private async queueWebhook(record: TaskRecord): Promise<void> {

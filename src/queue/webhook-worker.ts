@@ -6,9 +6,11 @@ import type { Deps } from "../app/deps.js";
 import type { WebhookState } from "../contract/types.js";
 import { retry } from "../domain/retry.js";
 import type { Keys } from "../store/keys.js";
+import { throttledErrorLog } from "../logging/logger.js";
 import { closeConnection, openConnection } from "../store/redis.js";
 import type { TaskStore } from "../store/task-store.js";
 import { deliverOnce } from "../webhooks/deliver.js";
+import { closeWithin } from "./close-within.js";
 import { WEBHOOK_QUEUE, type WebhookJobData } from "./task-endings.js";
 
 /** Deliveries in flight per process: each waits on a socket at most BERTH_WEBHOOK_TIMEOUT_SECONDS. */
@@ -98,7 +100,10 @@ export async function startWebhookWorker(deps: Deps, keys: Keys, store: TaskStor
     // An attempt ends within BERTH_WEBHOOK_TIMEOUT_SECONDS (at most 60 s): well inside the lock.
     lockDuration: 90_000,
   });
-  worker.on("error", (err) => logger.error({ err }, "webhook worker error"));
+  // BullMQ reports an error on every reconnection attempt while Redis is down: logged with backoff.
+  const logWorkerError = throttledErrorLog(logger, "webhook worker error", { component: "webhooks" });
+  worker.on("error", logWorkerError);
+  connection.on("ready", () => logWorkerError.reset());
   await worker.waitUntilReady();
 
   let closing: Promise<void> | undefined;
@@ -106,7 +111,10 @@ export async function startWebhookWorker(deps: Deps, keys: Keys, store: TaskStor
     close() {
       closing ??= (async () => {
         try {
-          await worker.close();
+          // Deliveries under way end within their timeout; a delivery cut short is sent again (same webhook id).
+          if (!(await closeWithin(worker, config.webhooks.timeoutMs + 2000))) {
+            logger.warn("webhook queue did not close (Redis unreachable?); its deliveries are taken up again by a worker");
+          }
         } finally {
           await closeConnection(connection);
         }

@@ -121,13 +121,24 @@ it("exits within its shutdown bound with Redis gone, removes its container, logs
   // worker that hangs fails here instead of hanging the test.
   const exited = await Promise.race([worker.proc, new Promise<null>((resolve) => setTimeout(resolve, 90_000, null).unref())]);
   expect(exited).not.toBeNull();
-  expect(exited).toMatchObject({ exitCode: 0 });
+  // On failure, the worker's last lines say why.
+  expect({ exitCode: exited?.exitCode, last: exited?.exitCode === 0 ? "" : worker.output().slice(-3000) }).toEqual({
+    exitCode: 0,
+    last: "",
+  });
   expect(await namespaceContainers(s.namespace)).toEqual([]);
 
   const outage = worker.output().slice(outageFrom).split("\n").filter(Boolean);
   // Before backoff: every BullMQ error event was logged, about five lines a second for as long as Redis was away.
   expect(outage.length).toBeLessThan(40);
-  expect(outage.filter((l) => l.includes("worker error")).length).toBeLessThanOrEqual(2);
+  // Each of BullMQ's workers (tasks, webhooks, the submit queue) logs its outage once or twice, not per retry.
+  const workerErrors = new Map<string, number>();
+  for (const l of outage) {
+    const msg = /"msg":"([^"]*worker error)"/.exec(l)?.[1];
+    if (msg) workerErrors.set(msg, (workerErrors.get(msg) ?? 0) + 1);
+  }
+  expect(workerErrors.get("worker error")).toBeGreaterThanOrEqual(1);
+  expect([...workerErrors.values()].every((n) => n <= 2)).toBe(true);
   expect(worker.output()).toContain("shutdown deadline passed; stopping the task");
 
   // Once Redis is back, another worker finds the task its predecessor could not record, and records it as lost.
