@@ -66,7 +66,16 @@ export class TaskEndings {
   }
 
   async close(): Promise<void> {
-    await Promise.all([closeWithin(this.webhooks, CLOSE_WAIT_MS), closeWithin(this.submits, CLOSE_WAIT_MS)]);
+    // Closed only once BullMQ's first commands (its version check) have answered: closed before, a queue stops
+    // listening, and their late failure when the connection closes would be an error nobody handles (on a cluster,
+    // "Cluster is ended", which ends the process).
+    const closeQueue = (q: Queue) => ({
+      close: async () => {
+        await q.waitUntilReady().catch(() => undefined);
+        await q.close();
+      },
+    });
+    await Promise.all([closeWithin(closeQueue(this.webhooks), CLOSE_WAIT_MS), closeWithin(closeQueue(this.submits), CLOSE_WAIT_MS)]);
   }
 
   private async queueWebhook(record: TaskRecord): Promise<void> {

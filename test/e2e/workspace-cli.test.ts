@@ -108,7 +108,7 @@ it("removes one finished task by hand: files gone, task expired", async () => {
   expect(dry.stdout).toMatch(new RegExp(`^would remove:\n(.*\n)?${t.id}\\s+${t.workspace}\\s+\\d+\\s+manual$`, "m"));
   expect(await present(wsOf(t))).toBe(true);
   const r = await berth(["remove", t.id]);
-  expect(r.exitCode).toBe(0);
+  expect({ exitCode: r.exitCode, stderr: r.exitCode === 0 ? "" : r.stderr }).toEqual({ exitCode: 0, stderr: "" });
   expect(r.stdout).toMatch(new RegExp(`^${t.id}\\s+${t.workspace}\\s+\\d+\\s+manual$`, "m"));
   expect(r.stdout).toMatch(/^removed 1 task\(s\), .*; they are now expired$/m);
   expect(await present(wsOf(t))).toBe(false);
