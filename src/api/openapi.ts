@@ -2,8 +2,10 @@
 // zod schemas (with the contract's error messages, naming the field), responses are serialized through them (a
 // response that does not match is a 500, never a silent drift), and @fastify/swagger turns the same schemas into
 // GET /v1/openapi.json. GET /docs shows it with Swagger UI, whose files come from the swagger-ui-dist package.
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import send from "@fastify/send";
 import swagger from "@fastify/swagger";
 import type { FastifyInstance, FastifySchemaCompiler } from "fastify";
@@ -13,7 +15,23 @@ import { refusalOf } from "../domain/validate.js";
 import { BerthError } from "../errors.js";
 
 const require = createRequire(import.meta.url);
-const { version } = require("../../package.json") as { version: string };
+const version = ownVersion();
+
+/** berth's version, from the nearest package.json named berth above this module (src/, dist/ and dist-bench/ alike). */
+function ownVersion(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "berth" && pkg.version) return pkg.version;
+    } catch {
+      // none here: look further up
+    }
+    const up = path.dirname(dir);
+    if (up === dir) return "0.0.0";
+    dir = up;
+  }
+}
 
 const validatorCompiler: FastifySchemaCompiler<z.ZodType> =
   ({ schema, httpPart }) =>
