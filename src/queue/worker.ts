@@ -6,7 +6,7 @@ import type { Deps } from "../app/deps.js";
 import { withDefaultLimits, type TaskRecord, type TaskSpec } from "../domain/task.js";
 import { taskLogger, throttledErrorLog } from "../logging/logger.js";
 import type { LogStore } from "../logs/log-store.js";
-import { LABEL_NAMESPACE, LABEL_WORKER, taskIdOf } from "../runner/labels.js";
+import { LABEL_NAMESPACE, LABEL_POOL, LABEL_WORKER, taskIdOf } from "../runner/labels.js";
 import type { StopCause } from "../runner/outcome.js";
 import { TaskCaches } from "../runner/caches.js";
 import { runTask } from "../runner/run-task.js";
@@ -84,13 +84,16 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   const heartbeat = new Heartbeat(registry, workerId);
   await heartbeat.start();
   let pool: WarmPool | null = null;
+  // Ours: a task this worker runs, or a container of its warm pool — also one the pool is still starting (it is
+  // the pool's only once started, and a sweep in between would remove what a task may claim a moment later).
+  const isOwn = (c: { id: string; name: string; labels: Record<string, string> }) =>
+    running.has(taskIdOf(deps.namespace, c)) ||
+    (pool !== null && (pool.owns(c.id) || (c.labels[LABEL_POOL] !== undefined && c.labels[LABEL_WORKER] === workerId)));
   const reap = () =>
-    reapOrphans(deps, registry, logger, workerId, (c) => running.has(taskIdOf(deps.namespace, c)) || (pool?.owns(c.id) ?? false)).catch(
-      (err: unknown) => {
-        logger.warn({ err }, "orphan sweep failed; will retry");
-        return [];
-      },
-    );
+    reapOrphans(deps, registry, logger, workerId, isOwn).catch((err: unknown) => {
+      logger.warn({ err }, "orphan sweep failed; will retry");
+      return [];
+    });
   // Containers left by a worker that died are stopped before this one takes work, then checked every minute.
   await reap();
   const reaper = setInterval(() => void reap(), 60_000);
