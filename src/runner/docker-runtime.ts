@@ -23,6 +23,8 @@ import { canHijack, type EngineAddress, hijackAttach } from "./docker-hijack.js"
 const MAX_API_VERSION = "1.47";
 /** Oldest Engine API berth can use: wait conditions, and wait headers sent as soon as the wait is registered. */
 const MIN_API_VERSION = "1.30";
+/** How long a removal waits for another removal of the same container that is already under way. */
+const REMOVAL_WAIT_MS = 30_000;
 
 /**
  * A dockerode client pinned to an API version negotiated with the engine (unversioned paths are deprecated,
@@ -150,13 +152,13 @@ export class DockerRuntime implements ContainerRuntime {
           return new DockerContainer(started.container, started.exitConfirmed, started.outputEnded, started.cgroup);
         },
         remove: async () => {
-          await ignoreStatus(started.container.remove({ force: true, v: true }), 404);
+          await removeContainer(started.container);
           await releaseCgroup();
         },
       };
     } catch (err) {
       started.stream.destroy();
-      await ignoreStatus(started.container.remove({ force: true, v: true }), 404, 409);
+      await removeContainer(started.container);
       await releaseCgroup();
       throw err;
     }
@@ -208,7 +210,7 @@ export class DockerRuntime implements ContainerRuntime {
       raw?.destroy();
       waitResponse?.destroy();
       // Whoever creates a resource removes it on its own failure path; nobody else knows it exists.
-      await ignoreStatus(container.remove({ force: true, v: true }), 404, 409);
+      await removeContainer(container);
       throw err;
     }
   }
@@ -261,7 +263,7 @@ export class DockerRuntime implements ContainerRuntime {
       () => "",
     );
     if (graceSeconds > 0) await ignoreStatus(c.stop({ t: graceSeconds }), 304, 404);
-    await ignoreStatus(c.remove({ force: true, v: true }), 404, 409);
+    await removeContainer(c);
     const accounting = (await this.engineFacts())?.accounting;
     if (accounting && isTaskCgroupParent(parent)) await accounting.release(parent).catch(() => undefined);
   }
@@ -410,7 +412,7 @@ class DockerContainer implements ContainerHandle {
   }
 
   async remove(): Promise<void> {
-    await ignoreStatus(this.container.remove({ force: true, v: true }), 404); // removal is idempotent
+    await removeContainer(this.container);
     if (this.cgroup) {
       const { accounting, cgroupParent } = this.cgroup;
       // The usage is read (or given up) before its cgroup goes; the container is gone, so its exit is reported soon.
@@ -481,6 +483,23 @@ function toCreateOptions(
       ...(cgroupParent ? { CgroupParent: cgroupParent } : {}),
     },
   };
+}
+
+/**
+ * Removes a container with its anonymous volumes; returns once it is gone. Idempotent: when another removal of it
+ * is under way (the engine answers 409 at once, while the container is still listed), waits for that one to finish.
+ */
+async function removeContainer(container: Docker.Container): Promise<void> {
+  try {
+    await container.remove({ force: true, v: true });
+  } catch (err) {
+    const status = statusOf(err);
+    if (status === 404) return;
+    if (status !== 409) throw err;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, REMOVAL_WAIT_MS)));
+    await Promise.race([ignoreStatus(container.wait({ condition: "removed" }), 404), bound]).finally(() => clearTimeout(timer));
+  }
 }
 
 async function ignoreStatus(op: Promise<unknown>, ...statuses: number[]): Promise<void> {

@@ -248,4 +248,28 @@ describe("the pool's life", () => {
       await later.close();
     }
   });
+
+  it("is gone once any removal of it returns, also a removal that found another already under way", async () => {
+    const racing = await startHarness({ BERTH_WARM_POOL: "0" }, { worker: false });
+    // Its pool removes a container whose waiter exits, while a sweep stops and removes the same container.
+    const pool = new WarmPool({
+      runtime: racing.deps.runtime,
+      config: { ...racing.deps.config, warmPool: { profiles: h.deps.config.warmPool.profiles, maxAgeSeconds: 600 } },
+      namespace: racing.namespace,
+      host: racing.deps.host,
+      workerId: "racing-worker",
+      log: pino({ level: "silent" }),
+    });
+    try {
+      pool.start();
+      const [c] = await poolFull(racing);
+      const id = c?.id ?? "";
+      const listedAfter = (removal: Promise<void>) => removal.then(async () => (await racing.containers()).includes(id));
+      const removals = [racing.deps.runtime.removeById(id, 1), racing.deps.runtime.removeById(id), racing.deps.runtime.removeById(id)];
+      expect(await Promise.all(removals.map(listedAfter))).toEqual([false, false, false]);
+    } finally {
+      await pool.close();
+      await racing.close();
+    }
+  });
 });
