@@ -49,8 +49,9 @@ export async function reapOrphans(
     // or a container whose worker has no heartbeat: nobody watches it.
     const alive = worker !== undefined && worker !== selfId && (await registry.isAlive(worker));
     if (alive) continue;
-    log.warn({ containerId: c.id, taskId, worker, running: c.running }, "removing a container whose worker is gone");
-    await deps.runtime.removeById(c.id, c.running ? deps.config.worker.stopGraceSeconds : 0);
+    // Listed a moment ago: its task may have ended and removed it since (then there is nothing to say).
+    if (!(await deps.runtime.removeById(c.id, c.running ? deps.config.worker.stopGraceSeconds : 0))) continue;
+    log.warn({ containerId: c.id, taskId, worker, running: c.running }, "removed a container whose worker is gone");
     reaped.push(taskId);
   }
   return reaped;

@@ -6,7 +6,7 @@ import type { Deps } from "../app/deps.js";
 import { withDefaultLimits, type TaskRecord, type TaskSpec } from "../domain/task.js";
 import { taskLogger, throttledErrorLog } from "../logging/logger.js";
 import type { LogStore } from "../logs/log-store.js";
-import { LABEL_NAMESPACE, LABEL_POOL, LABEL_WORKER, taskIdOf } from "../runner/labels.js";
+import { LABEL_NAMESPACE, LABEL_WORKER, taskIdOf } from "../runner/labels.js";
 import type { StopCause } from "../runner/outcome.js";
 import { TaskCaches } from "../runner/caches.js";
 import { runTask } from "../runner/run-task.js";
@@ -46,7 +46,15 @@ const QUEUE_CLOSE_GRACE_MS = 2000;
 export const shutdownBoundMs = (config: Deps["config"]): number =>
   (config.worker.shutdownTimeoutSeconds + config.worker.stopGraceSeconds + SHUTDOWN_RECORD_SECONDS + 5) * 1000;
 
-export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs: LogStore, endings: TaskEndings): Promise<TaskWorker> {
+export async function startWorker(
+  deps: Deps,
+  keys: Keys,
+  store: TaskStore,
+  logs: LogStore,
+  endings: TaskEndings,
+  /** How often containers whose worker is gone are looked for (after the first sweep, at start). */
+  opts: { sweepEveryMs?: number } = {},
+): Promise<TaskWorker> {
   const { config, logger } = deps;
   const running = new Map<string, AbortController>();
   deps.metrics.countSlotsWith(() => ({ running: running.size, concurrency: config.worker.concurrency }));
@@ -84,11 +92,10 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
   const heartbeat = new Heartbeat(registry, workerId);
   await heartbeat.start();
   let pool: WarmPool | null = null;
-  // Ours: a task this worker runs, or a container of its warm pool — also one the pool is still starting (it is
-  // the pool's only once started, and a sweep in between would remove what a task may claim a moment later).
+  // Ours: a task this worker runs, or a container of its warm pool (also one the pool is still starting: a sweep
+  // in that window would remove what a task may claim a moment later).
   const isOwn = (c: { id: string; name: string; labels: Record<string, string> }) =>
-    running.has(taskIdOf(deps.namespace, c)) ||
-    (pool !== null && (pool.owns(c.id) || (c.labels[LABEL_POOL] !== undefined && c.labels[LABEL_WORKER] === workerId)));
+    running.has(taskIdOf(deps.namespace, c)) || (pool?.owns(c) ?? false);
   const reap = () =>
     reapOrphans(deps, registry, logger, workerId, isOwn).catch((err: unknown) => {
       logger.warn({ err }, "orphan sweep failed; will retry");
@@ -96,7 +103,7 @@ export async function startWorker(deps: Deps, keys: Keys, store: TaskStore, logs
     });
   // Containers left by a worker that died are stopped before this one takes work, then checked every minute.
   await reap();
-  const reaper = setInterval(() => void reap(), 60_000);
+  const reaper = setInterval(() => void reap(), opts.sweepEveryMs ?? 60_000);
   reaper.unref();
   // The warm pool directories of workers that are gone (their containers were just reaped).
   await removeStalePoolDirs({ root, namespace: deps.namespace, isAlive: (id) => registry.isAlive(id) }).catch((err: unknown) =>

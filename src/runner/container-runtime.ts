@@ -100,8 +100,11 @@ export interface ContainerRuntime {
   findByLabels(
     labels: Readonly<Record<string, string>>,
   ): Promise<{ id: string; name: string; labels: Record<string, string>; running: boolean }[]>;
-  /** Stops (with a grace period) and removes; succeeds if already gone. */
-  removeById(id: string, graceSeconds?: number): Promise<void>;
+  /**
+   * Stops (with a grace period) and removes; succeeds if already gone. Resolves once it is gone: true when this call
+   * removed it, false when it was gone already or another removal of it was under way.
+   */
+  removeById(id: string, graceSeconds?: number): Promise<boolean>;
   /** Throws BerthError("dependency_unavailable") if the engine does not answer. */
   ping(): Promise<void>;
   /**

@@ -255,17 +255,19 @@ export class DockerRuntime implements ContainerRuntime {
     }));
   }
 
-  async removeById(id: string, graceSeconds = 0): Promise<void> {
+  async removeById(id: string, graceSeconds = 0): Promise<boolean> {
     const c = this.docker.getContainer(id);
     // A task's own parent cgroup (cgroup-usage.ts) goes with it, also when its worker is not the one removing it.
     const parent = await c.inspect().then(
       (info) => info.HostConfig?.CgroupParent ?? "",
-      () => "",
+      (err: unknown) => (statusOf(err) === 404 ? null : ""),
     );
+    if (parent === null) return false; // gone already
     if (graceSeconds > 0) await ignoreStatus(c.stop({ t: graceSeconds }), 304, 404);
-    await removeContainer(c);
+    const removed = await removeContainer(c);
     const accounting = (await this.engineFacts())?.accounting;
     if (accounting && isTaskCgroupParent(parent)) await accounting.release(parent).catch(() => undefined);
+    return removed;
   }
 
   async ensureVolume(spec: VolumeSpec): Promise<void> {
@@ -488,17 +490,20 @@ function toCreateOptions(
 /**
  * Removes a container with its anonymous volumes; returns once it is gone. Idempotent: when another removal of it
  * is under way (the engine answers 409 at once, while the container is still listed), waits for that one to finish.
+ * True when this call removed it.
  */
-async function removeContainer(container: Docker.Container): Promise<void> {
+async function removeContainer(container: Docker.Container): Promise<boolean> {
   try {
     await container.remove({ force: true, v: true });
+    return true;
   } catch (err) {
     const status = statusOf(err);
-    if (status === 404) return;
+    if (status === 404) return false;
     if (status !== 409) throw err;
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, REMOVAL_WAIT_MS)));
     await Promise.race([ignoreStatus(container.wait({ condition: "removed" }), 404), bound]).finally(() => clearTimeout(timer));
+    return false;
   }
 }
 

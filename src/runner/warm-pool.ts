@@ -106,6 +106,8 @@ export class WarmPool {
   private readonly byKey = new Map<string, Profile>();
   /** Containers this pool started that no task has removed yet (the orphan sweep leaves them alone). */
   private readonly owned = new Set<string>();
+  /** Names of the containers being created and started (not yet in `owned`). */
+  private readonly creating = new Set<string>();
   private readonly group: string;
   private closing = false;
   private counts = { hits: 0, waited: 0, misses: 0, unfit: 0 };
@@ -153,9 +155,12 @@ export class WarmPool {
     for (const p of this.profiles) this.refill(p);
   }
 
-  /** Whether the pool started this container and no task has removed it since. */
-  owns(containerId: string): boolean {
-    return this.owned.has(containerId);
+  /**
+   * Whether the pool is starting this container, or started it and no task has removed it since. (One it could not
+   * remove is no longer its own: the orphan sweep takes it.)
+   */
+  owns(container: { readonly id: string; readonly name: string }): boolean {
+    return this.owned.has(container.id) || this.creating.has(container.name);
   }
 
   stats(): WarmPoolStats {
@@ -269,16 +274,23 @@ export class WarmPool {
       try {
         await this.opts.beforeCreate?.();
         await makePoolDir({ root: config.dirs.workspaces, group: this.group, name, runner: parseRunnerUser(config.worker.runnerUser) });
-        const c = await this.opts.runtime.startWaiting({
-          ...p.spec,
-          name: poolContainerName(this.opts.namespace, name),
-          command: waiterCommand(slot.nonce),
-          env: {},
-          workspacePath: slot.dir,
-          labels: poolLabels({ namespace: this.opts.namespace, host: this.opts.host, workerId: this.opts.workerId, profile: p.def.name }),
-        });
+        const containerName = poolContainerName(this.opts.namespace, name);
+        this.creating.add(containerName);
+        const c = await this.opts.runtime
+          .startWaiting({
+            ...p.spec,
+            name: containerName,
+            command: waiterCommand(slot.nonce),
+            env: {},
+            workspacePath: slot.dir,
+            labels: poolLabels({ namespace: this.opts.namespace, host: this.opts.host, workerId: this.opts.workerId, profile: p.def.name }),
+          })
+          .then((started) => {
+            this.owned.add(started.id); // before it leaves `creating`: never neither
+            return started;
+          })
+          .finally(() => this.creating.delete(containerName));
         slot.container = c;
-        this.owned.add(c.id);
         const exited = () => {
           slot.exited = true;
           if (slot.state === "idle") this.broken(slot, "its waiter exited before any task claimed it");

@@ -179,6 +179,30 @@ describe("a warm container", () => {
 });
 
 describe("the pool's life", () => {
+  it("serves a burst of 50 submissions, its worker sweeping for orphans all along: every task succeeds, most warm", async () => {
+    const busy = await startHarness({ BERTH_WARM_POOL: "4", BERTH_CONCURRENCY: "4" }, { worker: false });
+    const { keys, store, logs, endings } = busy.services;
+    // A sweep every 50 ms instead of every minute: one lands while the pool is starting containers, many times over.
+    const worker = await startWorker(busy.deps, keys, store, logs, endings, { sweepEveryMs: 50 });
+    try {
+      await poolFull(busy, 4);
+      const tasks = await Promise.all(Array.from({ length: 50 }, (_, i) => busy.submit({ command: ["sh", "-c", `echo ${i}`] })));
+      const done: TaskView[] = [];
+      for (const t of tasks) done.push(await busy.waitFinished(t.id, 300_000)); // one poll at a time: the rate limit
+      const outcome = (t: TaskView) => ({ status: t.status, reason: t.reason, message: t.message });
+      expect(done.map(outcome)).toEqual(done.map(() => ({ status: "succeeded", reason: null, message: null })));
+      const stats = worker.warmPoolStats();
+      expect((stats?.hits ?? 0) + (stats?.waited ?? 0)).toBeGreaterThanOrEqual(25);
+      // Nothing of the tasks is left: only the pool, filled again.
+      const refilled = (await poolFull(busy, 4)).map((c) => c.id).sort();
+      expect(await busy.leftoverContainers()).toEqual([]);
+      expect((await busy.containers()).sort()).toEqual(refilled);
+    } finally {
+      await worker.close();
+      await busy.close();
+    }
+  });
+
   it("replaces containers no task claimed within BERTH_WARM_POOL_MAX_AGE_SECONDS", async () => {
     const aging = await startHarness({ BERTH_WARM_POOL: "1", BERTH_WARM_POOL_MAX_AGE_SECONDS: "1" });
     try {
@@ -264,7 +288,7 @@ describe("the pool's life", () => {
       pool.start();
       const [c] = await poolFull(racing);
       const id = c?.id ?? "";
-      const listedAfter = (removal: Promise<void>) => removal.then(async () => (await racing.containers()).includes(id));
+      const listedAfter = (removal: Promise<boolean>) => removal.then(async () => (await racing.containers()).includes(id));
       const removals = [racing.deps.runtime.removeById(id, 1), racing.deps.runtime.removeById(id), racing.deps.runtime.removeById(id)];
       expect(await Promise.all(removals.map(listedAfter))).toEqual([false, false, false]);
     } finally {
