@@ -69,7 +69,7 @@ interface IdleCost {
   cpuPercent: number;
 }
 
-/** Reads the idle pool's containers (cgroup v1 with the cgroupfs driver: /sys/fs/cgroup/<ctl>/docker/<id>). */
+/** Reads the idle pool's containers (cgroup v1: /sys/fs/cgroup/<controller><the container's path in it>). */
 async function idleCost(berth: InProcessBerth, intervalMs: number): Promise<IdleCost> {
   const ids = (
     await execa("docker", [
@@ -85,13 +85,14 @@ async function idleCost(berth: InProcessBerth, intervalMs: number): Promise<Idle
     .split("\n")
     .filter(Boolean);
   const shims = await shimPids(ids);
-  const cg = (ctl: string, id: string, file: string) =>
-    readFile(`/sys/fs/cgroup/${ctl}/docker/${id}/${file}`, "utf8").then(Number, () => NaN);
+  const cgroups = await Promise.all(ids.map((id) => containerCgroups(id)));
+  const cg = (ctl: string, paths: ReadonlyMap<string, string>, file: string) =>
+    readFile(`/sys/fs/cgroup/${ctl}${paths.get(ctl) ?? "/missing"}/${file}`, "utf8").then(Number, () => NaN);
   const cpu = async () => ({
-    cgroupNs: sum(await Promise.all(ids.map((id) => cg("cpuacct", id, "cpuacct.usage")))),
+    cgroupNs: sum(await Promise.all(cgroups.map((paths) => cg("cpuacct", paths, "cpuacct.usage")))),
     shimTicks: sum(await Promise.all(shims.map((pid) => procTicks(pid)))),
   });
-  const memory = await Promise.all(ids.map((id) => cg("memory", id, "memory.usage_in_bytes")));
+  const memory = await Promise.all(cgroups.map((paths) => cg("memory", paths, "memory.usage_in_bytes")));
   const shimRss = await Promise.all(shims.map((pid) => procRss(pid)));
   const c0 = await cpu();
   await sleep(intervalMs);
@@ -107,6 +108,18 @@ async function idleCost(berth: InProcessBerth, intervalMs: number): Promise<Idle
     shimCpuMs,
     cpuPercent: (100 * (cgroupCpuMs + shimCpuMs)) / intervalMs,
   };
+}
+
+/** A container's cgroup path per v1 controller, from its first process's /proc/<pid>/cgroup (its parent varies). */
+async function containerCgroups(id: string): Promise<Map<string, string>> {
+  const pid = (await execa("docker", ["inspect", "-f", "{{.State.Pid}}", id])).stdout.trim();
+  const lines = (await readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => "")).split("\n");
+  const paths = new Map<string, string>();
+  for (const line of lines) {
+    const [, controllers = "", where = ""] = line.split(":");
+    for (const ctl of controllers.split(",")) paths.set(ctl, where);
+  }
+  return paths;
 }
 
 /** The containerd shim process of each container (`containerd-shim-runc-v2 … -id <container id>`). */
