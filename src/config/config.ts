@@ -117,7 +117,7 @@ const Env = z.object({
   BERTH_DISK_BUDGET_BYTES: wholeNumber(0, 2 ** 53, 0),
   BERTH_RATE_LIMIT_PER_MINUTE: wholeNumber(0, 1_000_000, 1200),
   BERTH_AUTH_FAILURES_PER_MINUTE: wholeNumber(0, 1_000_000, 30),
-  BERTH_WARM_POOL: wholeNumber(0, 64, 0),
+  BERTH_WARM_POOL: wholeNumber(0, 64, 2),
   BERTH_WARM_POOL_PROFILES: z.string().default(""),
   BERTH_WARM_POOL_MAX_AGE_SECONDS: seconds(600),
   BERTH_NAMESPACE: z

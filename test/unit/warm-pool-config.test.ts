@@ -15,9 +15,9 @@ const message = (env: Record<string, string>) => {
 };
 
 describe("warm pool settings", () => {
-  it("is off by default; with a size, keeps that many of the default profile, each replaced after 600 s unclaimed", () => {
-    expect(loadConfig({}).warmPool).toEqual({ maxAgeSeconds: 600, profiles: [] });
-    expect(loadConfig({ BERTH_WARM_POOL: "2" }).warmPool).toEqual({
+  it("keeps 2 containers of the default profile by default, each replaced after 600 s unclaimed", () => {
+    const c = loadConfig({});
+    expect(c.warmPool).toEqual({
       maxAgeSeconds: 600,
       profiles: [{ name: "default", image: "berth-runner:latest", limits: { memoryMb: 512, cpus: 1, pids: 256, diskMb: 1024 }, size: 2 }],
     });
@@ -34,7 +34,6 @@ describe("warm pool settings", () => {
   it("adds the profiles of BERTH_WARM_POOL_PROFILES, each key optional", () => {
     const c = loadConfig({
       BERTH_ALLOWED_IMAGES: "berth-runner:latest,python:*",
-      BERTH_WARM_POOL: "2",
       BERTH_WARM_POOL_PROFILES: " image=python:3.12 , memoryMb=1024, size=3 ; cpus=0.5,pids=64,diskMb=100 ",
     });
     expect(c.warmPool.profiles.slice(1)).toEqual([
@@ -44,8 +43,7 @@ describe("warm pool settings", () => {
   });
 
   it("names the variable and what is wrong", () => {
-    const v = (profiles: string, env: Record<string, string> = {}) =>
-      message({ BERTH_WARM_POOL: "2", BERTH_WARM_POOL_PROFILES: profiles, ...env });
+    const v = (profiles: string, env: Record<string, string> = {}) => message({ BERTH_WARM_POOL_PROFILES: profiles, ...env });
     expect(v("memory=5")).toMatch(
       /^Invalid BERTH_WARM_POOL_PROFILES: profile-1 has "memory=5"; each entry is key=value with a key among image/,
     );
