@@ -39,6 +39,18 @@ const poolFull = (hh: Harness, size = 2) =>
     { timeoutMs: 60_000 },
   );
 
+/** A pool of two default containers in `hh`'s namespace, run by no worker (as `workerId`, which has no heartbeat). */
+const poolWithoutWorker = (hh: Harness, workerId: string, beforeCreate?: () => Promise<void>) =>
+  new WarmPool({
+    runtime: hh.deps.runtime,
+    config: { ...hh.deps.config, warmPool: { profiles: h.deps.config.warmPool.profiles, maxAgeSeconds: 600 } },
+    namespace: hh.namespace,
+    host: hh.deps.host,
+    workerId,
+    log: pino({ level: "silent" }),
+    beforeCreate,
+  });
+
 async function logs(id: string): Promise<string> {
   const res = await h.request("GET", `/v1/tasks/${id}/logs`);
   expect(res.statusCode).toBe(200);
@@ -241,16 +253,8 @@ describe("the pool's life", () => {
     // A pool whose worker has no heartbeat: as if its process had been killed. Once full it starts nothing more
     // (a killed process would not refill what the next worker reaps).
     let dead = false;
-    const orphaned = new WarmPool({
-      runtime: later.deps.runtime,
-      config: { ...later.deps.config, warmPool: { profiles: h.deps.config.warmPool.profiles, maxAgeSeconds: 600 } },
-      namespace: later.namespace,
-      host: later.deps.host,
-      workerId: "worker-that-died",
-      log: pino({ level: "silent" }),
-      beforeCreate: async () => {
-        if (dead) throw new Error("its process is gone");
-      },
+    const orphaned = poolWithoutWorker(later, "worker-that-died", async () => {
+      if (dead) throw new Error("its process is gone");
     });
     try {
       orphaned.start();
@@ -276,14 +280,7 @@ describe("the pool's life", () => {
   it("is gone once any removal of it returns, also a removal that found another already under way", async () => {
     const racing = await startHarness({ BERTH_WARM_POOL: "0" }, { worker: false });
     // Its pool removes a container whose waiter exits, while a sweep stops and removes the same container.
-    const pool = new WarmPool({
-      runtime: racing.deps.runtime,
-      config: { ...racing.deps.config, warmPool: { profiles: h.deps.config.warmPool.profiles, maxAgeSeconds: 600 } },
-      namespace: racing.namespace,
-      host: racing.deps.host,
-      workerId: "racing-worker",
-      log: pino({ level: "silent" }),
-    });
+    const pool = poolWithoutWorker(racing, "racing-worker");
     try {
       pool.start();
       const [c] = await poolFull(racing);
