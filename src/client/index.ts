@@ -5,6 +5,7 @@ export type { AuditOptions, BerthClientOptions, FileListing, ListTasksOptions, W
 export type { DownloadProgress, DownloadResult, DownloadStreamOptions, DownloadToFileOptions } from "./download.js";
 export { BerthApiError, UNREACHABLE, isBerthApiError } from "./errors.js";
 export type { FollowEndEvent, FollowEvent, FollowLogEvent, FollowOptions } from "./follow.js";
+export type { ReconnectOptions } from "./reconnect.js";
 export { FrameParser } from "./output.js";
 export type { FollowOutputOptions, OutputChunk, OutputEnd, OutputEvent } from "./output.js";
 export { SseParser } from "./sse.js";

@@ -3,8 +3,8 @@
 // ends the response normally only once the task has ended and everything was sent; any other ending (a cut
 // connection, a server shutting down) is resumed from the offset reached, so nothing is repeated or skipped.
 import type { EndEvent, TaskView } from "../contract/types.js";
-import { BerthApiError, UNREACHABLE, isAbortError } from "./errors.js";
-import { sleep } from "./wait.js";
+import { BerthApiError, isAbortError } from "./errors.js";
+import { isRetriable, type ReconnectOptions, Reconnects } from "./reconnect.js";
 
 export const MULTIPLEXED = "application/vnd.docker.multiplexed-stream";
 
@@ -27,21 +27,13 @@ export interface OutputEnd extends EndEvent {
 export type OutputEvent = OutputChunk | OutputEnd;
 
 /** Options of {@link BerthClient.followOutput}. */
-export interface FollowOutputOptions {
+export interface FollowOutputOptions extends ReconnectOptions {
   /** Only this stream; by default both, interleaved in order. */
   stream?: "stdout" | "stderr";
   /** Start after this many bytes of the selection (a previous chunk's `offset + data.length`). @defaultValue 0 */
   offset?: number;
   /** Aborting ends the iteration quietly (no end marker). */
   signal?: AbortSignal;
-  /** Consecutive failed (re)connections tolerated before giving up. @defaultValue 8 */
-  maxRetries?: number;
-  /** First reconnection delay; doubles per consecutive failure. @defaultValue 250 */
-  retryDelayMs?: number;
-  /** Largest reconnection delay. @defaultValue 5000 */
-  maxRetryDelayMs?: number;
-  /** Called before each reconnection, with the attempt number (from 1) and what went wrong. */
-  onReconnect?: (attempt: number, error: unknown) => void;
 }
 
 /** Opens one raw stream starting after `offset` bytes of the selection; throws {@link BerthApiError} when refused. */
@@ -93,12 +85,6 @@ export class FrameParser {
   }
 }
 
-/** A connection that stayed up this long counts as healthy, even if no byte arrived (an idle task). */
-const HEALTHY_CONNECTION_MS = 15_000;
-
-const isRetriable = (err: unknown): boolean =>
-  !(err instanceof BerthApiError) || err.code === UNREACHABLE || err.status === 429 || err.status >= 500;
-
 /**
  * Yields the task's output as printed, then its end. After a dropped connection it reconnects with the byte offset
  * it has reached. `final` is asked once the server has ended the stream (the task has ended by then).
@@ -109,13 +95,12 @@ export async function* followOutput(
   final: FinalView,
   opts: FollowOutputOptions = {},
 ): AsyncGenerator<OutputEvent, void, undefined> {
-  const { maxRetries = 8, retryDelayMs = 250, maxRetryDelayMs = 5000 } = opts;
   const controller = new AbortController();
   const onAbort = () => controller.abort(opts.signal?.reason);
   if (opts.signal?.aborted) return;
   opts.signal?.addEventListener("abort", onAbort, { once: true });
+  const reconnects = new Reconnects("output stream", taskId, opts, controller.signal);
   let offset = opts.offset ?? 0;
-  let failures = 0;
   try {
     for (;;) {
       let problem: unknown;
@@ -161,7 +146,7 @@ export async function* followOutput(
               if (p.data.length === 0) continue;
               const at = offset;
               offset += p.data.length;
-              failures = 0;
+              reconnects.progressed();
               yield { type: "output", stream: p.stream, data: p.data, offset: at };
             }
           }
@@ -174,24 +159,7 @@ export async function* followOutput(
         if (!isRetriable(err)) throw err;
         problem = err;
       }
-      if (controller.signal.aborted) return;
-      if (Date.now() - openedAt >= HEALTHY_CONNECTION_MS) failures = 0;
-      failures += 1;
-      if (failures > maxRetries) {
-        if (problem instanceof BerthApiError) throw problem;
-        throw new BerthApiError(
-          0,
-          UNREACHABLE,
-          `Lost the output stream of task "${taskId}" and could not resume it after ${maxRetries} retries: ${String((problem as Error)?.message ?? problem)}.`,
-          { cause: problem },
-        );
-      }
-      opts.onReconnect?.(failures, problem);
-      try {
-        await sleep(Math.min(maxRetryDelayMs, retryDelayMs * 2 ** (failures - 1)), controller.signal);
-      } catch {
-        return;
-      }
+      if (!(await reconnects.next(problem, openedAt))) return;
     }
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
