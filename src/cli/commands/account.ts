@@ -2,14 +2,10 @@
 // did what. With an admin key, `--tenant` picks a tenant (without it: every tenant).
 import type { Command } from "commander";
 import type { AuditEntry, TenantUsage } from "../../client/index.js";
-import { clientFromEnv, EXIT, withHint } from "./client.js";
+import { clientCommand, clientFromEnv, withHint } from "./client.js";
 
 export function registerAccountCommands(program: Command): void {
-  const command = (name: string, description: string) =>
-    program
-      .command(name)
-      .description(description)
-      .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage));
+  const command = (name: string, description: string) => clientCommand(program, name, description);
 
   command("usage", "show queued and running tasks, stored bytes and CPU time used")
     .option("--since <when>", "CPU time since this ISO-8601 time or span back from now (24h, 7d); default 30 days")

@@ -3,20 +3,12 @@
 import type { Command } from "commander";
 import { Option } from "commander";
 import type { ChangeEntry, ChangeSummary } from "../../client/index.js";
-import { clientFromEnv, EXIT, withHint } from "./client.js";
+import { clientCommand, clientFromEnv, withHint } from "./client.js";
 
 const LETTER: Record<ChangeEntry["change"], string> = { added: "A", modified: "M", deleted: "D", type_changed: "T" };
 
 export function registerChangeCommands(program: Command): void {
-  const command = (name: string, description: string) =>
-    program
-      .command(name)
-      .description(description)
-      .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage))
-      .hook(
-        "preAction",
-        () => void process.stdout.on("error", (err: NodeJS.ErrnoException) => process.exit(err.code === "EPIPE" ? 0 : EXIT.error)),
-      );
+  const command = (name: string, description: string) => clientCommand(program, name, description);
 
   command("changes", "list what a finished task added, modified, deleted or changed the type of in its workspace")
     .argument("<id>")

@@ -61,19 +61,23 @@ interface SubmitOptions {
   json?: boolean;
 }
 
+/**
+ * A command that talks to the server: usage mistakes exit 2 (commander's default is 1; help still exits 0), and a
+ * closed pipe (`berth logs ID | head`) just ends the output, without a stack trace.
+ */
+export const clientCommand = (program: Command, name: string, description: string): Command =>
+  program
+    .command(name)
+    .description(description)
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage))
+    .hook(
+      "preAction",
+      () => void process.stdout.on("error", (err: NodeJS.ErrnoException) => process.exit(err.code === "EPIPE" ? 0 : EXIT.error)),
+    );
+
 /** Client commands (submit, status, logs, download, cancel, list, delete) over HTTP. */
 export function registerClientCommands(program: Command): void {
-  const command = (name: string, description: string) =>
-    program
-      .command(name)
-      .description(description)
-      // Usage mistakes exit 2 (commander's default is 1); help still exits 0.
-      .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage))
-      // A closed pipe (`berth logs ID | head`) just ends the output, without a stack trace.
-      .hook(
-        "preAction",
-        () => void process.stdout.on("error", (err: NodeJS.ErrnoException) => process.exit(err.code === "EPIPE" ? 0 : EXIT.error)),
-      );
+  const command = (name: string, description: string) => clientCommand(program, name, description);
 
   command("submit", "submit a task and print its id; with --follow, stream its output and exit with its exit code")
     .usage("[options] -- CMD [ARGS...]")
