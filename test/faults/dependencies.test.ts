@@ -1,10 +1,10 @@
 // Faults in what berth depends on: Redis going away and coming back, the Docker engine restarting mid-task.
 // Runs serially after the main suite (see scripts/test): restarting dockerd would disturb other test files.
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import { httpRequest } from "../helpers/harness.js";
+import { startPrivateRedis, type PrivateRedis } from "../helpers/private-redis.js";
 import { namespaceContainers, runningContainers } from "../helpers/sweep.js";
 import { spawnServer, type ServerProcess } from "../helpers/server-process.js";
 import { waitFor } from "../helpers/wait-for.js";
@@ -13,50 +13,20 @@ const FINAL = ["succeeded", "failed", "timed_out", "canceled", "expired"];
 const view = async (s: ServerProcess, id: string) => (await httpRequest(s.url, "GET", `/v1/tasks/${id}`)).json();
 
 describe("Redis unreachable", () => {
-  let dir: string;
-  let port: number;
+  let redis: PrivateRedis;
   let server: ServerProcess | undefined;
-  const redisUrl = () => `redis://127.0.0.1:${port}`;
-  const startRedis = () =>
-    execa("redis-server", [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--daemonize",
-      "yes",
-      "--dir",
-      dir,
-      "--appendonly",
-      "yes",
-      "--appendfsync",
-      "always",
-      "--maxmemory-policy",
-      "noeviction",
-      "--save",
-      "",
-    ]);
-  const stopRedis = () => execa("redis-cli", ["-p", String(port), "shutdown"], { reject: false });
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "berth-redis-"));
-    port = 16_000 + Math.floor(Math.random() * 2000);
-    await startRedis();
-    await waitFor(
-      "private redis",
-      () => execa("redis-cli", ["-p", String(port), "ping"], { reject: false }).then((r) => r.stdout),
-      (o) => o === "PONG",
-    );
+    redis = await startPrivateRedis();
   });
 
   afterAll(async () => {
     await server?.cleanup();
-    await stopRedis();
-    await rm(dir, { recursive: true, force: true });
+    await redis.remove();
   });
 
   it("answers 503 (rather than hanging) while Redis is down, names it in /readyz, and runs tasks again once it is back", async () => {
-    server = await spawnServer({ BERTH_REDIS_URL: redisUrl() });
+    server = await spawnServer({ BERTH_REDIS_URL: redis.url });
     const s = server;
     // A task that prints before the outage, then (once the test lets it) prints again and ends while Redis is down.
     const submitted = await httpRequest(s.url, "POST", "/v1/tasks", {
@@ -69,7 +39,7 @@ describe("Redis unreachable", () => {
       (r) => r.body === "before\n",
     );
 
-    await stopRedis();
+    await redis.stop();
     // Redis stays down meanwhile: a request waiting for it would hang until the deadline aborts it.
     const res = await httpRequest(s.url, "GET", `/v1/tasks/${id}`, undefined, {}, AbortSignal.timeout(30_000));
     expect(res.statusCode).toBe(503);
@@ -88,7 +58,7 @@ describe("Redis unreachable", () => {
       (c) => c.length === 0,
       { timeoutMs: 60_000 },
     );
-    await startRedis();
+    await redis.start();
     await waitFor(
       "readyz to recover",
       () => httpRequest(s.url, "GET", "/readyz"),
@@ -176,7 +146,8 @@ async function restartDockerd(): Promise<void> {
       (o) => o === "",
       { timeoutMs: 60_000 },
     );
-    await execa("sh", ["-c", 'nohup dockerd > "$HOME/.berth/dockerd.log" 2>&1 &']);
+    // In a session of its own (as setup.sh does): a signal to this test run's process group must not reach it.
+    await execa("sh", ["-c", 'setsid -f dockerd > "$HOME/.berth/dockerd.log" 2>&1 < /dev/null']);
   }
   await waitFor(
     "dockerd to answer",

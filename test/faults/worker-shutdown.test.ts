@@ -1,55 +1,19 @@
 // A `berth worker` whose Redis went away, then SIGTERM: it must still stop its task's container and exit within its
 // shutdown bound, log the outage with backoff rather than on every retry, and lose no task (recorded once Redis is back).
 // Uses a private redis-server on its own port: the shared Redis on 6379 is never touched.
-import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { httpRequest } from "../helpers/harness.js";
 import { spawnServer, type ServerProcess } from "../helpers/server-process.js";
+import { startPrivateRedis, type PrivateRedis } from "../helpers/private-redis.js";
 import { namespaceContainers } from "../helpers/sweep.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const SHUTDOWN_TIMEOUT_SECONDS = 10;
 const STOP_GRACE_SECONDS = 2;
 
-let dir: string;
-let port: number;
+let redis: PrivateRedis;
 let api: ServerProcess | undefined;
 const workers: ResultPromise[] = [];
-
-const startRedis = () =>
-  execa("redis-server", [
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--daemonize",
-    "yes",
-    "--dir",
-    dir,
-    "--appendonly",
-    "yes",
-    "--appendfsync",
-    "always",
-    "--maxmemory-policy",
-    "noeviction",
-    "--save",
-    "",
-  ]);
-const redisAnswers = () => execa("redis-cli", ["-p", String(port), "ping"], { reject: false }).then((r) => r.stdout === "PONG");
-const stopRedis = () => execa("redis-cli", ["-p", String(port), "shutdown"], { reject: false });
-
-/** A loopback port nothing listens on now (the OS picks it). */
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
 
 /** `berth worker` with the API's namespace, directories and Redis; resolves once it has started. */
 async function startWorker(env: Record<string, string>) {
@@ -70,23 +34,18 @@ async function startWorker(env: Record<string, string>) {
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), "berth-redis-"));
-  port = await freePort();
-  await startRedis();
-  await waitFor("private redis", redisAnswers, (ok) => ok);
+  redis = await startPrivateRedis();
 });
 
 afterAll(async () => {
   for (const w of workers) if (w.exitCode === null) w.kill("SIGKILL");
-  if (!(await redisAnswers())) await startRedis();
-  await waitFor("private redis", redisAnswers, (ok) => ok);
+  await redis.start(); // for the namespace's keys to be removed
   await api?.cleanup();
-  await stopRedis();
-  await rm(dir, { recursive: true, force: true });
+  await redis.remove();
 });
 
 it("exits within its shutdown bound with Redis gone, removes its container, logs the outage a few times, and loses no task", async () => {
-  api = await spawnServer({ BERTH_REDIS_URL: `redis://127.0.0.1:${port}` }, "api");
+  api = await spawnServer({ BERTH_REDIS_URL: redis.url }, "api");
   const s = api;
   const workerEnv = {
     ...s.env,
@@ -109,7 +68,7 @@ it("exits within its shutdown bound with Redis gone, removes its container, logs
     (c) => c.length === 1,
   );
 
-  await stopRedis();
+  await redis.stop();
   const outageFrom = worker.output().length;
   await waitFor(
     "the worker to notice Redis is gone",
@@ -142,8 +101,7 @@ it("exits within its shutdown bound with Redis gone, removes its container, logs
   expect(worker.output()).toContain("shutdown deadline passed; stopping the task");
 
   // Once Redis is back, another worker finds the task its predecessor could not record, and records it as lost.
-  await startRedis();
-  await waitFor("private redis", redisAnswers, (ok) => ok);
+  await redis.start();
   await startWorker(workerEnv);
   const done = await waitFor(
     "the task to be recorded",

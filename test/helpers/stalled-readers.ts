@@ -1,6 +1,8 @@
 // Hostile followers for tests: many sockets that request a response and never read it (see stalled-readers.py).
 import path from "node:path";
 import { execa } from "execa";
+import type { Harness } from "./harness.js";
+import { waitFor } from "./wait-for.js";
 
 export interface StalledReaders {
   /** Closes every socket and waits for the process to exit. */
@@ -35,4 +37,23 @@ export async function startStalledReaders(opts: {
       await proc;
     },
   };
+}
+
+/**
+ * Waits until the server reads no more log entries for anyone (none reading, none waiting, the count still for a
+ * second): every stalled stream has taken what its socket would take. Returns the log reader's counters then.
+ */
+export async function logReadsSettled(h: Harness) {
+  let previous = -1;
+  return waitFor(
+    "log reads to stop",
+    async () => {
+      const stats = h.app.berthCounters.logReads();
+      const same = stats.reads === previous;
+      previous = stats.reads;
+      return { ...stats, same };
+    },
+    (s) => s.same && s.active === 0 && s.waiting === 0,
+    { intervalMs: 1000, timeoutMs: 120_000 },
+  );
 }

@@ -1,10 +1,9 @@
 // Admin keys (BERTH_ADMIN_KEYS) against tenant keys on every route: an admin sees, cancels and deletes every
 // tenant's tasks and reads every tenant's usage and audit trail; a tenant still gets 404 for anything not its own.
 // Real engine, Redis and disk.
-import { access, writeFile } from "node:fs/promises";
-import path from "node:path";
 import type { AuditPage, ServerInfo, TaskView, TenantUsage } from "../../src/contract/types.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
+import { startGatedTask } from "../helpers/gated-task.js";
 import { openSse } from "../helpers/sse.js";
 import { waitFor } from "../helpers/wait-for.js";
 
@@ -33,22 +32,7 @@ const call = (method: "GET" | "POST" | "DELETE", url: string, headers: Record<st
   h.request(method, url, body, headers);
 const ids = (res: { json(): { tasks: { id: string }[] } }) => res.json().tasks.map((t) => t.id);
 
-/** A task that runs until the test lets it finish; returned once it runs. */
-async function gated(headers: Record<string, string>): Promise<{ task: TaskView; finish: () => Promise<void> }> {
-  const task = await h.submit({ command: ["sh", "-c", "touch running; while [ ! -e finish ]; do sleep 0.05; done"] }, headers);
-  const dir = path.join(h.deps.config.dirs.workspaces, task.workspace);
-  await waitFor(
-    `task ${task.id} to run`,
-    () =>
-      access(path.join(dir, "running")).then(
-        () => true,
-        () => false,
-      ),
-    (x) => x,
-    { timeoutMs: 60_000 },
-  );
-  return { task, finish: () => writeFile(path.join(dir, "finish"), "") };
-}
+const gated = (headers: Record<string, string>) => startGatedTask(h, headers);
 
 it("GET /v1/info says who the key is; an admin key submits nothing", async () => {
   expect((await call("GET", "/v1/info", ACME)).json()).toMatchObject({ tenant: "acme", admin: false } satisfies Partial<ServerInfo>);

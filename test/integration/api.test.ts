@@ -1,9 +1,7 @@
 // HTTP contract: authentication, tenants, validation, listing, long polls, health (shared/API.md §3).
 import { jest } from "@jest/globals";
-import { access, writeFile } from "node:fs/promises";
-import path from "node:path";
-import type { TaskView } from "../../src/contract/types.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
+import { startGatedTask } from "../helpers/gated-task.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const ACME = { authorization: "Bearer acme-key-0001" };
@@ -28,24 +26,7 @@ afterAll(async () => {
 const call = (method: "GET" | "POST" | "DELETE", url: string, body?: unknown, headers: Record<string, string> = ACME) =>
   h.request(method, url, body, headers);
 
-/** A task that runs until the test lets it finish (by creating a file in its workspace); returned once it runs. */
-async function gatedTask(): Promise<{ task: TaskView; finish: () => Promise<void> }> {
-  const task = await h.submit(
-    { command: ["sh", "-c", "touch running; while [ ! -e finish ]; do sleep 0.05; done"], timeoutSeconds: 300 },
-    ACME,
-  );
-  const dir = path.join(h.deps.config.dirs.workspaces, task.workspace);
-  await waitFor(
-    `task ${task.id} to run`,
-    () =>
-      access(path.join(dir, "running")).then(
-        () => true,
-        () => false,
-      ),
-    (running) => running,
-  );
-  return { task, finish: () => writeFile(path.join(dir, "finish"), "") };
-}
+const gatedTask = () => startGatedTask(h, ACME, { timeoutSeconds: 300 });
 
 async function queuedJobs(): Promise<number> {
   const c = await h.services.queue.counts();

@@ -7,7 +7,7 @@ import { MAX_BUFFERED_BYTES } from "../../src/api/follow-stream.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 import { spawnServer, type ServerProcess } from "../helpers/server-process.js";
 import { SSE_HEADERS } from "../helpers/sse.js";
-import { startStalledReaders, type StalledReaders } from "../helpers/stalled-readers.js";
+import { logReadsSettled, startStalledReaders, type StalledReaders } from "../helpers/stalled-readers.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const KEYS = "a:tenant-a-key-00000001,b:tenant-b-key-00000001";
@@ -109,18 +109,7 @@ describe("stalled followers, in process", () => {
     expect((await h.request("GET", `/v1/tasks/${small.id}/logs`, undefined, B)).body).toBe("fine\n");
 
     // Every stalled stream has taken what its socket would take, and nothing more is read for any of them.
-    let previous = -1;
-    const settled = await waitFor(
-      "log reads to stop",
-      async () => {
-        const stats = h.app.berthCounters.logReads();
-        const same = stats.reads === previous;
-        previous = stats.reads;
-        return { ...stats, same };
-      },
-      (s) => s.same && s.active === 0 && s.waiting === 0,
-      { intervalMs: 1000, timeoutMs: 120_000 },
-    );
+    const settled = await logReadsSettled(h);
     expect(settled.peakActive).toBeGreaterThan(0);
     expect(settled.peakActive).toBeLessThanOrEqual(LOG_READS_AT_ONCE);
     // A stalled stream is read no further than its socket takes: the kernel's largest send buffer (tcp_wmem) and

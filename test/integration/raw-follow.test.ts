@@ -6,7 +6,7 @@ import path from "node:path";
 import { LOG_READS_AT_ONCE } from "../../src/api/server.js";
 import { MAX_BUFFERED_BYTES } from "../../src/api/follow-stream.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
-import { startStalledReaders } from "../helpers/stalled-readers.js";
+import { logReadsSettled, startStalledReaders } from "../helpers/stalled-readers.js";
 import { waitFor, within } from "../helpers/wait-for.js";
 
 const MULTIPLEXED = { accept: "application/vnd.docker.multiplexed-stream" };
@@ -245,18 +245,7 @@ describe("bounds", () => {
       );
       // Past the tenant's cap of 20: 429, as for SSE.
       expect((await get("?follow=true", big.id)).status).toBe(429);
-      let previous = -1;
-      const settled = await waitFor(
-        "log reads to stop",
-        async () => {
-          const stats = h.app.berthCounters.logReads();
-          const same = stats.reads === previous;
-          previous = stats.reads;
-          return { ...stats, same };
-        },
-        (s) => s.same && s.active === 0 && s.waiting === 0,
-        { intervalMs: 1000, timeoutMs: 120_000 },
-      );
+      const settled = await logReadsSettled(h);
       expect(settled.peakActive).toBeLessThanOrEqual(LOG_READS_AT_ONCE);
       // Each stalled stream was read only as far as its socket takes (see hostile-followers.test.ts), not the
       // ~16 MB of the whole log (~250 entries of 64 KiB).

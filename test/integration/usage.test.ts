@@ -1,10 +1,9 @@
 // A task's identity inside its container, what it used (CPU time, peak memory, workspace bytes), a tenant's usage
 // (GET /v1/usage) and its storage quota (BERTH_TENANT_MAX_STORED_BYTES): real Docker engine, Redis and disk.
-import { access, writeFile } from "node:fs/promises";
-import path from "node:path";
 import type { TaskView, TenantUsage } from "../../src/contract/types.js";
 import { sweep } from "../../src/cleanup/sweep.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
+import { startGatedTask } from "../helpers/gated-task.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const ACME = { authorization: "Bearer acme-key-0001" };
@@ -33,22 +32,7 @@ const usageOf = async (headers: Record<string, string>, query = ""): Promise<Ten
   return res.json() as TenantUsage;
 };
 
-/** A task that runs until the test creates `finish` in its workspace; returned once it runs. */
-async function gatedTask(headers: Record<string, string>): Promise<{ task: TaskView; finish: () => Promise<void> }> {
-  const task = await h.submit({ command: ["sh", "-c", "touch running; while [ ! -e finish ]; do sleep 0.05; done"] }, headers);
-  const dir = path.join(h.deps.config.dirs.workspaces, task.workspace);
-  await waitFor(
-    `task ${task.id} to run`,
-    () =>
-      access(path.join(dir, "running")).then(
-        () => true,
-        () => false,
-      ),
-    (running) => running,
-    { timeoutMs: 60_000 },
-  );
-  return { task, finish: () => writeFile(path.join(dir, "finish"), "") };
-}
+const gatedTask = (headers: Record<string, string>) => startGatedTask(h, headers);
 
 describe("the task's identity", () => {
   it("BERTH_TASK_ID and BERTH_WORKSPACE are in the task's environment; a task cannot set them itself", async () => {
