@@ -2,11 +2,22 @@
 // it adds a job to berth's `submit` queue and waits for it as BullMQ users do. Prints one JSON line.
 //   node test/bullmq-client.mjs run JOB_ID 'DATA_JSON' ['OPTS_JSON']   add, then job.waitUntilFinished(queueEvents)
 //   node test/bullmq-client.mjs state JOB_ID                         the job's state and progress
-// Environment: REDIS_URL, and BULL_PREFIX (<BERTH_NAMESPACE>:bull).
+// Environment: REDIS_URL (redis://… or, for a Redis Cluster, redis+cluster://[:password@]host:port,…), and
+// BULL_PREFIX (<BERTH_NAMESPACE>:bull; {<BERTH_NAMESPACE>}:bull on a cluster, as the README says).
 import { Job, Queue, QueueEvents } from "bullmq";
+import { Cluster } from "ioredis"; // BullMQ's own Redis client: how a BullMQ user reaches a cluster
 
-const redis = new URL(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
-const connection = { host: redis.hostname, port: Number(redis.port || 6379) };
+const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const clustered = /^redis\+cluster:\/\/(?::([^@]*)@)?(.+)$/.exec(url);
+const connection = clustered
+  ? new Cluster(
+      clustered[2].split(",").map((node) => ({ host: node.split(":")[0], port: Number(node.split(":")[1]) })),
+      { redisOptions: { password: clustered[1] ? decodeURIComponent(clustered[1]) : undefined, maxRetriesPerRequest: null } },
+    )
+  : (() => {
+      const u = new URL(url);
+      return { host: u.hostname, port: Number(u.port || 6379), password: u.password ? decodeURIComponent(u.password) : undefined };
+    })();
 const prefix = process.env.BULL_PREFIX ?? "berth:bull";
 const [op, jobId, data, opts] = process.argv.slice(2);
 const queue = new Queue("submit", { connection, prefix });
@@ -41,4 +52,5 @@ try {
   }
 } finally {
   await queue.close();
+  if (connection instanceof Cluster) await connection.quit(); // a connection BullMQ was given is not BullMQ's to close
 }

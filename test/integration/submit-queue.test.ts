@@ -1,7 +1,9 @@
-// Enqueuing through BullMQ itself (API.md §5): another Node process, importing only bullmq, adds jobs to the
+// Enqueuing through BullMQ itself (API.md §5): another Node process, importing only bullmq (and, for a cluster, its ioredis), adds jobs to the
 // `submit` queue and waits for them as BullMQ users do; berth runs them as tasks.
 import { execa } from "execa";
 import type { AuditEntry, TaskView } from "../../src/contract/types.js";
+import { parseRedisUrl } from "../../src/config/redis-url.js";
+import { createKeys } from "../../src/store/keys.js";
 import { startHarness, type Harness } from "../helpers/harness.js";
 import { type ServerProcess, spawnServer } from "../helpers/server-process.js";
 import { waitFor } from "../helpers/wait-for.js";
@@ -158,7 +160,11 @@ describe("across a restart", () => {
   it("a job whose task ends while berth shuts down completes once berth is back", async () => {
     sp = await spawnServer({ BERTH_SHUTDOWN_TIMEOUT_SECONDS: "1" });
     const server = sp;
-    const env = { REDIS_URL: process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379", BULL_PREFIX: `${server.namespace}:bull` };
+    const redisUrl = process.env.BERTH_REDIS_URL ?? "redis://127.0.0.1:6379";
+    const env = {
+      REDIS_URL: redisUrl,
+      BULL_PREFIX: createKeys(server.namespace, { cluster: parseRedisUrl(redisUrl).kind === "cluster" }).bullPrefix,
+    };
     const script = (...args: string[]) => execa("node", ["test/bullmq-client.mjs", ...args], { env });
     const waiting = script("run", "job-restart", JSON.stringify({ command: ["sleep", "60"] }));
     await waitFor(
