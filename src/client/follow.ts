@@ -1,8 +1,8 @@
 // Following a task's logs over SSE, resuming after dropped connections without gaps or duplicates.
 import type { EndEvent, LogEvent } from "../contract/types.js";
-import { BerthApiError, isAbortError } from "./errors.js";
+import { BerthApiError } from "./errors.js";
 import { SseParser } from "./sse.js";
-import { isRetriable, type ReconnectOptions, Reconnects } from "./reconnect.js";
+import { type ReconnectOptions, Reconnects } from "./reconnect.js";
 
 /** A log entry of the task: `stream` is `stdout`, `stderr` or `system` (notes from berth itself). */
 export interface FollowLogEvent extends LogEvent {
@@ -39,11 +39,8 @@ export async function* followEvents(
   open: OpenEventStream,
   opts: FollowOptions = {},
 ): AsyncGenerator<FollowEvent, void, undefined> {
-  const controller = new AbortController();
-  const onAbort = () => controller.abort(opts.signal?.reason);
   if (opts.signal?.aborted) return;
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
-  const reconnects = new Reconnects("log stream", taskId, opts, controller.signal);
+  const reconnects = new Reconnects("log stream", taskId, opts);
   let lastId = opts.after;
   let serverRetryMs: number | undefined;
   try {
@@ -51,7 +48,7 @@ export async function* followEvents(
       let problem: unknown;
       const openedAt = Date.now();
       try {
-        const res = await open(lastId, controller.signal);
+        const res = await open(lastId, reconnects.signal);
         const parser = new SseParser(lastId ?? "");
         const body = res.body;
         if (!body) throw new BerthApiError(0, "invalid_response", `The log stream of task "${taskId}" came without a body.`);
@@ -90,15 +87,13 @@ export async function* followEvents(
           reader.cancel().catch(() => undefined);
         }
       } catch (err) {
-        if (controller.signal.aborted && isAbortError(err)) return;
-        if (!isRetriable(err)) throw err;
+        if (reconnects.endsOn(err)) return;
         problem = err;
       }
       if (!(await reconnects.next(problem, openedAt, serverRetryMs))) return;
     }
   } finally {
-    opts.signal?.removeEventListener("abort", onAbort);
-    controller.abort();
+    reconnects.close();
   }
 }
 

@@ -3,8 +3,8 @@
 // ends the response normally only once the task has ended and everything was sent; any other ending (a cut
 // connection, a server shutting down) is resumed from the offset reached, so nothing is repeated or skipped.
 import type { EndEvent, TaskView } from "../contract/types.js";
-import { BerthApiError, isAbortError } from "./errors.js";
-import { isRetriable, type ReconnectOptions, Reconnects } from "./reconnect.js";
+import { BerthApiError } from "./errors.js";
+import { type ReconnectOptions, Reconnects } from "./reconnect.js";
 
 export const MULTIPLEXED = "application/vnd.docker.multiplexed-stream";
 
@@ -95,18 +95,15 @@ export async function* followOutput(
   final: FinalView,
   opts: FollowOutputOptions = {},
 ): AsyncGenerator<OutputEvent, void, undefined> {
-  const controller = new AbortController();
-  const onAbort = () => controller.abort(opts.signal?.reason);
   if (opts.signal?.aborted) return;
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
-  const reconnects = new Reconnects("output stream", taskId, opts, controller.signal);
+  const reconnects = new Reconnects("output stream", taskId, opts);
   let offset = opts.offset ?? 0;
   try {
     for (;;) {
       let problem: unknown;
       const openedAt = Date.now();
       try {
-        const res = await open(offset, controller.signal);
+        const res = await open(offset, reconnects.signal);
         const body = res.body;
         if (!body) throw new BerthApiError(0, "invalid_response", `The output stream of task "${taskId}" came without a body.`);
         const parser = new FrameParser();
@@ -125,7 +122,7 @@ export async function* followOutput(
                 problem = new Error("the output stream ended inside a frame");
                 break;
               }
-              const task = await final(controller.signal);
+              const task = await final(reconnects.signal);
               yield { type: "end", status: task.status, exitCode: task.exitCode, task };
               return;
             }
@@ -155,14 +152,12 @@ export async function* followOutput(
           reader.cancel().catch(() => undefined);
         }
       } catch (err) {
-        if (controller.signal.aborted && isAbortError(err)) return;
-        if (!isRetriable(err)) throw err;
+        if (reconnects.endsOn(err)) return;
         problem = err;
       }
       if (!(await reconnects.next(problem, openedAt))) return;
     }
   } finally {
-    opts.signal?.removeEventListener("abort", onAbort);
-    controller.abort();
+    reconnects.close();
   }
 }

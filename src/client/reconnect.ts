@@ -1,6 +1,6 @@
 // Resuming a follower (SSE logs or raw output) after a dropped connection: which failures are worth another try,
 // how long to wait before it, and when to give up.
-import { BerthApiError, UNREACHABLE } from "./errors.js";
+import { BerthApiError, UNREACHABLE, isAbortError } from "./errors.js";
 
 /** How a follower reconnects after a dropped connection. */
 export interface ReconnectOptions {
@@ -21,17 +21,46 @@ const HEALTHY_CONNECTION_MS = 15_000;
 export const isRetriable = (err: unknown): boolean =>
   !(err instanceof BerthApiError) || err.code === UNREACHABLE || err.status === 429 || err.status >= 500;
 
-/** Counts one follower's failed connections in a row and waits between them. */
+/**
+ * One follower's connections: the signal they are opened with (aborted when the consumer's is, or on `close`), and
+ * its failed connections in a row, with the wait between them.
+ */
 export class Reconnects {
   #failures = 0;
+  readonly #controller = new AbortController();
+  readonly #onAbort: () => void;
 
   constructor(
     /** What is followed, for the message when giving up: `log stream`, `output stream`. */
     private readonly what: string,
     private readonly taskId: string,
-    private readonly opts: ReconnectOptions,
-    private readonly signal: AbortSignal,
-  ) {}
+    private readonly opts: ReconnectOptions & { signal?: AbortSignal },
+  ) {
+    this.#onAbort = () => this.#controller.abort(opts.signal?.reason);
+    if (opts.signal?.aborted) this.#onAbort();
+    else opts.signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  /** For every connection and wait of the follower. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** The follower is done: anything still open with `signal` is let go. */
+  close(): void {
+    this.opts.signal?.removeEventListener("abort", this.#onAbort);
+    this.#controller.abort();
+  }
+
+  /**
+   * Opening or reading a connection threw `err`: true when the follower ends quietly (its consumer aborted); throws
+   * `err` when no retry can help (a 4xx other than 429, a garbled stream); false to try again.
+   */
+  endsOn(err: unknown): boolean {
+    if (this.signal.aborted && isAbortError(err)) return true;
+    if (!isRetriable(err)) throw err;
+    return false;
+  }
 
   /** Something arrived: the next failure is the first in a row again. */
   progressed(): void {

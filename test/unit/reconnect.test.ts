@@ -8,12 +8,12 @@ const cut = new Error("socket hang up");
 function follower(opts: { maxRetries?: number; retryDelayMs?: number; maxRetryDelayMs?: number } = {}) {
   const attempts: number[] = [];
   const controller = new AbortController();
-  const reconnects = new Reconnects(
-    "log stream",
-    "t1",
-    { retryDelayMs: 1, ...opts, onReconnect: (attempt) => attempts.push(attempt) },
-    controller.signal,
-  );
+  const reconnects = new Reconnects("log stream", "t1", {
+    retryDelayMs: 1,
+    ...opts,
+    onReconnect: (attempt) => attempts.push(attempt),
+    signal: controller.signal,
+  });
   return { reconnects, attempts, controller };
 }
 
@@ -53,7 +53,7 @@ describe("reconnecting a follower", () => {
   it("doubles the wait per failure in a row, up to maxRetryDelayMs; the server's retry replaces the first", async () => {
     const delays: number[] = [];
     const opts = { retryDelayMs: 1, maxRetryDelayMs: 5, onReconnect: (_: number, __: unknown, ms: number) => delays.push(ms) };
-    const reconnects = new Reconnects("output stream", "t1", opts, new AbortController().signal);
+    const reconnects = new Reconnects("output stream", "t1", opts);
     for (let i = 0; i < 4; i++) await reconnects.next(cut, Date.now());
     reconnects.progressed();
     await reconnects.next(cut, Date.now(), 3);
@@ -67,6 +67,25 @@ describe("reconnecting a follower", () => {
     controller.abort();
     expect(await waiting).toBe(false);
     expect(await reconnects.next(cut, Date.now())).toBe(false);
+  });
+
+  it("ends quietly when the consumer aborts a connection being opened, rethrows a refusal, retries the rest", () => {
+    const { reconnects, controller } = follower();
+    const refused = new BerthApiError(404, "not_found", "no such task");
+    expect(() => reconnects.endsOn(refused)).toThrow(refused);
+    expect(reconnects.endsOn(cut)).toBe(false);
+    controller.abort();
+    const abortError = Object.assign(new Error("This operation was aborted"), { name: "AbortError" }); // as fetch rejects
+    expect(reconnects.endsOn(abortError)).toBe(true);
+    expect(reconnects.signal.aborted).toBe(true);
+  });
+
+  it("lets go of its connections when closed, and of the consumer's signal", () => {
+    const consumer = new AbortController();
+    const reconnects = new Reconnects("log stream", "t1", { signal: consumer.signal });
+    reconnects.close();
+    expect(reconnects.signal.aborted).toBe(true);
+    expect(new Reconnects("log stream", "t1", { signal: AbortSignal.abort() }).signal.aborted).toBe(true);
   });
 
   it("tries again after a cut connection, a server error or 429, never after another 4xx", () => {
