@@ -8,11 +8,17 @@ import { Job, Queue, QueueEvents } from "bullmq";
 import { Cluster } from "ioredis"; // BullMQ's own Redis client: how a BullMQ user reaches a cluster
 
 const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const clustered = /^redis\+cluster:\/\/(?::([^@]*)@)?(.+)$/.exec(url);
+const clustered = /^redis\+cluster:\/\/(?:([^:@]*):([^@]*)@)?(.+)$/.exec(url);
 const connection = clustered
   ? new Cluster(
-      clustered[2].split(",").map((node) => ({ host: node.split(":")[0], port: Number(node.split(":")[1]) })),
-      { redisOptions: { password: clustered[1] ? decodeURIComponent(clustered[1]) : undefined, maxRetriesPerRequest: null } },
+      clustered[3].split(",").map((node) => ({ host: node.split(":")[0], port: Number(node.split(":")[1] || 6379) })),
+      {
+        redisOptions: {
+          username: clustered[1] ? decodeURIComponent(clustered[1]) : undefined,
+          password: clustered[2] ? decodeURIComponent(clustered[2]) : undefined,
+          maxRetriesPerRequest: null,
+        },
+      },
     )
   : (() => {
       const u = new URL(url);

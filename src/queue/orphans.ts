@@ -49,8 +49,14 @@ export async function reapOrphans(
     // or a container whose worker has no heartbeat: nobody watches it.
     const alive = worker !== undefined && worker !== selfId && (await registry.isAlive(worker));
     if (alive) continue;
-    // Listed a moment ago: its task may have ended and removed it since (then there is nothing to say).
-    if (!(await deps.runtime.removeById(c.id, c.running ? deps.config.worker.stopGraceSeconds : 0))) continue;
+    try {
+      // Listed a moment ago: its task may have ended and removed it since (then there is nothing to say).
+      if (!(await deps.runtime.removeById(c.id, c.running ? deps.config.worker.stopGraceSeconds : 0))) continue;
+    } catch (err) {
+      // The others are still swept; this one is tried again by the next sweep.
+      log.warn({ err, containerId: c.id, taskId, worker }, "could not remove a container whose worker is gone; will retry");
+      continue;
+    }
     log.warn({ containerId: c.id, taskId, worker, running: c.running }, "removed a container whose worker is gone");
     reaped.push(taskId);
   }

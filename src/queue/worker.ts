@@ -96,11 +96,17 @@ export async function startWorker(
   // in that window would remove what a task may claim a moment later).
   const isOwn = (c: { id: string; name: string; labels: Record<string, string> }) =>
     running.has(taskIdOf(deps.namespace, c)) || (pool?.owns(c) ?? false);
+  // One sweep at a time: a slow engine must not pile sweeps up on itself.
+  let sweeping: Promise<string[]> | null = null;
   const reap = () =>
-    reapOrphans(deps, registry, logger, workerId, isOwn).catch((err: unknown) => {
-      logger.warn({ err }, "orphan sweep failed; will retry");
-      return [];
-    });
+    (sweeping ??= reapOrphans(deps, registry, logger, workerId, isOwn)
+      .catch((err: unknown) => {
+        logger.warn({ err }, "orphan sweep failed; will retry");
+        return [];
+      })
+      .finally(() => {
+        sweeping = null;
+      }));
   // Containers left by a worker that died are stopped before this one takes work, then checked every minute.
   await reap();
   const reaper = setInterval(() => void reap(), opts.sweepEveryMs ?? 60_000);

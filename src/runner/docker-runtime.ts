@@ -426,23 +426,31 @@ class DockerContainer implements ContainerHandle {
 }
 
 /**
- * Removes a container with its anonymous volumes; returns once it is gone. Idempotent: when another removal of it
- * is under way (the engine answers 409 at once, while the container is still listed), waits for that one to finish.
- * True when this call removed it.
+ * Removes a container with its anonymous volumes; returns once it is gone, true when this call removed it.
+ * Idempotent: when another removal of it is under way (the engine answers 409 at once, while the container is still
+ * listed), waits for that one to end (bounded), then makes sure it is gone; throws if it is not (that removal
+ * failed), so the caller's retries and logs apply.
  */
-async function removeContainer(container: Docker.Container): Promise<boolean> {
+export async function removeContainer(container: Docker.Container): Promise<boolean> {
   try {
     await container.remove({ force: true, v: true });
     return true;
   } catch (err) {
     const status = statusOf(err);
     if (status === 404) return false;
-    if (status !== 409) throw err;
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, REMOVAL_WAIT_MS)));
-    await Promise.race([ignoreStatus(container.wait({ condition: "removed" }), 404), bound]).finally(() => clearTimeout(timer));
-    return false;
+    if (status !== 409 || !/already in progress/i.test((err as Error).message)) throw err;
   }
+  // The wait's answer is not trusted (it may carry an older error): whether it is gone is asked afterwards.
+  await container.wait({ condition: "removed", abortSignal: AbortSignal.timeout(REMOVAL_WAIT_MS) }).catch(() => undefined);
+  const gone = await container.inspect().then(
+    () => false,
+    (err: unknown) => {
+      if (statusOf(err) === 404) return true;
+      throw err;
+    },
+  );
+  if (!gone) throw new BerthError("internal_error", `Container ${container.id} is still there after another removal of it ended.`);
+  return false;
 }
 
 async function ignoreStatus(op: Promise<unknown>, ...statuses: number[]): Promise<void> {
