@@ -13,11 +13,18 @@ function container(answers: { remove: () => Promise<unknown>; wait?: () => Promi
   const calls: string[] = [];
   const c = {
     id: "abc",
-    remove: (o: unknown) => (calls.push(`remove ${JSON.stringify(o)}`), answers.remove()),
-    wait: (o: { condition: string; abortSignal: AbortSignal }) => (
-      calls.push(`wait ${o.condition}`), (answers.wait ?? (async () => ({})))()
-    ),
-    inspect: () => (calls.push("inspect"), (answers.inspect ?? (async () => ({})))()),
+    remove: (o: unknown) => {
+      calls.push(`remove ${JSON.stringify(o)}`);
+      return answers.remove();
+    },
+    wait: (o: { condition: string; abortSignal: AbortSignal }) => {
+      calls.push(`wait ${o.condition}`);
+      return answers.wait ? answers.wait() : Promise.resolve({});
+    },
+    inspect: () => {
+      calls.push("inspect");
+      return answers.inspect ? answers.inspect() : Promise.resolve({});
+    },
   };
   return { c: c as unknown as Docker.Container, calls };
 }
