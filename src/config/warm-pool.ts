@@ -82,7 +82,10 @@ export function parseWarmProfiles(
       throw new Error(`${name}'s size must be a whole number from 1 to ${MAX_WARM_CONTAINERS}, got "${rawSize}"`);
     }
     const same = profiles.find((p) => p.image === image && sameLimits(p.limits, limits));
-    if (same) throw new Error(`${name} is the same as ${same.name}; give it a different image or limits`);
+    if (same) {
+      const instead = same.name === "default" ? " (the default profile's size is BERTH_WARM_POOL, 0 for none)" : "";
+      throw new Error(`${name} is the same as ${same.name}; give it a different image or limits${instead}`);
+    }
     profiles.push({ name, image, limits, size });
   });
   const total = profiles.reduce((n, p) => n + p.size, 0);

@@ -53,7 +53,7 @@ describe("warm pool settings", () => {
     expect(v("pids=1.5")).toMatch(/profile-1's pids must be a whole number/);
     expect(v("size=0")).toMatch(/profile-1's size must be a whole number from 1 to 64/);
     expect(v("pids=64,pids=65")).toMatch(/profile-1 gives pids twice/);
-    expect(v("memoryMb=512")).toMatch(/profile-1 is the same as default/);
+    expect(v("memoryMb=512")).toMatch(/profile-1 is the same as default; .*\(the default profile's size is BERTH_WARM_POOL, 0 for none\)/);
     expect(v("pids=64,size=40;memoryMb=64,size=30")).toMatch(/asks for 72 containers in all .* more than 64/);
     expect(message({ BERTH_WARM_POOL: "65" })).toMatch(/^Invalid BERTH_WARM_POOL: must be a whole number from 0 to 64/);
     expect(message({ BERTH_WARM_POOL_MAX_AGE_SECONDS: "0" })).toMatch(/^Invalid BERTH_WARM_POOL_MAX_AGE_SECONDS/);
