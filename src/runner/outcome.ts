@@ -43,8 +43,9 @@ export function classify(
     return { status: "failed", exitCode: exit.exitCode, reason: cause, message: `Stopped: ${diskMessage(held, spec)}` };
   }
   if (cause) return { status: "failed", exitCode: exit.exitCode, reason: cause, message: stopMessage(cause, spec) };
-  // The engine's OOM flag, not exit code 137 alone: 137 is any SIGKILL.
-  if (exit.oomKilled)
+  // The engine's OOM flag, not exit code 137 alone: 137 is any SIGKILL. The engine can miss the kernel's OOM kill
+  // (its event races with the exit); a SIGKILL while the task's own cgroup had reached its memory limit is that kill.
+  if (exit.oomKilled || (exit.exitCode === 137 && (exit.usage?.peakMemoryBytes ?? 0) >= spec.limits.memoryMb * 1024 ** 2))
     return {
       status: "failed",
       exitCode: exit.exitCode,

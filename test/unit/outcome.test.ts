@@ -39,6 +39,18 @@ describe("classify", () => {
     expect(classify({ exitCode: 137, oomKilled: false }, null, spec).reason).toBeNull();
   });
 
+  it("calls a SIGKILL at the memory limit out of memory when the engine missed the kill, and no other", () => {
+    const MiB = 1024 ** 2;
+    const killed = (peakMemoryBytes: number | null, exitCode = 137) =>
+      classify({ exitCode, oomKilled: false, usage: { cpuSeconds: 0.1, peakMemoryBytes } }, null, spec).reason;
+    expect(killed(256 * MiB + 262_144)).toBe("oom_killed"); // its cgroup reached the 256 MB limit
+    expect(killed(256 * MiB)).toBe("oom_killed");
+    expect(killed(200 * MiB)).toBeNull(); // a plain SIGKILL below the limit
+    expect(killed(null)).toBeNull(); // peak unknown: only the engine's flag counts
+    expect(killed(256 * MiB, 1)).toBeNull(); // not killed by a signal
+    expect(classify({ exitCode: 137, oomKilled: false, usage: null }, null, spec).reason).toBeNull();
+  });
+
   it("says why berth stopped it, whatever the exit code", () => {
     expect(classify({ exitCode: 143, oomKilled: false }, "timeout", spec)).toEqual({
       status: "timed_out",
